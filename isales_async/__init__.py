@@ -1,0 +1,77 @@
+"""isales-async: an asyncio client for the Huawei Cloud CC-iSales outbound-call open API."""
+
+from __future__ import annotations
+
+from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
+from ._clock import Clock, SystemClock
+from ._errors import (
+    AuthenticationError,
+    BusinessError,
+    ConnectError,
+    ConnectionLostError,
+    HTTPStatusError,
+    InvalidParameterError,
+    ISalesError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PaginationError,
+    RateLimitedError,
+    ReadTimeoutError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+    ServerError,
+    TLSError,
+    TransportError,
+    ValidationError,
+)
+from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
+from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
+from ._retry import RetryBudget, RetryPolicy
+from ._session import RouteLimit, Timeouts
+from ._signing import sign
+from .resources.call_results import CallResultQuery
+
+__all__ = [
+    "DEFAULT_ROUTE_LIMITS",
+    "AuthenticationError",
+    "BusinessError",
+    "BusinessResult",
+    "CallResult",
+    "CallResultQuery",
+    "CallStatus",
+    "Clock",
+    "ConnectError",
+    "ConnectionLostError",
+    "DefLevel",
+    "Event",
+    "ExternalResult",
+    "GaveUp",
+    "HTTPStatusError",
+    "Hook",
+    "ISalesClient",
+    "ISalesError",
+    "InvalidParameterError",
+    "NotFoundError",
+    "ObsResultCode",
+    "OutcomeUnknownError",
+    "Page",
+    "PaginationError",
+    "RateLimitedError",
+    "ReadTimeoutError",
+    "RequestSent",
+    "ResponseFormatError",
+    "ResponseReceived",
+    "ResponseTooLargeError",
+    "RetryBudget",
+    "RetryPolicy",
+    "RetryScheduled",
+    "RouteLimit",
+    "ServerError",
+    "SystemClock",
+    "TLSError",
+    "Timeouts",
+    "TransportError",
+    "ValidationError",
+    "log_event",
+    "sign",
+]

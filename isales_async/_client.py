@@ -1,0 +1,166 @@
+"""``ISalesClient``: the public entry point, owning the session and the resources."""
+
+from __future__ import annotations
+
+import copy
+import ssl as _ssl
+import warnings
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ._clock import Clock
+from ._endpoints import Endpoint
+from ._errors import ValidationError
+from ._hooks import Hook
+from ._retry import RetryBudget, RetryPolicy
+from ._session import RouteLimit, Session, Timeouts
+from ._validation import check_header_safe, check_int_range, check_text
+from .resources.business_results import BusinessResults
+from .resources.call_results import CallResults
+from .resources.external_results import ExternalResults
+from .resources.obs_result_codes import ObsResultCodes
+
+__all__ = ["DEFAULT_ROUTE_LIMITS", "ISalesClient"]
+
+#: The flow control the API reference states for the campaign call-result query.
+DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+def _ssl_option(ssl: _ssl.SSLContext | None, ca_file: str | None, insecure: bool) -> _ssl.SSLContext | bool:
+    if insecure:
+        if ssl is not None or ca_file is not None:
+            raise ValidationError("insecure", "cannot be combined with ssl or ca_file")
+        warnings.warn("TLS certificate verification is disabled (insecure=True)", stacklevel=3)
+        return False
+    if ssl is not None and ca_file is not None:
+        raise ValidationError("ca_file", "give either ssl or ca_file, not both")
+    if ca_file is not None:
+        return _ssl.create_default_context(cafile=ca_file)
+    return ssl if ssl is not None else True
+
+
+class ISalesClient:
+    """An asyncio client for the CC-iSales outbound-call open API.
+
+    Use it as an async context manager; it owns one aiohttp ``ClientSession`` (or uses
+    the injected ``session``, which it then does not close)::
+
+        async with ISalesClient("https://isales.example:28090", ak=AK, sk=SK, vdn_id=1) as client:
+            async for code in client.obs_result_codes.iter():
+                print(code.obs_code, code.obs_code_desc)
+
+    Args:
+        base_url: ``https://ip:port`` of the CC-iSales server (a path prefix is kept).
+        ak: the access key; sent in every ``Authorization`` header.
+        sk: the secret key; only ever used to sign, never shown.
+        vdn_id: the tenant's VDN, 1 to 9999.
+        max_concurrency: requests in flight at once, across every call of this client.
+        timeouts: per-attempt timeouts.
+        retry: the retry policy (see :class:`RetryPolicy`).
+        ssl: an ``ssl.SSLContext`` for servers with their own CA; ``ca_file`` does the same
+            from a PEM file. Verification is on unless ``insecure=True`` (which warns).
+        session: an aiohttp session to use instead of creating one.
+        hooks: callables given every request, response, retry and give-up event;
+            default: standard ``logging`` on the ``isales_async`` logger.
+        clock: replaces the real clock (tests use :class:`isales_async.testing.FakeClock`).
+        max_response_bytes: larger response bodies are refused.
+        route_limits: per-endpoint flow limits (default: the callresult limit).
+        retry_budget: the budget retries draw on, shared by every call of the client.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ak: str,
+        sk: str,
+        vdn_id: int,
+        max_concurrency: int = 10,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        insecure: bool = False,
+        session: aiohttp.ClientSession | None = None,
+        hooks: Sequence[Hook] | None = None,
+        clock: Clock | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
+        retry_budget: RetryBudget | None = None,
+    ) -> None:
+        self.vdn_id = check_int_range("vdn_id", vdn_id, 1, 9999)
+        check_int_range("max_concurrency", max_concurrency, 1)
+        check_header_safe("ak", check_text("ak", ak, required=True) or "")
+        check_text("sk", sk, required=True)
+        self.base_url = base_url
+        self.ak = ak
+        self._session = Session(
+            base_url,
+            ak=ak,
+            sk=sk,
+            vdn_id=vdn_id,
+            max_concurrency=max_concurrency,
+            timeouts=timeouts or Timeouts(),
+            retry=retry or RetryPolicy(),
+            ssl=_ssl_option(ssl, ca_file, insecure),
+            session=session,
+            hooks=hooks,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            route_limits=route_limits,
+            retry_budget=retry_budget,
+        )
+        self._timeouts: Timeouts | None = None
+        self._retry: RetryPolicy | None = None
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
+        self.obs_result_codes = ObsResultCodes(self)
+        self.business_results = BusinessResults(self)
+        self.call_results = CallResults(self)
+        self.external_results = ExternalResults(self)
+
+    def __repr__(self) -> str:
+        return f"ISalesClient(base_url={self.base_url!r}, ak={self.ak!r}, vdn_id={self.vdn_id})"
+
+    async def __aenter__(self) -> ISalesClient:
+        await self._session.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session if this client created it."""
+        await self._session.close()
+
+    def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
+        """A view of this client whose calls use other timeouts or retry policy.
+
+        It shares the connection pool, limiter, cool-down and retry budget::
+
+            await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
+        """
+        view = copy.copy(self)
+        view._timeouts = timeouts or self._timeouts
+        view._retry = retry or self._retry
+        view._bind_resources()
+        return view
+
+    async def _request(
+        self,
+        endpoint: Endpoint,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return await self._session.request(
+            endpoint, path_params=path_params, query=query, body=body, timeouts=self._timeouts, retry=self._retry
+        )

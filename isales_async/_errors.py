@@ -1,0 +1,154 @@
+"""The one exception hierarchy of the client.
+
+Every error the client raises on purpose derives from :class:`ISalesError`::
+
+    ISalesError
+    ├── ValidationError            bad input, refused before anything is sent (names the field)
+    ├── TransportError             no usable HTTP response
+    │   ├── ConnectError           the connection failed before the request was sent
+    │   │   └── TLSError           certificate or handshake failure (not retried)
+    │   ├── ReadTimeoutError       the request was sent, no timely response
+    │   └── ConnectionLostError    the connection broke after the request was sent
+    ├── HTTPStatusError            a non-2xx status (``.status``)
+    │   ├── AuthenticationError    401: signature refused (AK/SK, clock skew, Host)
+    │   ├── RateLimitedError       429 once retries are spent (``.retry_after``)
+    │   └── ServerError            5xx
+    ├── ResponseFormatError        a 2xx body that is not the JSON envelope (HTML, garbage)
+    │   └── ResponseTooLargeError  a body over the size cap
+    ├── BusinessError              a ``resultCode``/``returnCode`` other than ``0200000``
+    │   ├── InvalidParameterError  the endpoint's parameter-error codes
+    │   └── NotFoundError          the endpoint's "does not exist" codes
+    ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
+    └── PaginationError            a server that pages inconsistently (repeats, no end)
+
+Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BusinessError",
+    "ConnectError",
+    "ConnectionLostError",
+    "HTTPStatusError",
+    "ISalesError",
+    "InvalidParameterError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PaginationError",
+    "RateLimitedError",
+    "ReadTimeoutError",
+    "ResponseFormatError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "TLSError",
+    "TransportError",
+    "ValidationError",
+]
+
+
+class ISalesError(Exception):
+    """Root of every error raised by isales-async."""
+
+
+class ValidationError(ISalesError, ValueError):
+    """A value was refused before sending; ``field`` names the offending parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class TransportError(ISalesError):
+    """No usable HTTP response was received."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be made, so the request was provably not sent."""
+
+
+class TLSError(ConnectError):
+    """TLS failed (certificate verification, handshake); retrying cannot help."""
+
+
+class ReadTimeoutError(TransportError):
+    """The request went out but no response came in time."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection broke after the request may have been sent."""
+
+
+class HTTPStatusError(ISalesError):
+    """The server answered with a non-2xx status."""
+
+    def __init__(self, message: str, *, status: int, endpoint: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.endpoint = endpoint
+        #: The server's ``Retry-After`` hint in seconds, when it sent one.
+        self.retry_after = retry_after
+
+
+class AuthenticationError(HTTPStatusError):
+    """HTTP 401: the server refused the C2 signature. Never retried."""
+
+
+class RateLimitedError(HTTPStatusError):
+    """HTTP 429 after every allowed retry; ``retry_after`` is the server's hint in seconds."""
+
+
+class ServerError(HTTPStatusError):
+    """HTTP 5xx."""
+
+
+class ResponseFormatError(ISalesError):
+    """A 2xx response whose body is not a JSON object with a result code."""
+
+    def __init__(self, message: str, *, endpoint: str, snippet: str = "") -> None:
+        super().__init__(f"{message} ({endpoint}){': ' + snippet if snippet else ''}")
+        self.endpoint = endpoint
+        self.snippet = snippet
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """The response body exceeded the client's ``max_response_bytes``."""
+
+
+class BusinessError(ISalesError):
+    """The envelope carried a result code other than ``0200000``.
+
+    ``code`` and ``description`` are the server's; ``meaning`` is what the code means
+    for this particular ``endpoint`` (the same code means different things elsewhere).
+    """
+
+    def __init__(self, *, code: str, description: str, endpoint: str, meaning: str) -> None:
+        super().__init__(f"{endpoint} failed with {code}: {description or meaning}")
+        self.code = code
+        self.description = description
+        self.endpoint = endpoint
+        self.meaning = meaning
+
+
+class InvalidParameterError(BusinessError):
+    """The server rejected a parameter (see ``description``)."""
+
+
+class NotFoundError(BusinessError):
+    """What the request names does not exist on the server."""
+
+
+class OutcomeUnknownError(ISalesError):
+    """A write was sent but its fate is unknown; it was deliberately not resent.
+
+    ``__cause__`` holds the failure that made the outcome unknown.
+    """
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class PaginationError(ISalesError):
+    """The server paged inconsistently: a page repeated, or the page cap was reached."""

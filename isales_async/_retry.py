@@ -1,0 +1,159 @@
+"""Retry decisions, as pure functions and small state objects without I/O.
+
+The rules encode what is safe for *this* API: reads are idempotent and retry on
+transport failures, 429, 502, 503 and 504. Writes are not idempotent on the server (a
+writeback can trigger the campaign's retry policy), so they retry only when the request
+provably was not processed: the connection failed before sending, or the server said
+429 / 503. Any other failure of a sent write is reported as outcome-unknown.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable
+
+import attrs
+
+from ._errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionLostError,
+    HTTPStatusError,
+    ReadTimeoutError,
+    ResponseFormatError,
+    TLSError,
+)
+
+__all__ = ["Decision", "Failure", "RetryBudget", "RetryPolicy", "classify"]
+
+
+class Failure(enum.Enum):
+    """How an attempt failed, as far as retrying is concerned."""
+
+    NOT_SENT = "not_sent"  # connect failure: the server never saw the request
+    LOST = "lost"  # sent, then reset or timed out: fate unknown
+    RATE_LIMITED = "429"
+    UNAVAILABLE = "503"  # the server refused to process it
+    BAD_GATEWAY = "502"
+    GATEWAY_TIMEOUT = "504"
+    SERVER_ERROR = "5xx"  # 500 and other 5xx: may have been processed
+    BAD_BODY = "bad_body"  # 2xx that is not the envelope: may have been processed
+    FINAL = "final"  # 401, other 4xx, business errors: retrying cannot help
+
+
+_STATUS_FAILURES = {429: Failure.RATE_LIMITED, 503: Failure.UNAVAILABLE, 502: Failure.BAD_GATEWAY, 504: Failure.GATEWAY_TIMEOUT}
+_READ_RETRYABLE = frozenset(
+    {Failure.NOT_SENT, Failure.LOST, Failure.RATE_LIMITED, Failure.UNAVAILABLE, Failure.BAD_GATEWAY, Failure.GATEWAY_TIMEOUT}
+)
+_WRITE_RETRYABLE = frozenset({Failure.NOT_SENT, Failure.RATE_LIMITED, Failure.UNAVAILABLE})
+# A write that failed like this may have been applied: report it unknown, never resend.
+_WRITE_UNKNOWN = frozenset({Failure.LOST, Failure.BAD_GATEWAY, Failure.GATEWAY_TIMEOUT, Failure.SERVER_ERROR, Failure.BAD_BODY})
+
+
+def classify(error: BaseException) -> Failure:
+    """Map a client error to the :class:`Failure` that decides its retry."""
+    if isinstance(error, TLSError):
+        return Failure.FINAL
+    if isinstance(error, ConnectError):
+        return Failure.NOT_SENT
+    if isinstance(error, (ConnectionLostError, ReadTimeoutError)):
+        return Failure.LOST
+    if isinstance(error, AuthenticationError):
+        return Failure.FINAL
+    if isinstance(error, HTTPStatusError):
+        if error.status in _STATUS_FAILURES:
+            return _STATUS_FAILURES[error.status]
+        return Failure.SERVER_ERROR if error.status >= 500 else Failure.FINAL
+    if isinstance(error, ResponseFormatError):
+        return Failure.BAD_BODY
+    return Failure.FINAL
+
+
+@attrs.frozen
+class Decision:
+    """``retry`` with ``delay`` seconds, or give up; ``unknown`` marks a write of unknown fate."""
+
+    retry: bool
+    delay: float = 0.0
+    unknown: bool = False
+    reason: str = ""
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Bounded attempts with exponential backoff and full jitter, inside a deadline.
+
+    Args:
+        attempts: total attempts per call, the first included (1 disables retrying).
+        initial_delay: backoff cap of the first retry, doubled for each further one.
+        max_delay: largest backoff cap.
+        deadline: seconds a call may spend over all its attempts and waits; ``None`` for no limit.
+        max_retry_after: the longest ``Retry-After`` honoured; longer ones give up at once.
+    """
+
+    attempts: int = 4
+    initial_delay: float = 0.2
+    max_delay: float = 10.0
+    deadline: float | None = 60.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
+        """Full jitter: uniform in ``[0, min(max_delay, initial_delay * 2**(n-1))]``."""
+        cap = min(self.max_delay, self.initial_delay * 2 ** max(0, retry_number - 1))
+        return cap * rand()
+
+    def decide(
+        self,
+        *,
+        attempt: int,
+        failure: Failure,
+        write: bool,
+        elapsed: float,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> Decision:
+        """Whether attempt number ``attempt`` (1-based), failed as ``failure``, is tried again."""
+        unknown = write and failure in _WRITE_UNKNOWN
+        retryable = _WRITE_RETRYABLE if write else _READ_RETRYABLE
+        if failure not in retryable:
+            return Decision(False, unknown=unknown, reason=f"{failure.value} is not retried for a {'write' if write else 'read'}")
+        if attempt >= self.attempts:
+            return Decision(False, reason=f"{attempt} attempts made")
+        delay = self.backoff(attempt, rand)
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                return Decision(False, reason=f"Retry-After {retry_after:g}s exceeds {self.max_retry_after:g}s")
+            delay = max(delay, retry_after)
+        if self.deadline is not None and elapsed + delay > self.deadline:
+            return Decision(False, reason=f"the {self.deadline:g}s deadline leaves no room for a {delay:.2f}s wait")
+        return Decision(True, delay=delay, reason=failure.value)
+
+
+@attrs.define
+class RetryBudget:
+    """A token bucket shared by every call of a client, so an outage cannot cause a retry storm.
+
+    Each first attempt deposits ``ratio`` tokens (up to ``capacity``); each retry costs one.
+    With the defaults, at most one retry per five requests is sustained once the initial
+    ``capacity`` tokens are spent.
+    """
+
+    ratio: float = 0.2
+    capacity: float = 20.0
+    tokens: float = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.tokens is None:
+            self.tokens = self.capacity
+
+    def deposit(self) -> None:
+        """Credit one first attempt."""
+        self.tokens = min(self.capacity, self.tokens + self.ratio)
+
+    def withdraw(self) -> bool:
+        """Take a token for one retry; ``False`` when the budget is spent."""
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True

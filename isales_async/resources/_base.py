@@ -1,0 +1,116 @@
+"""What every resource shares: the call into the session, structuring, and paging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .._endpoints import ENDPOINTS
+from .._errors import ResponseFormatError
+from .._models import Page, converter
+from .._pager import DEFAULT_MAX_PAGES, iterate_items, iterate_pages
+from .._validation import check_int_range
+
+if TYPE_CHECKING:
+    from .._client import ISalesClient
+
+__all__ = ["PagedResource", "Resource"]
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 50
+
+
+def structure(value: Any, cls: type[T], endpoint: str) -> T:
+    """Build ``cls`` from response data; a shape the models cannot take is a format error."""
+    try:
+        return converter.structure(value, cls)
+    except Exception as exc:
+        raise ResponseFormatError(f"unexpected data shape for {cls.__name__}: {exc!r}", endpoint=endpoint) from exc
+
+
+def structure_list(value: Any, cls: type[T], endpoint: str) -> list[T]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ResponseFormatError(f"expected a list of {cls.__name__}", endpoint=endpoint)
+    return [structure(item, cls, endpoint) for item in value]
+
+
+def total_count(data: Mapping[str, Any], endpoint: str) -> int:
+    try:
+        return int(data.get("totalCount") or 0)
+    except (TypeError, ValueError):
+        raise ResponseFormatError(f"totalCount is not a number: {data.get('totalCount')!r}", endpoint=endpoint) from None
+
+
+class Resource:
+    """A group of related endpoints bound to one client."""
+
+    def __init__(self, client: ISalesClient) -> None:
+        self._client = client
+
+    async def _call(
+        self,
+        name: str,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return await self._client._request(ENDPOINTS[name], path_params=path_params, query=query, body=body)
+
+
+class PagedResource(Resource, Generic[T]):
+    """A resource over a ``pageNum``/``pageSize`` query-string endpoint (page size 1-50).
+
+    Subclasses name the endpoint, the list field and the item model.
+    """
+
+    _endpoint: str
+    _list_field: str
+    _model: type[T]
+
+    async def page(self, *, page_num: int = 1, page_size: int = MAX_PAGE_SIZE) -> Page[T]:
+        """Fetch one page."""
+        check_int_range("page_num", page_num, 1)
+        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        return await self._fetch(page_num, page_size)
+
+    async def _fetch(self, page_num: int, page_size: int) -> Page[T]:
+        data = await self._call(self._endpoint, query=(("pageSize", str(page_size)), ("pageNum", str(page_num))))
+        items = structure_list(data.get(self._list_field), self._model, self._endpoint)
+        return Page(items, total_count(data, self._endpoint), page_num, page_size)
+
+    def pages(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        prefetch: int = 1,
+        max_items: int | None = None,
+        start_page: int = 1,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> AsyncGenerator[Page[T], None]:
+        """Iterate pages in order; ``prefetch`` pages may be held or in flight at once.
+
+        Close it early with ``contextlib.aclosing`` (or ``break``) and outstanding
+        fetches are cancelled.
+        """
+        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        return iterate_pages(
+            self._fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+        )
+
+    def iter(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        prefetch: int = 1,
+        max_items: int | None = None,
+        start_page: int = 1,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> AsyncGenerator[T, None]:
+        """Iterate every item across pages, in order (see :meth:`pages`)."""
+        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        return iterate_items(  # type: ignore[return-value]
+            self._fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+        )

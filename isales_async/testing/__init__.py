@@ -1,0 +1,18 @@
+"""Testing support: the embedded fake CC-iSales server and a fake clock.
+
+Use them in your own tests::
+
+    async with FakeISales() as server:
+        async with ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
+            ...
+
+or, with pytest-asyncio, add ``pytest_plugins = ["isales_async.testing.pytest_plugin"]``
+to your ``conftest.py`` for the ``isales_server`` and ``isales_client`` fixtures.
+"""
+
+from __future__ import annotations
+
+from ._clock import FakeClock
+from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, Chaos, FakeISales, Fault, FaultKind, RecordedRequest
+
+__all__ = ["DEFAULT_AK", "DEFAULT_SK", "AppliedWrite", "Chaos", "FakeClock", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
