@@ -74,7 +74,9 @@ def _check_status(endpoint: Endpoint, status: int, headers: Mapping[str, str], b
         raise AuthenticationError(f"{name}: {_AUTH_HINT}", status=status, endpoint=name)
     retry_after = parse_retry_after(headers.get("Retry-After"), now)
     if status == 429:
-        raise RateLimitedError(f"{name}: rate limited (HTTP 429)", status=status, endpoint=name, retry_after=retry_after)
+        raise RateLimitedError(
+            f"{name}: rate limited (HTTP 429)", status=status, endpoint=name, retry_after=retry_after
+        )
     message = f"{name}: HTTP {status}: {_snippet(body)}"
     if status >= 500:
         raise ServerError(message, status=status, endpoint=name, retry_after=retry_after)

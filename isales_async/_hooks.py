@@ -74,7 +74,12 @@ def log_event(event: Event) -> None:
     elif isinstance(event, RetryScheduled):
         logger.info(
             "%s %s attempt %d failed (%s: %s); retrying in %.2fs",
-            event.endpoint, event.path, event.attempt, event.reason, event.error, event.delay,
+            event.endpoint,
+            event.path,
+            event.attempt,
+            event.reason,
+            event.error,
+            event.delay,
         )
     else:
         # A first-attempt failure (a business error, a 401) is the caller's to report.
@@ -82,5 +87,9 @@ def log_event(event: Event) -> None:
         logger.log(
             level,
             "%s %s gave up after %d attempts (%s): %s",
-            event.endpoint, event.path, event.attempts, event.reason, event.error,
+            event.endpoint,
+            event.path,
+            event.attempts,
+            event.reason,
+            event.error,
         )

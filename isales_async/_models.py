@@ -166,7 +166,7 @@ def _model_hook_factory(converter: cattrs.Converter, strict: bool) -> Callable[[
         fields = attrs.fields(cls)
         overrides = {f.name: override(rename=_camel(f.name)) for f in fields if f.name != "extra"}
         overrides["extra"] = override(rename=_EXTRA)
-        base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=strict, **overrides)
+        base = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=strict, **overrides)  # type: ignore[arg-type]
         known = frozenset(_camel(f.name) for f in fields if f.name != "extra")
 
         def structure(data: Mapping[str, Any], _: Any) -> Any:
@@ -185,11 +185,11 @@ _MODELS = (ObsResultCode, BusinessResult, CallResult, ExternalResult)
 def make_converter(*, strict: bool = False) -> cattrs.Converter:
     """The package's converter; ``strict=True`` (for tests) refuses unknown keys."""
     conv = cattrs.Converter(detailed_validation=strict)
-    conv.register_structure_hook(str | None, _structure_optional_str)  # type: ignore[arg-type]
-    conv.register_structure_hook(int | None, _structure_optional_int)  # type: ignore[arg-type]
-    conv.register_structure_hook(_dt.datetime | None, _structure_time)  # type: ignore[arg-type]
-    conv.register_structure_hook(CallStatus | int | None, _enum_or_int(CallStatus))  # type: ignore[arg-type]
-    conv.register_structure_hook(DefLevel | int | None, _enum_or_int(DefLevel))  # type: ignore[arg-type]
+    conv.register_structure_hook(str | None, _structure_optional_str)
+    conv.register_structure_hook(int | None, _structure_optional_int)
+    conv.register_structure_hook(_dt.datetime | None, _structure_time)
+    conv.register_structure_hook(CallStatus | int | None, _enum_or_int(CallStatus))
+    conv.register_structure_hook(DefLevel | int | None, _enum_or_int(DefLevel))
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], lambda value, _: dict(value))
     conv.register_structure_hook_factory(lambda t: t in _MODELS, _model_hook_factory(conv, strict))
     return conv

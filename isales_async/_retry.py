@@ -42,13 +42,27 @@ class Failure(enum.Enum):
     FINAL = "final"  # 401, other 4xx, business errors: retrying cannot help
 
 
-_STATUS_FAILURES = {429: Failure.RATE_LIMITED, 503: Failure.UNAVAILABLE, 502: Failure.BAD_GATEWAY, 504: Failure.GATEWAY_TIMEOUT}
+_STATUS_FAILURES = {
+    429: Failure.RATE_LIMITED,
+    503: Failure.UNAVAILABLE,
+    502: Failure.BAD_GATEWAY,
+    504: Failure.GATEWAY_TIMEOUT,
+}
 _READ_RETRYABLE = frozenset(
-    {Failure.NOT_SENT, Failure.LOST, Failure.RATE_LIMITED, Failure.UNAVAILABLE, Failure.BAD_GATEWAY, Failure.GATEWAY_TIMEOUT}
+    {
+        Failure.NOT_SENT,
+        Failure.LOST,
+        Failure.RATE_LIMITED,
+        Failure.UNAVAILABLE,
+        Failure.BAD_GATEWAY,
+        Failure.GATEWAY_TIMEOUT,
+    }
 )
 _WRITE_RETRYABLE = frozenset({Failure.NOT_SENT, Failure.RATE_LIMITED, Failure.UNAVAILABLE})
 # A write that failed like this may have been applied: report it unknown, never resend.
-_WRITE_UNKNOWN = frozenset({Failure.LOST, Failure.BAD_GATEWAY, Failure.GATEWAY_TIMEOUT, Failure.SERVER_ERROR, Failure.BAD_BODY})
+_WRITE_UNKNOWN = frozenset(
+    {Failure.LOST, Failure.BAD_GATEWAY, Failure.GATEWAY_TIMEOUT, Failure.SERVER_ERROR, Failure.BAD_BODY}
+)
 
 
 def classify(error: BaseException) -> Failure:
@@ -100,7 +114,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
         """Full jitter: uniform in ``[0, min(max_delay, initial_delay * 2**(n-1))]``."""
-        cap = min(self.max_delay, self.initial_delay * 2 ** max(0, retry_number - 1))
+        cap = min(self.max_delay, self.initial_delay * 2.0 ** max(0, retry_number - 1))
         return cap * rand()
 
     def decide(
@@ -117,7 +131,9 @@ class RetryPolicy:
         unknown = write and failure in _WRITE_UNKNOWN
         retryable = _WRITE_RETRYABLE if write else _READ_RETRYABLE
         if failure not in retryable:
-            return Decision(False, unknown=unknown, reason=f"{failure.value} is not retried for a {'write' if write else 'read'}")
+            return Decision(
+                False, unknown=unknown, reason=f"{failure.value} is not retried for a {'write' if write else 'read'}"
+            )
         if attempt >= self.attempts:
             return Decision(False, reason=f"{attempt} attempts made")
         delay = self.backoff(attempt, rand)

@@ -253,7 +253,9 @@ class Session:
                             endpoint=endpoint.name,
                         ) from exc
                     raise
-                self._emit(RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text))
+                self._emit(
+                    RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
+                )
             await self.clock.sleep(decision.delay)
 
     def _pause(self, seconds: float) -> None:
@@ -276,7 +278,9 @@ class Session:
                         yield
                         return
 
-    async def _attempt(self, prepared: _Prepared, attempt: int, timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
+    async def _attempt(
+        self, prepared: _Prepared, attempt: int, client_timeout: aiohttp.ClientTimeout
+    ) -> dict[str, Any]:
         endpoint = prepared.endpoint
         assert self._session is not None
         async with self._slot(endpoint):
@@ -303,7 +307,7 @@ class Session:
                     prepared.url,
                     data=prepared.body_bytes,
                     headers=headers,
-                    timeout=timeout,
+                    timeout=client_timeout,
                     ssl=self._ssl,
                     allow_redirects=False,
                 ) as response:

@@ -17,7 +17,9 @@ def check_int_range(field: str, value: int, low: int, high: int | None = None) -
     return value
 
 
-def check_text(field: str, value: str | None, *, max_len: int | None = None, required: bool = False, below: int | None = None) -> str | None:
+def check_text(
+    field: str, value: str | None, *, max_len: int | None = None, required: bool = False, below: int | None = None
+) -> str | None:
     """A string field: present when ``required``, at most ``max_len`` (or fewer than ``below``) characters."""
     if value is None:
         if required:

@@ -40,7 +40,9 @@ def total_count(data: Mapping[str, Any], endpoint: str) -> int:
     try:
         return int(data.get("totalCount") or 0)
     except (TypeError, ValueError):
-        raise ResponseFormatError(f"totalCount is not a number: {data.get('totalCount')!r}", endpoint=endpoint) from None
+        raise ResponseFormatError(
+            f"totalCount is not a number: {data.get('totalCount')!r}", endpoint=endpoint
+        ) from None
 
 
 class Resource:
@@ -97,7 +99,12 @@ class PagedResource(Resource, Generic[T]):
         """
         check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
         return iterate_pages(
-            self._fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+            self._fetch,
+            page_size=page_size,
+            prefetch=prefetch,
+            start_page=start_page,
+            max_items=max_items,
+            max_pages=max_pages,
         )
 
     def iter(
@@ -112,5 +119,10 @@ class PagedResource(Resource, Generic[T]):
         """Iterate every item across pages, in order (see :meth:`pages`)."""
         check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
         return iterate_items(  # type: ignore[return-value]
-            self._fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+            self._fetch,
+            page_size=page_size,
+            prefetch=prefetch,
+            start_page=start_page,
+            max_items=max_items,
+            max_pages=max_pages,
         )

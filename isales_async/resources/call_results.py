@@ -16,7 +16,7 @@ import attrs
 from .._errors import ValidationError
 from .._models import CallResult, Page
 from .._pager import DEFAULT_MAX_PAGES, iterate_items, iterate_pages
-from .._validation import check_int_range, check_text
+from .._validation import check_int_range, check_path_param, check_text
 from ._base import Resource, structure, structure_list, total_count
 
 __all__ = ["CallResultQuery", "CallResults"]
@@ -68,7 +68,7 @@ class CallResults(Resource):
 
     async def get(self, call_id: str) -> CallResult:
         """The result of one call by its ``call_id`` (callresultdetail)."""
-        check_text("call_id", call_id, required=True)
+        check_path_param("call_id", check_text("call_id", call_id, required=True) or "")
         data = await self._call("callresultdetail", path_params={"callId": call_id})
         return structure(data.get("data"), CallResult, "callresultdetail")
 
@@ -91,7 +91,9 @@ class CallResults(Resource):
         return await self._fetch(query, page_num, page_size)
 
     async def _fetch(self, query: CallResultQuery, page_num: int, page_size: int) -> Page[CallResult]:
-        data = await self._call("callresult", path_params={"campaignId": query.campaign_id}, body=query.body(page_num, page_size))
+        data = await self._call(
+            "callresult", path_params={"campaignId": query.campaign_id}, body=query.body(page_num, page_size)
+        )
         items = structure_list(data.get("data"), CallResult, "callresult")
         return Page(items, total_count(data, "callresult"), page_num, page_size)
 
@@ -118,7 +120,12 @@ class CallResults(Resource):
             return await self._fetch(query, page_num, size)
 
         return iterate_pages(
-            fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+            fetch,
+            page_size=page_size,
+            prefetch=prefetch,
+            start_page=start_page,
+            max_items=max_items,
+            max_pages=max_pages,
         )
 
     def iter(
@@ -144,5 +151,10 @@ class CallResults(Resource):
             return await self._fetch(query, page_num, size)
 
         return iterate_items(  # type: ignore[return-value]
-            fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
+            fetch,
+            page_size=page_size,
+            prefetch=prefetch,
+            start_page=start_page,
+            max_items=max_items,
+            max_pages=max_pages,
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import ResponseFormatError, ValidationError
 from .._models import ExternalResult
-from .._validation import check_text
+from .._validation import check_path_param, check_text
 from ._base import PagedResource, structure
 
 __all__ = ["ExternalResults"]
@@ -29,7 +29,9 @@ class ExternalResults(PagedResource[ExternalResult]):
     _list_field = "data"
     _model = ExternalResult
 
-    async def create(self, display_result: str, obs_codes: Sequence[str], result_code: str | None = None) -> ExternalResult:
+    async def create(
+        self, display_result: str, obs_codes: Sequence[str], result_code: str | None = None
+    ) -> ExternalResult:
         """Create an external result mapping ``obs_codes`` to ``display_result``; returns it with its ``def_id``."""
         check_text("result_code", result_code, below=8)
         body = _body(display_result, obs_codes)
@@ -42,7 +44,7 @@ class ExternalResults(PagedResource[ExternalResult]):
 
     async def get(self, def_id: str | int) -> ExternalResult:
         """One external result by its ``def_id`` (queryObsResultDetail)."""
-        data = await self._call("queryObsResultDetail", path_params={"defId": def_id})
+        data = await self._call("queryObsResultDetail", path_params={"defId": check_path_param("def_id", def_id)})
         return structure(data.get("obResult"), ExternalResult, "queryObsResultDetail")
 
     async def update(self, def_id: str | int, display_result: str, obs_codes: Sequence[str]) -> None:

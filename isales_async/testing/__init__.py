@@ -15,4 +15,14 @@ from __future__ import annotations
 from ._clock import FakeClock
 from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, Chaos, FakeISales, Fault, FaultKind, RecordedRequest
 
-__all__ = ["DEFAULT_AK", "DEFAULT_SK", "AppliedWrite", "Chaos", "FakeClock", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_AK",
+    "DEFAULT_SK",
+    "AppliedWrite",
+    "Chaos",
+    "FakeClock",
+    "FakeISales",
+    "Fault",
+    "FaultKind",
+    "RecordedRequest",
+]

@@ -59,7 +59,9 @@ class Fault:
     delay: float = 0.0
 
     @classmethod
-    def status_code(cls, status: int, *, retry_after: str | None = None, endpoint: str | None = None, times: int = 1) -> Fault:
+    def status_code(
+        cls, status: int, *, retry_after: str | None = None, endpoint: str | None = None, times: int = 1
+    ) -> Fault:
         return cls(FaultKind.STATUS, endpoint, times, status=status, retry_after=retry_after)
 
     @classmethod
@@ -67,7 +69,9 @@ class Fault:
         return cls(FaultKind.RESET_AFTER if after else FaultKind.RESET_BEFORE, endpoint, times)
 
     @classmethod
-    def raw_body(cls, body: bytes, *, content_type: str = "application/json", endpoint: str | None = None, times: int = 1) -> Fault:
+    def raw_body(
+        cls, body: bytes, *, content_type: str = "application/json", endpoint: str | None = None, times: int = 1
+    ) -> Fault:
         return cls(FaultKind.BODY, endpoint, times, body=body, content_type=content_type)
 
     @classmethod
@@ -150,7 +154,7 @@ def _match(segments: Sequence[str], pattern: Sequence[str]) -> dict[str, str] | 
     if len(segments) != len(pattern):
         return None
     params = {}
-    for seg, pat in zip(segments, pattern):
+    for seg, pat in zip(segments, pattern, strict=False):
         if pat.startswith("{"):
             params[pat[1:-1]] = seg
         elif seg != pat:
@@ -334,7 +338,9 @@ class FakeISales:
             return web.Response(body=fault.body, status=200, content_type=fault.content_type.split(";")[0])
         return web.Response(body=orjson.dumps(answer), content_type="application/json", charset="utf-8")
 
-    def _verify(self, method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str, authorization: str) -> str:
+    def _verify(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str, authorization: str
+    ) -> str:
         parts = authorization.split("/")
         if len(parts) != 5 or parts[0] != "auth-v2":
             return "Authorization is not auth-v2/AK/TIMESTAMP/SIGNED_HEADERS/SIGNATURE"
@@ -352,13 +358,15 @@ class FakeISales:
             return "timestamp outside the allowed clock skew"
         expected = sign(method=method, path=path, query=query, host=host, body=body, ak=ak, sk=sk, timestamp=timestamp)
         if not hmac.compare_digest(expected.authorization, authorization):
-            return "signature mismatch; the server signed: " + canonical_request(method, path, query, {"host": host}, body)
+            return "signature mismatch; the server signed: " + canonical_request(
+                method, path, query, {"host": host}, body
+            )
         return ""
 
     def _route(self, method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | web.Response:
         if not raw_path.startswith(API_PREFIX):
             return web.Response(status=404, text="not found")
-        vdn_text, _, rest = raw_path[len(API_PREFIX):].partition("/")
+        vdn_text, _, rest = raw_path[len(API_PREFIX) :].partition("/")
         segments = [unquote(s) for s in rest.split("/")]
         for name, route_method, pattern in _ROUTES:
             params = _match(segments, pattern)
@@ -395,7 +403,9 @@ class FakeISales:
             request.transport.abort()
         return web.Response(status=200)
 
-    def _answer(self, endpoint: str, vdn_text: str, params: dict[str, str], query: dict[str, str], body: str) -> dict[str, Any]:
+    def _answer(
+        self, endpoint: str, vdn_text: str, params: dict[str, str], query: dict[str, str], body: str
+    ) -> dict[str, Any]:
         try:
             if not vdn_text.isdigit() or not 1 <= int(vdn_text) <= 9999:
                 raise _Reject("0200001", f"vdnId must be 1-9999, got {vdn_text!r}")
@@ -410,7 +420,12 @@ class FakeISales:
                     raise _Reject("02000006", "the request body must be a JSON object")
             return handler(params=params, query=query, body=parsed)  # type: ignore[no-any-return]
         except _Reject as reject:
-            return {"resultCode": reject.code, "resultDesc": reject.description, "returnCode": reject.code, "returnDesc": reject.description}
+            return {
+                "resultCode": reject.code,
+                "resultDesc": reject.description,
+                "returnCode": reject.code,
+                "returnDesc": reject.description,
+            }
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -449,7 +464,21 @@ class FakeISales:
         call = next((c for c in self.calls() if c["callId"] == params["callId"]), None)
         if call is None:
             raise _Reject("0200007", "The call record ID does not exist.")
-        detail = {k: call[k] for k in ("callId", "called", "callEndTime", "vdnId", "callStatus", "failCode", "resultCode", "callBeginTime", "recordPath", "ackBeginTime")}
+        detail = {
+            k: call[k]
+            for k in (
+                "callId",
+                "called",
+                "callEndTime",
+                "vdnId",
+                "callStatus",
+                "failCode",
+                "resultCode",
+                "callBeginTime",
+                "recordPath",
+                "ackBeginTime",
+            )
+        }
         return _envelope("Query Success!", data=detail)
 
     def _on_callresult(self, *, params: dict[str, str], body: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -464,15 +493,21 @@ class FakeISales:
             raise _Reject("0200008", "beginTime and endTime must be specified together.")
         if begin is not None:
             try:
-                begin_day = _dt.datetime.strptime(begin, "%Y-%m-%d")
-                end_day = _dt.datetime.strptime(end, "%Y-%m-%d")
+                begin_day = _dt.datetime.strptime(str(begin), "%Y-%m-%d")
+                end_day = _dt.datetime.strptime(str(end), "%Y-%m-%d")
             except (TypeError, ValueError):
                 raise _Reject("0200009", "The time format is incorrect.") from None
             if begin_day >= end_day:
                 raise _Reject("0200010", "The start time must be earlier than the end time.")
             if (end_day - begin_day).days > 30:
                 raise _Reject("0200011", "The time span cannot exceed 30 days.")
-            calls = [c for c in calls if begin_day <= _dt.datetime.strptime(c["callTimeStr"], "%Y-%m-%d %H:%M:%S") < end_day + _dt.timedelta(days=1)]
+            calls = [
+                c
+                for c in calls
+                if begin_day
+                <= _dt.datetime.strptime(c["callTimeStr"], "%Y-%m-%d %H:%M:%S")
+                < end_day + _dt.timedelta(days=1)
+            ]
         for key in ("sessionId", "customField"):
             if body.get(key) is not None:
                 calls = [c for c in calls if c[key] == body[key]]
@@ -486,7 +521,18 @@ class FakeISales:
             if not isinstance(num, int) or num < 1:
                 raise _Reject("0200001", "pageNum must be greater than 0")
             chunk = calls[(num - 1) * size : num * size]
-        keys = ("campaignId", "sessionId", "called", "callTimeStr", "callStatus", "failCode", "resultCode", "vdnId", "callId", "recordPath")
+        keys: tuple[str, ...] = (
+            "campaignId",
+            "sessionId",
+            "called",
+            "callTimeStr",
+            "callStatus",
+            "failCode",
+            "resultCode",
+            "vdnId",
+            "callId",
+            "recordPath",
+        )
         if show_detail:
             keys += ("customField", "ackBeginTime", "callBeginTime", "callEndTime")
         return _envelope("Query Success!", data=[{k: c[k] for k in keys} for c in chunk], totalCount=len(calls))
@@ -507,7 +553,12 @@ class FakeISales:
         display, codes = self._validated_external(body)
         def_id = str(self._next_def_id)
         self._next_def_id += 1
-        self.external_results[def_id] = {"defId": def_id, "displayResult": display, "resultCode": result_code or "", "obsCodes": codes}
+        self.external_results[def_id] = {
+            "defId": def_id,
+            "displayResult": display,
+            "resultCode": result_code or "",
+            "obsCodes": codes,
+        }
         self.applied.append(AppliedWrite("createObResult", def_id, body))
         return _envelope("createObResult Success!", defId=def_id)
 

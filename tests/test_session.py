@@ -1,0 +1,319 @@
+"""The session layer end to end against the fake server: signing, retries, limits, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import warnings
+
+import aiohttp
+import anyio
+import pytest
+from aioresponses import aioresponses
+
+from isales_async import (
+    AuthenticationError,
+    ConnectError,
+    GaveUp,
+    ISalesClient,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ReadTimeoutError,
+    RequestSent,
+    ResponseFormatError,
+    ResponseReceived,
+    ResponseTooLargeError,
+    RetryBudget,
+    RetryPolicy,
+    RetryScheduled,
+    ServerError,
+    Timeouts,
+    ValidationError,
+)
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
+
+from .conftest import MakeClient
+
+OBS = "queryOBSResultCode"
+WB = "callBusiResult"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_retried_request_is_signed_afresh(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.status_code(503, retry_after="1", endpoint=OBS))
+    page = await client.obs_result_codes.page(page_size=10)
+    assert len(page.items) == 10
+    first, second = server.requests_to(OBS)
+    assert first.authorization != second.authorization
+    assert first.authorization.split("/")[2] < second.authorization.split("/")[2]  # a later timestamp
+
+
+async def test_401_is_raised_after_exactly_one_request(make_client: MakeClient, server: FakeISales) -> None:
+    async with make_client(sk="not-the-secret") as client:
+        with pytest.raises(AuthenticationError) as info:
+            await client.obs_result_codes.page()
+    assert server.rejected_auth == 1
+    assert info.value.status == 401
+    assert "clock" in str(info.value)
+
+
+async def test_429_retry_after_pauses_every_request_of_the_client(make_client: MakeClient, server: FakeISales) -> None:
+    clock = FakeClock(autojump=False)
+    server.inject(Fault.status_code(429, retry_after="1", endpoint=OBS))
+    async with make_client(clock=clock) as client:
+        with anyio.fail_after(10):
+            first = asyncio.ensure_future(client.obs_result_codes.page(page_size=5))
+            await clock.wait_for_sleepers(1)  # the first request met the 429 and waits
+            others = [
+                asyncio.ensure_future(client.obs_result_codes.page(page_num=n, page_size=5)) for n in (2, 3, 4, 5)
+            ]
+            await clock.wait_for_sleepers(5)
+            assert len(server.requests) == 1  # nobody went out during the pause
+            assert clock.sleeper_deadlines == pytest.approx([1.0] * 5)
+            clock.advance(1.0)
+            pages = await asyncio.gather(first, *others)
+    assert [p.page_num for p in pages] == [1, 2, 3, 4, 5]
+    assert all(len(p.items) == 5 for p in pages)
+    assert len(server.requests) == 6
+
+
+async def test_429_raises_rate_limited_once_retries_are_spent(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.status_code(429, retry_after="2", endpoint=OBS, times=10))
+    with pytest.raises(RateLimitedError) as info:
+        await client.obs_result_codes.page()
+    assert info.value.retry_after == 2.0
+    assert len(server.requests) == client._session.retry.attempts
+
+
+async def test_a_write_reset_after_sending_is_unknown_and_sent_once(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.reset(after=True, endpoint=WB))
+    with pytest.raises(OutcomeUnknownError) as info:
+        await client.business_results.write_back(42, "B01")
+    assert len(server.requests_to(WB)) == 1
+    assert server.applied_counts() == {"42": 1}
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.status_code(500),
+        Fault.status_code(502),
+        Fault.status_code(504),
+        Fault.raw_body(b"<html>login</html>", content_type="text/html"),
+    ],
+    ids=["500", "502", "504", "html-200"],
+)
+async def test_a_write_of_unknown_fate_is_never_resent(client: ISalesClient, server: FakeISales, fault: Fault) -> None:
+    server.inject(fault)
+    with pytest.raises(OutcomeUnknownError):
+        await client.business_results.write_back(7, "B02", sub_status="B02-1")
+    assert len(server.requests_to(WB)) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.status_code(503), Fault.status_code(429, retry_after="1")], ids=["503", "429"])
+async def test_a_write_refused_unprocessed_is_retried_and_applied_once(
+    client: ISalesClient, server: FakeISales, fault: Fault
+) -> None:
+    server.inject(fault)
+    await client.business_results.write_back(8, "B01")
+    assert len(server.requests_to(WB)) == 2
+    assert server.applied_counts() == {"8": 1}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.status_code(502),
+        Fault.status_code(503),
+        Fault.status_code(504),
+        Fault.reset(after=False),
+        Fault.reset(after=True),
+    ],
+    ids=["502", "503", "504", "reset-before", "reset-after"],
+)
+async def test_reads_are_retried_through_transient_failures(
+    client: ISalesClient, server: FakeISales, fault: Fault
+) -> None:
+    server.inject(fault)
+    page = await client.obs_result_codes.page(page_size=3)
+    assert [c.obs_code for c in page.items] == ["00600", "00601", "00602"]
+    assert len(server.requests) == 2
+
+
+async def test_a_read_500_is_not_retried(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.status_code(500))
+    with pytest.raises(ServerError):
+        await client.obs_result_codes.page()
+    assert len(server.requests) == 1
+
+
+async def test_garbage_200_is_a_format_error(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.raw_body(b"<html><body>Please log in</body></html>", content_type="text/html"))
+    with pytest.raises(ResponseFormatError, match="log in"):
+        await client.obs_result_codes.page()
+
+
+async def test_read_timeout_is_typed_and_retried(make_client: MakeClient, server: FakeISales) -> None:
+    server.inject(Fault.hang(endpoint=OBS))
+    async with make_client(timeouts=Timeouts(read=0.05, total=1.0)) as client:
+        page = await client.obs_result_codes.page(page_size=1)
+    assert page.items[0].obs_code == "00600"
+    assert len(server.requests) == 2
+
+
+async def test_write_timeout_is_unknown(make_client: MakeClient, server: FakeISales) -> None:
+    server.inject(Fault.hang(endpoint=WB))
+    async with make_client(timeouts=Timeouts(read=0.05, total=1.0)) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.business_results.write_back(9, "B01")
+    assert isinstance(info.value.__cause__, ReadTimeoutError)
+    assert len(server.requests_to(WB)) == 1
+
+
+async def test_connection_refused_is_retried_even_for_writes_then_typed(make_client: MakeClient) -> None:
+    clock = FakeClock()
+    async with make_client(base_url=f"http://127.0.0.1:{free_port()}", clock=clock) as client:
+        with pytest.raises(ConnectError):
+            await client.business_results.write_back(1, "B01")
+    assert len(clock.sleeps) == 3  # four attempts, three waits between them
+
+
+async def test_retry_budget_stops_retry_storms(make_client: MakeClient, server: FakeISales) -> None:
+    server.inject(Fault.status_code(503, times=100))
+    async with make_client(retry_budget=RetryBudget(ratio=0.0, capacity=2.0)) as client:
+        for _ in range(5):
+            with pytest.raises(ServerError):
+                await client.obs_result_codes.page()
+    assert len(server.requests) == 5 + 2
+
+
+async def test_with_options_overrides_retry_per_call(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.status_code(503))
+    with pytest.raises(ServerError):
+        await client.with_options(retry=RetryPolicy(attempts=1)).obs_result_codes.page()
+    assert len(server.requests) == 1
+
+
+async def test_concurrency_limit_bounds_requests_in_flight(make_client: MakeClient, server: FakeISales) -> None:
+    server.latency = 0.01
+    async with make_client(max_concurrency=3) as client:
+        await asyncio.gather(*(client.obs_result_codes.page(page_num=n % 5 + 1, page_size=5) for n in range(20)))
+    assert server.max_in_flight <= 3
+    assert len(server.requests) == 20
+
+
+async def test_callresult_route_limit_spaces_batches_of_ten(client: ISalesClient, server: FakeISales) -> None:
+    clock = client._session.clock
+    assert isinstance(clock, FakeClock)
+    await asyncio.gather(*(client.call_results.page("1001", page_num=n, page_size=10) for n in range(1, 13)))
+    assert server.max_in_flight <= 10
+    assert [s for s in clock.sleeps if s > 0] and all(s > 1.0 for s in clock.sleeps if s > 0)
+
+
+async def test_response_size_is_capped(make_client: MakeClient) -> None:
+    async with make_client(max_response_bytes=200) as client:
+        with pytest.raises(ResponseTooLargeError):
+            await client.obs_result_codes.page(page_size=50)
+
+
+async def test_hooks_see_every_stage(make_client: MakeClient, server: FakeISales) -> None:
+    events: list[object] = []
+    server.inject(Fault.status_code(503), Fault.status_code(500))
+    async with make_client(hooks=[events.append]) as client:
+        with pytest.raises(ServerError):
+            await client.obs_result_codes.page()
+    kinds = [type(e) for e in events]
+    assert kinds == [RequestSent, ResponseReceived, RetryScheduled, RequestSent, ResponseReceived, GaveUp]
+
+
+async def test_a_broken_hook_does_not_break_requests(make_client: MakeClient) -> None:
+    def broken(event: object) -> None:
+        raise RuntimeError("hook bug")
+
+    async with make_client(hooks=[broken]) as client:
+        assert (await client.obs_result_codes.page(page_size=1)).total_count == 120
+
+
+async def test_the_sk_never_shows(
+    make_client: MakeClient, server: FakeISales, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.inject(Fault.status_code(503), Fault.reset(after=True, endpoint=WB))
+    async with make_client() as client:
+        await client.obs_result_codes.page()
+        errors: list[BaseException] = []
+        for call in (client.business_results.write_back(3, "B01"), client.call_results.get("nope")):
+            try:
+                await call
+            except Exception as exc:
+                errors.append(exc)
+        text = caplog.text + repr(client) + str(client) + "".join(f"{e!r}{e}{e.__cause__!r}" for e in errors)
+    assert len(errors) == 2
+    assert DEFAULT_SK not in text
+    assert "Authorization" not in caplog.text and "auth-v2" not in caplog.text
+
+
+async def test_path_parameters_are_encoded_once_and_keep_their_segment(
+    client: ISalesClient, server: FakeISales
+) -> None:
+    with pytest.raises(Exception, match="does not exist"):
+        await client.call_results.get("a/b c?#%")
+    assert server.requests[-1].path.endswith("/callresultdetail/a%2Fb%20c%3F%23%25")
+    with pytest.raises(ValidationError, match="call_id"):
+        await client.call_results.get("")
+
+
+@pytest.mark.parametrize("vdn_id", [0, 10000, -1, "1", True])
+def test_vdn_id_outside_1_to_9999_is_refused_at_construction(vdn_id: object) -> None:
+    with pytest.raises(ValidationError, match="vdn_id"):
+        ISalesClient("https://h", ak="a", sk="s", vdn_id=vdn_id)  # type: ignore[arg-type]
+
+
+def test_header_injection_in_ak_is_refused() -> None:
+    with pytest.raises(ValidationError, match="ak"):
+        ISalesClient("https://h", ak="a\r\nX-Evil: 1", sk="s", vdn_id=1)
+
+
+def test_plain_http_and_insecure_tls_warn() -> None:
+    with pytest.warns(UserWarning, match="plain http"):
+        ISalesClient("http://h:1", ak="a", sk="s", vdn_id=1)
+    with pytest.warns(UserWarning, match="verification is disabled"):
+        ISalesClient("https://h", ak="a", sk="s", vdn_id=1, insecure=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client = ISalesClient("https://h", ak="a", sk="s", vdn_id=1)
+    assert client._session._ssl is True
+
+
+async def test_an_injected_session_is_used_and_left_open(server: FakeISales) -> None:
+    async with aiohttp.ClientSession() as session:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, session=session)
+        async with client:
+            await client.obs_result_codes.page(page_size=1)
+        assert not session.closed
+
+
+async def test_using_a_closed_client_is_a_clear_error(make_client: MakeClient) -> None:
+    client = make_client()
+    with pytest.raises(RuntimeError, match="async with"):
+        await client.obs_result_codes.page()
+
+
+async def test_transport_failures_after_sending_via_aioresponses(make_client: MakeClient) -> None:
+    url = re.compile(r"^https://isales\.test/.*callBusiResult/5$")
+    with aioresponses() as mocked:
+        mocked.post(url, exception=aiohttp.ServerDisconnectedError())
+        async with make_client(base_url="https://isales.test") as client:
+            with pytest.raises(OutcomeUnknownError):
+                await client.business_results.write_back(5, "B01")
+    assert sum(len(calls) for calls in mocked.requests.values()) == 1
