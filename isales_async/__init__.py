@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._batch import BatchReport, Outcome, OutcomeKind, Progress, Writeback
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -25,6 +26,7 @@ from ._errors import (
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
+from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._retry import RetryBudget, RetryPolicy
 from ._session import RouteLimit, Timeouts
@@ -34,6 +36,7 @@ from .resources.call_results import CallResultQuery
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "AuthenticationError",
+    "BatchReport",
     "BusinessError",
     "BusinessResult",
     "CallResult",
@@ -51,11 +54,15 @@ __all__ = [
     "ISalesClient",
     "ISalesError",
     "InvalidParameterError",
+    "Journal",
     "NotFoundError",
     "ObsResultCode",
+    "Outcome",
+    "OutcomeKind",
     "OutcomeUnknownError",
     "Page",
     "PaginationError",
+    "Progress",
     "RateLimitedError",
     "ReadTimeoutError",
     "RequestSent",
@@ -72,6 +79,7 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "ValidationError",
+    "Writeback",
     "log_event",
     "sign",
 ]

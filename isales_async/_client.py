@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import ssl as _ssl
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -160,7 +160,14 @@ class ISalesClient:
         path_params: Mapping[str, str | int] | None = None,
         query: Sequence[tuple[str, str]] = (),
         body: Mapping[str, Any] | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         return await self._session.request(
-            endpoint, path_params=path_params, query=query, body=body, timeouts=self._timeouts, retry=self._retry
+            endpoint,
+            path_params=path_params,
+            query=query,
+            body=body,
+            timeouts=self._timeouts,
+            retry=self._retry,
+            on_send=on_send,
         )

@@ -12,7 +12,7 @@ import collections
 import contextlib
 import ssl as _ssl
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -215,8 +215,14 @@ class Session:
         body: Mapping[str, Any] | None = None,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
-        """Send one API call with retries and return the envelope's JSON object."""
+        """Send one API call with retries and return the envelope's JSON object.
+
+        ``on_send`` is called each time an attempt is about to go on the wire, after the
+        limiter is acquired: a batch journals "this write may have reached the server"
+        there, and knows that a write cancelled before it was never sent.
+        """
         if self._session is None or self._session.closed:
             raise RuntimeError("the client is not open: use 'async with ISalesClient(...)'")
         prepared = self.prepare(endpoint, path_params or {}, query, body)
@@ -228,7 +234,7 @@ class Session:
         while True:
             attempt += 1
             try:
-                return await self._attempt(prepared, attempt, aio_timeout)
+                return await self._attempt(prepared, attempt, aio_timeout, on_send)
             except ISalesError as exc:
                 failure = classify(exc)
                 retry_after = getattr(exc, "retry_after", None)
@@ -279,7 +285,11 @@ class Session:
                         return
 
     async def _attempt(
-        self, prepared: _Prepared, attempt: int, client_timeout: aiohttp.ClientTimeout
+        self,
+        prepared: _Prepared,
+        attempt: int,
+        client_timeout: aiohttp.ClientTimeout,
+        on_send: Callable[[], None] | None,
     ) -> dict[str, Any]:
         endpoint = prepared.endpoint
         assert self._session is not None
@@ -299,6 +309,8 @@ class Session:
                 "Authorization": signed.authorization,
                 "Content-Type": "application/json; charset=UTF-8",
             }
+            if on_send is not None:
+                on_send()
             self._emit(RequestSent(endpoint.name, endpoint.method, prepared.path, attempt))
             sent_at = self.clock.monotonic()
             with _translate_errors(endpoint.name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._errors import ValidationError
 
-__all__ = ["check_header_safe", "check_int_range", "check_path_param", "check_text"]
+__all__ = ["check_data_id", "check_header_safe", "check_int_range", "check_path_param", "check_text"]
 
 
 def check_int_range(field: str, value: int, low: int, high: int | None = None) -> int:
@@ -49,4 +49,12 @@ def check_path_param(field: str, value: str | int) -> str:
     text = str(value)
     if not text or text in (".", ".."):
         raise ValidationError(field, f"{text!r} is not a usable path segment")
+    return text
+
+
+def check_data_id(data_id: int | str) -> str:
+    """``dataId`` is a positive integer, given as an int or as digits."""
+    text = str(data_id)
+    if isinstance(data_id, bool) or not text.isdigit() or int(text) < 1:
+        raise ValidationError("data_id", f"must be a positive integer, got {data_id!r}")
     return text

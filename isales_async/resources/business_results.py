@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Callable, Iterable
+from os import PathLike
 from typing import Any
 
-from .._errors import ValidationError
+from .._batch import BatchReport, Progress, Writeback, write_back_many
+from .._endpoints import ENDPOINTS
+from .._journal import Journal
 from .._models import BusinessResult
-from .._validation import check_text
+from .._validation import check_data_id, check_text
 from ._base import PagedResource
 
 __all__ = ["BusinessResults", "writeback_body"]
 
 MAX_CODE_LEN = 50
-
-
-def check_data_id(data_id: int | str) -> str:
-    """``dataId`` is a positive integer (given as int or digits)."""
-    text = str(data_id)
-    if isinstance(data_id, bool) or not text.isdigit() or int(text) < 1:
-        raise ValidationError("data_id", f"must be a positive integer, got {data_id!r}")
-    return text
 
 
 def writeback_body(
@@ -58,6 +54,57 @@ class BusinessResults(PagedResource[BusinessResult]):
         its fate is unknown: it is then deliberately not resent, since a second writeback
         can trigger the campaign's retry policy.
         """
-        path_params = {"dataId": check_data_id(data_id)}
         body = writeback_body(busi_result, sub_status, busi_result_desc, work_no)
-        await self._call("callBusiResult", path_params=path_params, body=body)
+        await self._send_write_back(check_data_id(data_id), body)
+
+    async def write_back_many(
+        self,
+        records: Iterable[Writeback] | AsyncIterable[Writeback],
+        *,
+        concurrency: int = 10,
+        journal: Journal | str | PathLike[str] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        fail_fast: bool = False,
+        retry_unknown: bool = False,
+    ) -> BatchReport:
+        """Write back many business results concurrently; every record is accounted for once.
+
+        Args:
+            records: a sync or async iterable of :class:`~isales_async.Writeback`, read
+                only as workers free up (at most ``concurrency`` records read ahead).
+            concurrency: records in flight at once (the client's ``max_concurrency``
+                still bounds requests across everything it does).
+            journal: an SQLite file path (or :class:`~isales_async.Journal`) recording
+                each outcome as it completes; a re-run with the same journal skips what
+                succeeded or failed for good, and does not resend unknown records
+                unless ``retry_unknown``. With a journal, ``report.succeeded`` is read
+                from disk, so memory stays flat for millions of records.
+            on_progress: called with :class:`~isales_async.Progress` as records settle.
+            fail_fast: stop taking new records after the first failure or unknown.
+            retry_unknown: resend records whose outcome an earlier run left unknown.
+
+        A bad record (invalid, ``0200033``, ``0200034``) fails alone; a duplicate
+        ``data_id`` fails as a duplicate and is not sent twice; a write of unknown fate
+        is reported unknown and not resent.
+        """
+        return await write_back_many(
+            self,
+            records,
+            concurrency=concurrency,
+            journal=journal,
+            on_progress=on_progress,
+            fail_fast=fail_fast,
+            retry_unknown=retry_unknown,
+        )
+
+    @staticmethod
+    def validate_write_back(record: Writeback) -> dict[str, Any]:
+        """The request body of ``record``, or the :class:`ValidationError` naming its bad field."""
+        return writeback_body(record.busi_result, record.sub_status, record.busi_result_desc, record.work_no)
+
+    async def _send_write_back(
+        self, data_id: str, body: dict[str, Any], on_send: Callable[[], None] | None = None
+    ) -> None:
+        await self._client._request(
+            ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send
+        )
