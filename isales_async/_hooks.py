@@ -15,6 +15,8 @@ import attrs
 __all__ = ["Event", "GaveUp", "Hook", "RequestSent", "ResponseReceived", "RetryScheduled", "log_event"]
 
 logger = logging.getLogger("isales_async")
+# A library stays silent until the application configures logging.
+logger.addHandler(logging.NullHandler())
 
 
 @attrs.frozen
