@@ -23,9 +23,15 @@ __all__ = ["SignedRequest", "canonical_request", "enc", "format_timestamp", "sig
 _UNRESERVED = "-._~"
 
 
+@functools.lru_cache(maxsize=4096)
+def _enc_short(value: str) -> str:
+    return quote(value, safe=_UNRESERVED)
+
+
 def enc(value: str) -> str:
     """Percent-encode every UTF-8 byte except ``A-Z a-z 0-9 - . _ ~`` (upper-case hex)."""
-    return quote(value, safe=_UNRESERVED)
+    # Names, page numbers and the host repeat on every request: those are cached; bodies are not.
+    return _enc_short(value) if len(value) <= 64 else quote(value, safe=_UNRESERVED)
 
 
 def format_timestamp(when: _dt.datetime) -> str:

@@ -8,6 +8,7 @@ The secret is never a flag: a command line shows in the process list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 import os
@@ -24,7 +25,14 @@ import orjson
 try:
     import click
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from exc
@@ -51,7 +59,15 @@ class Settings:
 
     def client(self) -> ISalesClient:
         sk = _read_secret()
-        missing = [name for name, value in (("--base-url/ISALES_BASE_URL", self.base_url), ("--ak/ISALES_AK", self.ak), ("--vdn-id/ISALES_VDN_ID", self.vdn_id)) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("--base-url/ISALES_BASE_URL", self.base_url),
+                ("--ak/ISALES_AK", self.ak),
+                ("--vdn-id/ISALES_VDN_ID", self.vdn_id),
+            )
+            if not value
+        ]
         if sk is None:
             missing.append("ISALES_SK or ISALES_SK_FILE")
         if missing:
@@ -93,7 +109,7 @@ def _run(coro: Awaitable[T]) -> T:
 
 def _json_line(obj: Any) -> None:
     data = attrs.asdict(obj) if attrs.has(type(obj)) else obj
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
+    sys.stdout.write(orjson.dumps(data, default=dict, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -110,17 +126,35 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 @click.group()
 @click.option("--base-url", envvar="ISALES_BASE_URL", help="https://ip:port of CC-iSales [ISALES_BASE_URL]")
-@click.option("--ak", envvar="ISALES_AK", help="access key [ISALES_AK]; the SK comes only from ISALES_SK or ISALES_SK_FILE")
+@click.option(
+    "--ak", envvar="ISALES_AK", help="access key [ISALES_AK]; the SK comes only from ISALES_SK or ISALES_SK_FILE"
+)
 @click.option("--vdn-id", envvar="ISALES_VDN_ID", type=int, help="VDN, 1-9999 [ISALES_VDN_ID]")
-@click.option("--ca-file", envvar="ISALES_CA_FILE", type=click.Path(exists=True, dir_okay=False), help="CA bundle for the server's certificate")
+@click.option(
+    "--ca-file",
+    envvar="ISALES_CA_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle for the server's certificate",
+)
 @click.option("--insecure", is_flag=True, help="do not verify TLS certificates (warns)")
 @click.option("--max-concurrency", default=10, show_default=True, help="requests in flight at once")
 @click.option("-v", "--verbose", count=True, help="log retries (-v) or every request (-vv) to stderr")
 @click.pass_context
-def cli(ctx: click.Context, base_url: str | None, ak: str | None, vdn_id: int | None, ca_file: str | None, insecure: bool, max_concurrency: int, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    base_url: str | None,
+    ak: str | None,
+    vdn_id: int | None,
+    ca_file: str | None,
+    insecure: bool,
+    max_concurrency: int,
+    verbose: int,
+) -> None:
     """Query and write CC-iSales outbound-call results."""
     if verbose:
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
     ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency)
 
 
@@ -186,7 +220,13 @@ def external_list(settings: Settings, as_json: bool) -> None:
     async def run() -> None:
         async with settings.client() as client:
             items = [r async for r in client.external_results.iter()]
-        _show(items, as_json, "External results", ["defId", "display result", "result code"], lambda r: [r.def_id, r.display_result, r.result_code])
+        _show(
+            items,
+            as_json,
+            "External results",
+            ["defId", "display result", "result code"],
+            lambda r: [r.def_id, r.display_result, r.result_code],
+        )
 
     _run(run())
 
@@ -199,7 +239,13 @@ def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
     async def run() -> None:
         async with settings.client() as client:
             result = await client.external_results.get(def_id)
-        _show([result], as_json, "External result", ["defId", "display result", "result code", "OBS codes"], lambda r: [r.def_id, r.display_result, r.result_code, ",".join(r.obs_codes)])
+        _show(
+            [result],
+            as_json,
+            "External result",
+            ["defId", "display result", "result code", "OBS codes"],
+            lambda r: [r.def_id, r.display_result, r.result_code, ",".join(r.obs_codes)],
+        )
 
     _run(run())
 
@@ -210,7 +256,9 @@ def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
 @click.option("--result-code", default=None, help="fewer than 8 characters")
 @json_option
 @click.pass_obj
-def external_create(settings: Settings, display_result: str, obs_codes: tuple[str, ...], result_code: str | None, as_json: bool) -> None:
+def external_create(
+    settings: Settings, display_result: str, obs_codes: tuple[str, ...], result_code: str | None, as_json: bool
+) -> None:
     async def run() -> None:
         async with settings.client() as client:
             created = await client.external_results.create(display_result, list(obs_codes), result_code)
@@ -264,7 +312,9 @@ def call_result(settings: Settings, call_id: str, as_json: bool) -> None:
 @max_items_option
 @json_option
 @click.pass_obj
-def call_results(settings: Settings, campaign_id: str, show_detail: bool, begin: Any, end: Any, max_items: int | None, as_json: bool) -> None:
+def call_results(
+    settings: Settings, campaign_id: str, show_detail: bool, begin: Any, end: Any, max_items: int | None, as_json: bool
+) -> None:
     """List the call results of a campaign."""
 
     async def run() -> None:
@@ -323,7 +373,11 @@ def read_records(path: Path, fmt: str, malformed: list[Malformed]) -> Iterator[W
         for row in reader:
             number = reader.line_num
             if None in row or None in row.values():
-                malformed.append(Malformed(number, ",".join(str(v) for v in row.values() if v is not None), "wrong number of columns"))
+                malformed.append(
+                    Malformed(
+                        number, ",".join(str(v) for v in row.values() if v is not None), "wrong number of columns"
+                    )
+                )
                 continue
             try:
                 yield Writeback.from_json(row)
@@ -362,7 +416,9 @@ def _write_followup(path: Path, report: BatchReport, malformed: list[Malformed],
         if journal is not None:
             for data_id, record, error_type, message in journal.rows(Status.SENDING, Status.UNKNOWN, Status.FAILED):
                 if data_id not in {o.data_id for o in [*report.failed, *report.unknown]}:
-                    emit({"status": "earlier-run", "dataId": data_id, **record, "error": error_type, "message": message})
+                    emit(
+                        {"status": "earlier-run", "dataId": data_id, **record, "error": error_type, "message": message}
+                    )
     return count
 
 
@@ -378,7 +434,14 @@ async def run_writeback(
     show_progress: bool,
 ) -> BatchReport:
     """Run a batch with a rich progress bar (rate and ETA) on stderr."""
-    columns = [TextColumn("writing back"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:>7.0f}/s"), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("writing back"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>7.0f}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=err, disable=not show_progress, transient=False) as bar:
         task = bar.add_task("writeback", total=total, rate=0.0)
 
@@ -386,11 +449,18 @@ async def run_writeback(
             bar.update(task, completed=p.done, rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
 
         return await client.business_results.write_back_many(
-            records, concurrency=concurrency, journal=journal, on_progress=on_progress, retry_unknown=retry_unknown, fail_fast=fail_fast
+            records,
+            concurrency=concurrency,
+            journal=journal,
+            on_progress=on_progress,
+            retry_unknown=retry_unknown,
+            fail_fast=fail_fast,
         )
 
 
-def _print_summary(report: BatchReport, malformed: int, journal_path: str | None, followup: Path | None, followup_count: int) -> None:
+def _print_summary(
+    report: BatchReport, malformed: int, journal_path: str | None, followup: Path | None, followup_count: int
+) -> None:
     table = Table(title="Writeback summary", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -413,14 +483,33 @@ def _print_summary(report: BatchReport, malformed: int, journal_path: str | None
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
 @click.option("--concurrency", default=10, show_default=True, help="records in flight")
-@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.journal.sqlite (a re-run resumes)")
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="default: FILE.journal.sqlite (a re-run resumes)",
+)
 @click.option("--no-journal", is_flag=True, help="do not keep a journal")
 @click.option("--retry-unknown", is_flag=True, help="resend records an earlier run left unknown")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failure")
-@click.option("--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl")
+@click.option(
+    "--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl"
+)
 @click.option("--no-progress", is_flag=True)
 @click.pass_obj
-def writeback(settings: Settings, file: Path, fmt: str, concurrency: int, journal_path: Path | None, no_journal: bool, retry_unknown: bool, fail_fast: bool, followup: Path | None, no_progress: bool) -> None:
+def writeback(
+    settings: Settings,
+    file: Path,
+    fmt: str,
+    concurrency: int,
+    journal_path: Path | None,
+    no_journal: bool,
+    retry_unknown: bool,
+    fail_fast: bool,
+    followup: Path | None,
+    no_progress: bool,
+) -> None:
     """Write back the business results in FILE (CSV or JSON Lines with dataId,busiResult,subStatus,busiResultDesc,workNo).
 
     Exits 1 when any record is not written (failed, unknown or malformed), 2 on a usage or connection error.
@@ -474,10 +563,8 @@ def fake_server(host: str, port: int, latency: float) -> None:
         finally:
             await server.close()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
 
 
 def demo_records(count: int) -> Iterator[Writeback]:
@@ -507,24 +594,48 @@ def demo(records: int, concurrency: int, no_progress: bool) -> None:
         async with FakeISales(latency=0.002) as server:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the loopback fake speaks plain http
-                client = ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, max_concurrency=concurrency)
+                client = ISalesClient(
+                    server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, max_concurrency=concurrency
+                )
             out.print(f"[bold]isales demo[/bold]: embedded fake CC-iSales at {server.base_url}")
             async with client:
                 codes = [c async for c in client.obs_result_codes.iter(prefetch=3)]
-                out.print(_table(f"OBS result codes (first 8 of {len(codes)})", ["code", "description"], [[c.obs_code, c.obs_code_desc] for c in codes[:8]]))
+                out.print(
+                    _table(
+                        f"OBS result codes (first 8 of {len(codes)})",
+                        ["code", "description"],
+                        [[c.obs_code, c.obs_code_desc] for c in codes[:8]],
+                    )
+                )
                 results = [r async for r in client.business_results.iter()]
-                out.print(_table(f"Business results ({len(results)})", ["code", "name", "sub-results"], [[r.code, r.name, ", ".join(c.code for c in r.children)] for r in results[:6]]))
-                server.chaos = Chaos(0.03, [Fault.status_code(503), Fault.status_code(429, retry_after="0.05"), Fault.reset(after=True)])
+                out.print(
+                    _table(
+                        f"Business results ({len(results)})",
+                        ["code", "name", "sub-results"],
+                        [[r.code, r.name, ", ".join(c.code for c in r.children)] for r in results[:6]],
+                    )
+                )
+                server.chaos = Chaos(
+                    0.03, [Fault.status_code(503), Fault.status_code(429, retry_after="0.05"), Fault.reset(after=True)]
+                )
                 with tempfile.TemporaryDirectory() as tmp:
                     journal = Journal(Path(tmp) / "demo.journal.sqlite")
                     report = await run_writeback(
-                        client, demo_records(records), total=records + 1, concurrency=concurrency, journal=journal,
-                        retry_unknown=False, fail_fast=False, show_progress=not no_progress,
+                        client,
+                        demo_records(records),
+                        total=records + 1,
+                        concurrency=concurrency,
+                        journal=journal,
+                        retry_unknown=False,
+                        fail_fast=False,
+                        show_progress=not no_progress,
                     )
                     journal.close()
             _print_summary(report, 0, None, None, 0)
             for outcome in report.failed[:5]:
-                out.print(f"  failed {outcome.data_id}: {type(outcome.error).__name__}: {outcome.error}", highlight=False)
+                out.print(
+                    f"  failed {outcome.data_id}: {type(outcome.error).__name__}: {outcome.error}", highlight=False
+                )
             applied = server.applied_counts()
             unknown_applied = sum(1 for o in report.unknown if o.data_id in applied)
             out.print(

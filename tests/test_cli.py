@@ -60,9 +60,14 @@ def test_call_result_and_external_results(threaded: FakeISales) -> None:
     call_id = threaded.campaign_calls["1001"][0]["callId"]
     code, output = invoke(threaded, "call-result", call_id, "--json")
     assert code == 0 and orjson.loads(output)["call_id"] == call_id
-    code, output = invoke(threaded, "external-results", "create", "--display-result", "no answer", "--obs-code", "00602", "--json")
+    code, output = invoke(
+        threaded, "external-results", "create", "--display-result", "no answer", "--obs-code", "00602", "--json"
+    )
     def_id = orjson.loads(output)["def_id"]
-    assert invoke(threaded, "external-results", "update", def_id, "--display-result", "busy", "--obs-code", "00605")[0] == 0
+    assert (
+        invoke(threaded, "external-results", "update", def_id, "--display-result", "busy", "--obs-code", "00605")[0]
+        == 0
+    )
     code, output = invoke(threaded, "external-results", "show", def_id, "--json")
     assert orjson.loads(output)["display_result"] == "busy"
 
@@ -82,7 +87,10 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
     assert "Writeback summary" in output
     assert threaded.applied_counts() == {str(i): 1 for i in range(1, 201) if i not in (11, 21)}
     followup = [orjson.loads(line) for line in (tmp_path / "results.csv.followup.jsonl").read_text().splitlines()]
-    assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {("failed", "11", None), ("malformed", None, 22)}
+    assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {
+        ("failed", "11", None),
+        ("malformed", None, 22),
+    }
 
     code, output = invoke(threaded, "writeback", str(source), "--no-progress")
     assert "succeeded in an earlier run" in output
@@ -92,14 +100,20 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
 
 def test_writeback_jsonl(threaded: FakeISales, tmp_path: Path) -> None:
     source = tmp_path / "results.jsonl"
-    source.write_text('{"dataId": 1, "busiResult": "B01"}\nnot json\n{"dataId": "2", "busiResult": "B02", "subStatus": "B02-1"}\n')
-    code, output = invoke(threaded, "writeback", str(source), "--no-progress", "--no-journal")
+    source.write_text(
+        '{"dataId": 1, "busiResult": "B01"}\nnot json\n{"dataId": "2", "busiResult": "B02", "subStatus": "B02-1"}\n'
+    )
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--no-journal")
     assert code == 1 and threaded.applied_counts() == {"1": 1, "2": 1}
     assert '"line":2' in (tmp_path / "results.jsonl.followup.jsonl").read_text()
 
 
 def test_missing_settings_are_named_and_the_secret_is_not_a_flag(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["obs-codes"], env={"ISALES_BASE_URL": "https://h", "ISALES_AK": "a", "ISALES_VDN_ID": "1", "ISALES_SK": ""})
+    result = CliRunner().invoke(
+        cli,
+        ["obs-codes"],
+        env={"ISALES_BASE_URL": "https://h", "ISALES_AK": "a", "ISALES_VDN_ID": "1", "ISALES_SK": ""},
+    )
     assert result.exit_code == 2 and "ISALES_SK" in result.output
     assert "--sk" not in CliRunner().invoke(cli, ["--help"]).output
 
@@ -109,7 +123,10 @@ def test_secret_from_file_and_never_printed(threaded: FakeISales, tmp_path: Path
     secret.write_text(DEFAULT_SK + "\n")
     env = {**env_for(threaded), "ISALES_SK": "", "ISALES_SK_FILE": str(secret)}
     runner = CliRunner()
-    outputs = [runner.invoke(cli, ["-vv", *args], env=env).output for args in (["obs-codes"], ["call-result", "0-0"], ["business-results", "--json"])]
+    outputs = [
+        runner.invoke(cli, ["-vv", *args], env=env).output
+        for args in (["obs-codes"], ["call-result", "0-0"], ["business-results", "--json"])
+    ]
     assert "00600" in outputs[0]
     assert all(DEFAULT_SK not in text for text in outputs)
 
@@ -128,7 +145,16 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
     with server_in_thread(latency=0.002) as server:
         server.on_request.append(lambda _: len(server.applied) >= 1000 and halfway.set())
         env = {**os.environ, **env_for(server)}
-        command = [sys.executable, "-m", "isales_async", "writeback", str(source), "--no-progress", "--concurrency", "8"]
+        command = [
+            sys.executable,
+            "-m",
+            "isales_async",
+            "writeback",
+            str(source),
+            "--no-progress",
+            "--concurrency",
+            "8",
+        ]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             assert halfway.wait(60), "the first run never got halfway"
@@ -141,7 +167,9 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
         assert all(n == 1 for n in applied.values()), "a record was applied twice"
         missing = {str(i) for i in range(1, 3001)} - set(applied)
         followup = tmp_path / "big.csv.followup.jsonl"
-        listed = {orjson.loads(line)["dataId"] for line in followup.read_text().splitlines()} if followup.exists() else set()
+        listed = (
+            {orjson.loads(line)["dataId"] for line in followup.read_text().splitlines()} if followup.exists() else set()
+        )
         assert missing <= listed, "a record neither applied nor listed for follow-up"
         assert len(listed) <= 8  # only what was in flight at the kill is in doubt
         assert rerun.returncode == (1 if listed else 0)

@@ -60,7 +60,7 @@ async def test_early_close_with_prefetch_leaves_no_request_running(client: ISale
             seen.append(code)
             if len(seen) == 15:
                 break
-    assert client._session._limiter.borrowed_tokens == 0  # no request of ours is in flight
+    assert client._session.in_flight == 0  # no request of ours is in flight
     assert len(server.requests) <= 6  # pages 1-2 consumed, at most 4 held: never all 12
 
 

@@ -20,20 +20,29 @@ T = TypeVar("T")
 MAX_PAGE_SIZE = 50
 
 
+def _shape_error(cls: type[Any], endpoint: str, exc: Exception) -> ResponseFormatError:
+    return ResponseFormatError(f"unexpected data shape for {cls.__name__}: {exc!r}", endpoint=endpoint)
+
+
 def structure(value: Any, cls: type[T], endpoint: str) -> T:
     """Build ``cls`` from response data; a shape the models cannot take is a format error."""
     try:
         return converter.structure(value, cls)
     except Exception as exc:
-        raise ResponseFormatError(f"unexpected data shape for {cls.__name__}: {exc!r}", endpoint=endpoint) from exc
+        raise _shape_error(cls, endpoint, exc) from exc
 
 
 def structure_list(value: Any, cls: type[T], endpoint: str) -> list[T]:
+    """Build a list of ``cls``; the hook is looked up once, not per item (the hot path of listings)."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise ResponseFormatError(f"expected a list of {cls.__name__}", endpoint=endpoint)
-    return [structure(item, cls, endpoint) for item in value]
+    hook = converter.get_structure_hook(cls)
+    try:
+        return [hook(item, cls) for item in value]
+    except Exception as exc:
+        raise _shape_error(cls, endpoint, exc) from exc
 
 
 def total_count(data: Mapping[str, Any], endpoint: str) -> int:

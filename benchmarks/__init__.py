@@ -1,0 +1,1 @@
+"""Benchmarks of isales-async against raw aiohttp and a requests thread pool; ``python -m benchmarks``."""

@@ -1,0 +1,338 @@
+"""Run every benchmark and write ``benchmarks/results/latest.json``.
+
+All figures that matter are ratios measured in the same run on the same machine:
+absolute times on a shared machine are noise. ``--quick`` shrinks every scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import cProfile
+import datetime as dt
+import io
+import json
+import platform
+import pstats
+import sys
+import tempfile
+import time
+import timeit
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from isales_async import ISalesClient, ObsResultCode, Writeback, sign
+from isales_async._endpoints import ENDPOINTS
+from isales_async._envelope import decipher
+from isales_async._models import converter
+from isales_async._signing import format_timestamp
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK
+
+from ._server import server_process
+
+RESULTS = Path(__file__).parent / "results"
+OBS_PATH = "/rest/isales/v1/openapi/campaigns/1/queryOBSResultCode"
+warnings.simplefilter("ignore")  # the loopback fake speaks plain http
+
+
+def client(base_url: str, concurrency: int = 10) -> ISalesClient:
+    return ISalesClient(base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, max_concurrency=concurrency)
+
+
+def page_query(n: int) -> list[tuple[str, str]]:
+    return [("pageSize", "50"), ("pageNum", str(n % 2 + 1))]
+
+
+async def run_concurrently(count: int, concurrency: int, one: Any) -> float:
+    """Seconds to run ``one(i)`` for i in range(count), ``concurrency`` at a time."""
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for i in queue:
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+# -- 1. throughput ----------------------------------------------------------------------
+
+
+async def ours(base_url: str, count: int) -> float:
+    async with client(base_url) as c:
+        await c.obs_result_codes.page(page_size=50)  # warm the pool
+
+        async def one(i: int) -> None:
+            page = await c.obs_result_codes.page(page_num=i % 2 + 1, page_size=50)
+            assert len(page.items) == 50
+
+        return await run_concurrently(count, 10, one)
+
+
+async def raw_aiohttp(base_url: str, count: int) -> float:
+    """The physical limit of the stack: the same requests, signed once up front, body unread beyond bytes."""
+    host = base_url.removeprefix("http://")
+    stamp = format_timestamp(dt.datetime.now(dt.timezone.utc))
+    prepared = []
+    for n in range(2):
+        query = page_query(n)
+        auth = sign(
+            method="GET", path=OBS_PATH, query=query, host=host, body="", ak=DEFAULT_AK, sk=DEFAULT_SK, timestamp=stamp
+        ).authorization
+        url = f"{base_url}{OBS_PATH}?pageSize=50&pageNum={n % 2 + 1}"
+        prepared.append((url, {"Authorization": auth, "Host": host, "Content-Type": "application/json; charset=UTF-8"}))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10)) as session:
+
+        async def one(i: int) -> None:
+            url, headers = prepared[i % 2]
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                assert response.status == 200
+
+        await one(0)
+        return await run_concurrently(count, 10, one)
+
+
+def thread_pool(base_url: str, count: int) -> float:
+    """The vendor SDK core's approach: requests in a ThreadPoolExecutor(8), signed and parsed per call."""
+    import requests
+
+    host = base_url.removeprefix("http://")
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=8))
+
+    def one(i: int) -> None:
+        query = page_query(i)
+        stamp = format_timestamp(dt.datetime.now(dt.timezone.utc))
+        auth = sign(
+            method="GET", path=OBS_PATH, query=query, host=host, body="", ak=DEFAULT_AK, sk=DEFAULT_SK, timestamp=stamp
+        ).authorization
+        response = session.get(
+            f"{base_url}{OBS_PATH}?pageSize=50&pageNum={i % 2 + 1}", headers={"Authorization": auth, "Host": host}
+        )
+        data = response.json()
+        assert len(data["obsCodes"]) == 50
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(count)))
+    return time.perf_counter() - started
+
+
+def throughput(count: int) -> dict[str, Any]:
+    with server_process() as base_url:
+        times = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
+        for _ in range(3):  # interleaved rounds, best of three
+            times["raw_aiohttp"].append(asyncio.run(raw_aiohttp(base_url, count)))
+            times["isales_async"].append(asyncio.run(ours(base_url, count)))
+            times["requests_threads"].append(thread_pool(base_url, count))
+    best = {name: min(values) for name, values in times.items()}
+    rate = {name: count / seconds for name, seconds in best.items()}
+    return {
+        "requests": count,
+        "requests_per_second": {k: round(v) for k, v in rate.items()},
+        "ratio_vs_raw_aiohttp": round(rate["isales_async"] / rate["raw_aiohttp"], 3),
+        "ratio_vs_requests_threads": round(rate["isales_async"] / rate["requests_threads"], 2),
+    }
+
+
+# -- 2. where the time goes ------------------------------------------------------------------
+
+
+def micro() -> dict[str, Any]:
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = format_timestamp(now)
+    body = orjson.dumps({"busiResult": "B01", "subStatus": "B01-2", "workNo": "2033"}).decode()
+    page = orjson.dumps(
+        {
+            "resultCode": "0200000",
+            "returnCode": "0200000",
+            "totalCount": 120,
+            "obsCodes": [{"obsCode": f"{i:05d}", "obsCodeDesc": "The switch is busy."} for i in range(50)],
+        }
+    )
+    parsed = orjson.loads(page)["obsCodes"]
+
+    def us(fn: Any, number: int) -> float:
+        return round(min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6, 2)
+
+    return {
+        "sign_get_us": us(
+            lambda: sign(
+                method="GET",
+                path=OBS_PATH,
+                query=page_query(1),
+                host="127.0.0.1:1",
+                body="",
+                ak="a",
+                sk="s",
+                timestamp=stamp,
+            ),
+            20000,
+        ),
+        "sign_post_us": us(
+            lambda: sign(
+                method="POST", path=OBS_PATH, query=[], host="127.0.0.1:1", body=body, ak="a", sk="s", timestamp=stamp
+            ),
+            20000,
+        ),
+        "envelope_page_of_50_us": us(lambda: decipher(ENDPOINTS["queryOBSResultCode"], 200, {}, page, now), 5000),
+        "structure_page_of_50_us": us(lambda: [converter.structure(item, ObsResultCode) for item in parsed], 2000),
+    }
+
+
+def profile(count: int) -> list[str]:
+    """The hottest functions of the client's hot path (cumulative), from cProfile."""
+    with server_process() as base_url:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        asyncio.run(ours(base_url, count))
+        profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+    return [line for line in text.getvalue().splitlines() if line.strip()][-19:]
+
+
+# -- 3. pagination -------------------------------------------------------------------------
+
+
+def pagination(pages: int, latency: float) -> dict[str, Any]:
+    results = {}
+    with server_process(obs_code_count=pages * 50, latency=latency) as base_url:
+        for prefetch in (1, 2, 4, 8):
+
+            async def run(prefetch: int = prefetch) -> float:
+                async with client(base_url) as c:
+                    started = time.perf_counter()
+                    n = sum([1 async for _ in c.obs_result_codes.iter(page_size=50, prefetch=prefetch)])
+                    assert n == pages * 50
+                    return time.perf_counter() - started
+
+            seconds = asyncio.run(run())
+            ideal = latency * (1 + (pages - 1) / prefetch)
+            results[prefetch] = {"seconds": round(seconds, 3), "fraction_of_ideal": round(ideal / seconds, 3)}
+    base = results[1]["seconds"]
+    for entry in results.values():
+        entry["speedup"] = round(base / entry["seconds"], 2)
+    return {"pages": pages, "latency_s": latency, "by_prefetch": results}
+
+
+# -- 4. batch writeback ----------------------------------------------------------------------
+
+
+def batch(records: int, latency: float, concurrencies: tuple[int, ...]) -> dict[str, Any]:
+    out = {}
+    with server_process(latency=latency, data_id_count=records) as base_url:
+        for concurrency in concurrencies:
+
+            async def run(concurrency: int = concurrency) -> float:
+                async with client(base_url, concurrency) as c:
+                    items = (Writeback(i, "B01") for i in range(1, records + 1))
+                    report = await c.business_results.write_back_many(items, concurrency=concurrency)
+                    assert len(report.succeeded) == records
+                    return report.elapsed
+
+            seconds = asyncio.run(run())
+            ideal = records * latency / concurrency
+            out[concurrency] = {"seconds": round(seconds, 2), "fraction_of_ideal": round(ideal / seconds, 3)}
+    return {"records": records, "latency_s": latency, "by_concurrency": out}
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * 4096 / 2**20
+
+
+def streamed(records: int) -> dict[str, Any]:
+    """A large streamed batch with a journal: RSS sampled as it goes (flat memory is the claim)."""
+    samples: list[tuple[int, float]] = []
+    step = max(1, records // 10)
+    with server_process(data_id_count=records) as base_url, tempfile.TemporaryDirectory() as tmp:
+
+        async def run() -> Any:
+            async with client(base_url, 50) as c:
+                items = (Writeback(i, "B01") for i in range(1, records + 1))
+
+                def sample(progress: Any) -> None:
+                    if progress.done % step == 0:
+                        samples.append((progress.done, round(rss_mib(), 1)))
+
+                return await c.business_results.write_back_many(
+                    items, concurrency=50, journal=Path(tmp) / "j.sqlite", on_progress=sample
+                )
+
+        report = asyncio.run(run())
+    return {
+        "records": records,
+        "succeeded": len(report.succeeded),
+        "seconds": round(report.elapsed, 1),
+        "records_per_second": round(report.rate),
+        "rss_mib_by_records_done": samples,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    versions = {name: metadata.version(name) for name in ("isales-async", "aiohttp", "orjson", "cattrs", "anyio")}
+    return {
+        "cpu": cpu,
+        "cores": len(__import__("os").sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--streamed",
+        type=int,
+        default=None,
+        help="records in the streamed-memory run (default 1,000,000; quick 20,000)",
+    )
+    parser.add_argument("--only", nargs="*", default=None, help="throughput micro profile pagination batch streamed")
+    args = parser.parse_args()
+    quick = args.quick
+    wanted = set(args.only or ["throughput", "micro", "profile", "pagination", "batch", "streamed"])
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "quick": quick,
+    }
+    steps = {
+        "throughput": lambda: throughput(300 if quick else 3000),
+        "micro": micro,
+        "profile": lambda: profile(300 if quick else 2000),
+        "pagination": lambda: pagination(20 if quick else 100, 0.02),
+        "batch": lambda: batch(1000 if quick else 10_000, 0.01, (10, 50)),
+        "streamed": lambda: streamed(args.streamed or (20_000 if quick else 1_000_000)),
+    }
+    for name, step in steps.items():
+        if name in wanted:
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            results[name] = step()
+            print(json.dumps(results[name], indent=1), file=sys.stderr, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    target = RESULTS / ("quick.json" if quick else "latest.json")
+    target.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
