@@ -33,8 +33,7 @@ from isales_async._envelope import decipher
 from isales_async._models import converter
 from isales_async._signing import format_timestamp
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK
-
-from ._server import server_process
+from isales_async.testing import fake_server_process as server_process
 
 RESULTS = Path(__file__).parent / "results"
 OBS_PATH = "/rest/isales/v1/openapi/campaigns/1/queryOBSResultCode"

@@ -221,6 +221,13 @@ async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[A
             yield record
 
 
+def _drop_tracebacks(error: BaseException | None) -> None:
+    """A kept error must not keep its frames (and their records) alive: a batch may keep thousands."""
+    while error is not None:
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
+
+
 def _journal_status(error: BaseException) -> Status:
     if isinstance(error, OutcomeUnknownError):
         return Status.UNKNOWN
@@ -270,6 +277,7 @@ async def write_back_many(
     def settle(outcome: Outcome, status: Status | None) -> None:
         """Count and file one outcome; ``status`` is what the journal records (``None``: nothing was claimed)."""
         nonlocal stopped
+        _drop_tracebacks(outcome.error)
         counts[outcome.kind] += 1
         if status is not None:
             store.finish(outcome, status)

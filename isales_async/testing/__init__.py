@@ -13,6 +13,7 @@ to your ``conftest.py`` for the ``isales_server`` and ``isales_client`` fixtures
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._process import fake_server_process, fetch_state
 from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, Chaos, FakeISales, Fault, FaultKind, RecordedRequest
 
 __all__ = [
@@ -25,4 +26,6 @@ __all__ = [
     "Fault",
     "FaultKind",
     "RecordedRequest",
+    "fake_server_process",
+    "fetch_state",
 ]

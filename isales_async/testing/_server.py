@@ -14,6 +14,7 @@ import datetime as _dt
 import enum
 import hmac
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -30,6 +31,8 @@ from . import _data
 __all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns/"
+#: Unsigned, test-only: the evidence of a server running in another process.
+STATE_PATH = "/_fake/state"
 DEFAULT_AK = "fake-ak"
 DEFAULT_SK = "fake-sk-do-not-use"
 
@@ -40,6 +43,7 @@ class FaultKind(enum.Enum):
     STATUS = "status"  # answer ``status`` (with ``retry_after``), without processing
     RESET_BEFORE = "reset_before"  # drop the connection without processing
     RESET_AFTER = "reset_after"  # process the request, then drop the connection
+    TRUNCATE = "truncate"  # process it, send half the body, then drop the connection
     BODY = "body"  # process it, then answer 200 with ``body`` instead of the envelope
     DELAY = "delay"  # wait ``delay`` seconds, then process normally
     HANG = "hang"  # wait until the server is closed or released, then process
@@ -67,6 +71,10 @@ class Fault:
     @classmethod
     def reset(cls, *, after: bool, endpoint: str | None = None, times: int = 1) -> Fault:
         return cls(FaultKind.RESET_AFTER if after else FaultKind.RESET_BEFORE, endpoint, times)
+
+    @classmethod
+    def truncated(cls, *, endpoint: str | None = None, times: int = 1) -> Fault:
+        return cls(FaultKind.TRUNCATE, endpoint, times)
 
     @classmethod
     def raw_body(
@@ -221,6 +229,7 @@ class FakeISales:
         campaigns: Sequence[str] = ("1001", "1002"),
         latency: float = 0.0,
         max_clock_skew: float = 900.0,
+        chaos: Chaos | None = None,
     ) -> None:
         self.credentials = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
         self.obs_codes = _data.obs_codes(obs_code_count)
@@ -232,7 +241,7 @@ class FakeISales:
         self.latency = latency
         self.max_clock_skew = max_clock_skew
         self.faults: collections.deque[Fault] = collections.deque()
-        self.chaos: Chaos | None = None
+        self.chaos = chaos
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.applied: list[AppliedWrite] = []
@@ -242,6 +251,8 @@ class FakeISales:
         self._release = asyncio.Event()
         self._next_def_id = 1645244637
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._listen: tuple[str, int, ssl.SSLContext | None] = ("", 0, None)
         self.base_url = ""
 
     # -- lifecycle ---------------------------------------------------------------
@@ -249,18 +260,35 @@ class FakeISales:
     def app(self) -> web.Application:
         """The aiohttp application (to mount or run elsewhere)."""
         app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_get(STATE_PATH, self._state)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on ``host:port`` (0 picks a free port) and return the base URL."""
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None) -> str:
+        """Listen on ``host:port`` (0 picks a free port; https with ``ssl_context``) and return the base URL."""
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await self._site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
+        self._listen = (bound_host, bound_port, ssl_context)
+        self.base_url = f"{'https' if ssl_context else 'http'}://{bound_host}:{bound_port}"
         return self.base_url
+
+    async def go_down(self) -> None:
+        """Stop listening and drop open connections (as a crash would), keeping all state."""
+        if self._site is not None:
+            await self._site.stop()
+        if self._runner is not None and self._runner.server is not None:
+            for connection in list(self._runner.server.connections):
+                connection.force_close()
+
+    async def come_back(self) -> None:
+        """Listen again on the same address after :meth:`go_down`."""
+        assert self._runner is not None
+        host, port, ssl_context = self._listen
+        self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await self._site.start()
 
     async def close(self) -> None:
         self._release.set()
@@ -295,6 +323,24 @@ class FakeISales:
     def calls(self) -> Iterator[dict[str, Any]]:
         for calls in self.campaign_calls.values():
             yield from calls
+
+    def state(self) -> dict[str, Any]:
+        """The evidence as JSON-ready data: what was applied, how many requests and connections."""
+        connections = (
+            len(self._runner.server.connections) if self._runner is not None and self._runner.server is not None else 0
+        )
+        return {
+            "applied": {
+                endpoint: dict(self.applied_counts(endpoint))
+                for endpoint in ("callBusiResult", "createObResult", "updateObResult")
+            },
+            "requests": len(self.requests),
+            "rejected_auth": self.rejected_auth,
+            "open_connections": connections,
+        }
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.state()), content_type="application/json")
 
     # -- request handling ------------------------------------------------------------
 
@@ -334,6 +380,8 @@ class FakeISales:
             await asyncio.sleep(self.latency)
         if fault is not None and fault.kind is FaultKind.RESET_AFTER:
             return self._drop(request)
+        if fault is not None and fault.kind is FaultKind.TRUNCATE:
+            return await self._truncate(request, orjson.dumps(answer))
         if fault is not None and fault.kind is FaultKind.BODY:
             return web.Response(body=fault.body, status=200, content_type=fault.content_type.split(";")[0])
         return web.Response(body=orjson.dumps(answer), content_type="application/json", charset="utf-8")
@@ -396,6 +444,15 @@ class FakeISales:
         if fault.kind is FaultKind.HANG:
             await self._release.wait()
         return None
+
+    @staticmethod
+    async def _truncate(request: web.Request, body: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        FakeISales._drop(request)
+        return response
 
     @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:
