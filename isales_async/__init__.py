@@ -28,6 +28,7 @@ from ._errors import (
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
+from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
 from ._retry import RetryBudget, RetryPolicy
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
@@ -63,6 +64,9 @@ __all__ = [
     "Page",
     "PaginationError",
     "Progress",
+    "PushFormatError",
+    "PushReceiver",
+    "PushResponse",
     "RateLimitedError",
     "ReadTimeoutError",
     "RequestSent",
@@ -81,5 +85,6 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "log_event",
+    "parse_push",
     "sign",
 ]

@@ -12,10 +12,11 @@ import contextlib
 import csv
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,10 +38,13 @@ try:
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from exc
 
-from . import ISalesClient, ISalesError, Journal, ValidationError, Writeback
+from aiohttp import web
+
+from . import CallResult, ISalesClient, ISalesError, Journal, PushReceiver, ValidationError, Writeback
 from ._batch import BatchReport
 from ._batch import Progress as BatchProgress
 from ._journal import Status
+from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
 T = TypeVar("T")
@@ -644,8 +648,55 @@ def demo(records: int, concurrency: int, no_progress: bool) -> None:
                 f"({unknown_applied} of which the server had applied: why unknown writes are never resent)",
                 highlight=False,
             )
+            await demo_push_loop(server)
 
     _run(run())
+
+
+async def demo_push_loop(server: FakeISales) -> None:
+    """The callback side: the fake pushes call results to a receiver whose callback fails
+    once, so the server's re-push is seen to deliver every result exactly once."""
+    received: list[str] = []
+    failures = [True]
+
+    async def callback(results: Sequence[CallResult]) -> None:
+        if failures and failures.pop():
+            raise RuntimeError("simulated outage of the user's store")
+        received.extend(r.call_id or "" for r in results)
+
+    token = secrets.token_urlsafe(16)
+    receiver = PushReceiver(callback, token=token)
+    runner = web.AppRunner(aiohttp_app(receiver), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}/?token={token}"
+    statuses = []
+    pushed = 0
+    with logging_silenced("isales_async.push"):
+        for start in range(0, 60, 20):
+            records = server.push_records(count=20, start=start)
+            pushed += len(records)
+            statuses.append(await server.push_results(url, records))
+            statuses.append(await server.push_results(url, records[:5]))  # a duplicate re-push
+    await runner.cleanup()
+    out.print(
+        f"callback loop: pushed {pushed} call results (push statuses {statuses}); the callback received "
+        f"{len(received)}, {len(set(received))} distinct: each exactly once",
+        highlight=False,
+    )
+
+
+@contextlib.contextmanager
+def logging_silenced(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
 
 
 def main() -> None:

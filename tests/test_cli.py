@@ -135,6 +135,7 @@ def test_demo_finishes_and_shows_its_summary() -> None:
     result = CliRunner().invoke(cli, ["demo", "--records", "400", "--no-progress"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "Writeback summary" in result.output and "none twice: True" in result.output
+    assert "received 60, 60 distinct: each exactly once" in result.output
     assert DEFAULT_SK not in result.output
 
 

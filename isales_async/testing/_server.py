@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+import aiohttp
 import attrs
 import orjson
 from aiohttp import web
 
+from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
 from .._signing import canonical_request, sign
 from . import _data
@@ -31,6 +33,21 @@ from . import _data
 __all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns/"
+#: The fields of a pushed call result, and the documented re-push behaviour.
+PUSH_FIELDS = (
+    "campaignId",
+    "sessionId",
+    "called",
+    "callTimeStr",
+    "callStatus",
+    "failCode",
+    "vdnId",
+    "callId",
+    "customField",
+    "recordPath",
+)
+REPUSH_INTERVAL = 600.0
+MAX_PUSHES = 6
 #: Unsigned, test-only: the evidence of a server running in another process.
 STATE_PATH = "/_fake/state"
 DEFAULT_AK = "fake-ak"
@@ -316,6 +333,36 @@ class FakeISales:
     def applied_counts(self, endpoint: str = "callBusiResult") -> collections.Counter[str]:
         """How many times each key (dataId, defId) was applied."""
         return collections.Counter(w.key for w in self.applied if w.endpoint == endpoint)
+
+    def push_records(self, campaign_id: str = "1001", count: int = 10, start: int = 0) -> list[dict[str, Any]]:
+        """Call results of a campaign in the pushed format."""
+        calls = self.campaign_calls[campaign_id][start : start + count]
+        return [{key: call[key] for key in PUSH_FIELDS} for call in calls]
+
+    async def push_results(
+        self, url: str, records: Sequence[dict[str, Any]] | None = None, *, clock: Clock | None = None
+    ) -> list[int]:
+        """POST ``records`` to a callback URL the way CC-iSales does, re-pushing until answered 200.
+
+        Pushes again at once after a failure, then every 10 minutes, at most 6 pushes
+        (``clock`` lets a test skip the waits). Returns the status of each push (0 when
+        the connection failed).
+        """
+        clock = clock or SystemClock()
+        body = orjson.dumps(list(records) if records is not None else self.push_records())
+        statuses: list[int] = []
+        async with aiohttp.ClientSession() as session:
+            for attempt in range(MAX_PUSHES):
+                if attempt >= 2:
+                    await clock.sleep(REPUSH_INTERVAL)
+                try:
+                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                        statuses.append(response.status)
+                except aiohttp.ClientError:
+                    statuses.append(0)
+                if statuses[-1] == 200:
+                    break
+        return statuses
 
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.endpoint == endpoint]
