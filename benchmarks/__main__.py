@@ -30,8 +30,8 @@ import orjson
 from isales_async import ISalesClient, ObsResultCode, Writeback, sign
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
-from isales_async._models import converter
 from isales_async._signing import format_timestamp
+from isales_async.resources._base import structure_list
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK
 from isales_async.testing import fake_server_process as server_process
 
@@ -125,8 +125,8 @@ def thread_pool(base_url: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def throughput(count: int) -> dict[str, Any]:
-    with server_process() as base_url:
+def throughput(count: int, latency: float = 0.0) -> dict[str, Any]:
+    with server_process(latency=latency) as base_url:
         times = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
         for _ in range(3):  # interleaved rounds, best of three
             times["raw_aiohttp"].append(asyncio.run(raw_aiohttp(base_url, count)))
@@ -136,6 +136,7 @@ def throughput(count: int) -> dict[str, Any]:
     rate = {name: count / seconds for name, seconds in best.items()}
     return {
         "requests": count,
+        "server_latency_s": latency,
         "requests_per_second": {k: round(v) for k, v in rate.items()},
         "ratio_vs_raw_aiohttp": round(rate["isales_async"] / rate["raw_aiohttp"], 3),
         "ratio_vs_requests_threads": round(rate["isales_async"] / rate["requests_threads"], 2),
@@ -183,11 +184,11 @@ def micro() -> dict[str, Any]:
             20000,
         ),
         "envelope_page_of_50_us": us(lambda: decipher(ENDPOINTS["queryOBSResultCode"], 200, {}, page, now), 5000),
-        "structure_page_of_50_us": us(lambda: [converter.structure(item, ObsResultCode) for item in parsed], 2000),
+        "structure_page_of_50_us": us(lambda: structure_list(parsed, ObsResultCode, "queryOBSResultCode"), 2000),
     }
 
 
-def profile(count: int) -> list[str]:
+def profile(count: int) -> dict[str, Any]:
     """The hottest functions of the client's hot path (cumulative), from cProfile."""
     with server_process() as base_url:
         profiler = cProfile.Profile()
@@ -196,7 +197,7 @@ def profile(count: int) -> list[str]:
         profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
-    return [line for line in text.getvalue().splitlines() if line.strip()][-19:]
+    return {"requests": count, "top_by_tottime": [line for line in text.getvalue().splitlines() if line.strip()][-19:]}
 
 
 # -- 3. pagination -------------------------------------------------------------------------
@@ -305,17 +306,19 @@ def main() -> None:
         default=None,
         help="records in the streamed-memory run (default 1,000,000; quick 20,000)",
     )
-    parser.add_argument("--only", nargs="*", default=None, help="throughput micro profile pagination batch streamed")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="throughput throughput_5ms micro profile pagination batch streamed"
+    )
     args = parser.parse_args()
     quick = args.quick
-    wanted = set(args.only or ["throughput", "micro", "profile", "pagination", "batch", "streamed"])
-    results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "quick": quick,
-    }
+    wanted = set(args.only or ["throughput", "throughput_5ms", "micro", "profile", "pagination", "batch", "streamed"])
+    target = RESULTS / ("quick.json" if quick else "latest.json")
+    # A partial run (--only) updates its entries and keeps the others, each stamped with its date.
+    results: dict[str, Any] = json.loads(target.read_text()) if args.only and target.exists() else {}
+    results.update({"machine": machine(), "quick": quick})
     steps = {
         "throughput": lambda: throughput(300 if quick else 3000),
+        "throughput_5ms": lambda: throughput(300 if quick else 2000, latency=0.005),
         "micro": micro,
         "profile": lambda: profile(300 if quick else 2000),
         "pagination": lambda: pagination(20 if quick else 100, 0.02),
@@ -325,11 +328,10 @@ def main() -> None:
     for name, step in steps.items():
         if name in wanted:
             print(f"running {name}...", file=sys.stderr, flush=True)
-            results[name] = step()
+            results[name] = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **step()}
             print(json.dumps(results[name], indent=1), file=sys.stderr, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / ("quick.json" if quick else "latest.json")
-    target.write_text(json.dumps(results, indent=1) + "\n")
+            RESULTS.mkdir(exist_ok=True)
+            target.write_text(json.dumps(results, indent=1) + "\n")  # after each step: a crash keeps the rest
     print(f"wrote {target}")
 
 

@@ -160,6 +160,7 @@ class Session:
         self._sk = sk
         self._max_concurrency = max_concurrency
         self.timeouts = timeouts
+        self._default_timeout = timeouts.to_aiohttp()
         self.retry = retry
         self._ssl = ssl
         self._injected = session
@@ -235,7 +236,7 @@ class Session:
             raise RuntimeError("the client is not open: use 'async with ISalesClient(...)'")
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
-        aio_timeout = (timeouts or self.timeouts).to_aiohttp()
+        aio_timeout = timeouts.to_aiohttp() if timeouts is not None else self._default_timeout
         started = self.clock.monotonic()
         self._budget.deposit()
         attempt = 0
