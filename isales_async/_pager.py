@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TypeVar
 
 from ._errors import PaginationError
 from ._models import Page
@@ -22,29 +23,29 @@ __all__ = ["DEFAULT_MAX_PAGES", "iterate_items", "iterate_pages"]
 
 DEFAULT_MAX_PAGES = 10_000
 
-Fetch = Callable[[int, int], Awaitable[Page]]  # type: ignore[type-arg]
+T = TypeVar("T")
 
 
 async def iterate_pages(
-    fetch: Fetch,
+    fetch: Callable[[int, int], Awaitable[Page[T]]],
     *,
     page_size: int,
     prefetch: int = 1,
     start_page: int = 1,
     max_items: int | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
-) -> AsyncGenerator[Page, None]:  # type: ignore[type-arg]
+) -> AsyncGenerator[Page[T], None]:
     """Yield pages in order, holding at most ``prefetch`` pages (fetched or in flight)."""
     check_int_range("prefetch", prefetch, 1)
     check_int_range("start_page", start_page, 1)
     check_int_range("max_pages", max_pages, 1)
     if max_items is not None:
         check_int_range("max_items", max_items, 1)
-    pending: collections.deque[tuple[int, asyncio.Task[Page]]] = collections.deque()  # type: ignore[type-arg]
+    pending: collections.deque[tuple[int, asyncio.Future[Page[T]]]] = collections.deque()
     next_page = start_page
     limit = start_page  # the highest page worth fetching; known once a page tells the total
     cap = start_page + max_pages - 1
-    previous: Page | None = None  # type: ignore[type-arg]
+    previous: Page[T] | None = None
 
     def refill(window: int) -> None:
         nonlocal next_page
@@ -77,7 +78,7 @@ async def iterate_pages(
         await _cancel_all([task for _, task in pending])
 
 
-async def _cancel_all(tasks: list[asyncio.Task[Page]]) -> None:  # type: ignore[type-arg]
+async def _cancel_all(tasks: list[asyncio.Future[Page[T]]]) -> None:
     for task in tasks:
         task.cancel()
     if tasks:
@@ -89,20 +90,9 @@ async def _cancel_all(tasks: list[asyncio.Task[Page]]) -> None:  # type: ignore[
                 task.exception()
 
 
-async def iterate_items(
-    fetch: Fetch,
-    *,
-    page_size: int,
-    prefetch: int = 1,
-    start_page: int = 1,
-    max_items: int | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-) -> AsyncGenerator[object, None]:
-    """Yield the items of every page in order, at most ``max_items`` of them."""
+async def iterate_items(pages: AsyncGenerator[Page[T], None], max_items: int | None = None) -> AsyncGenerator[T, None]:
+    """Yield the items of ``pages`` in order, at most ``max_items``; closing it closes ``pages``."""
     count = 0
-    pages = iterate_pages(
-        fetch, page_size=page_size, prefetch=prefetch, start_page=start_page, max_items=max_items, max_pages=max_pages
-    )
     async with contextlib.aclosing(pages):
         async for page in pages:
             for item in page.items:

@@ -306,9 +306,7 @@ class Session:
         on_send: Callable[[], None] | None,
     ) -> dict[str, Any]:
         route = self._routes.get(prepared.endpoint.name)
-        if route is None:
-            return await self._send(prepared, attempt, client_timeout, on_send)
-        async with route.slot():
+        async with route.slot() if route is not None else contextlib.nullcontext():
             return await self._send(prepared, attempt, client_timeout, on_send)
 
     async def _send(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import anyio
 import pytest
@@ -65,8 +67,12 @@ class Source:
             self.in_flight -= 1
 
 
-async def collect(source: Source, **kw: object) -> list[int]:
-    return [item async for item in iterate_items(source.fetch, **kw)]  # type: ignore[arg-type,misc]
+def items_of(fetch: Any, max_items: int | None = None, **kw: Any) -> AsyncGenerator[int, None]:
+    return iterate_items(iterate_pages(fetch, max_items=max_items, **kw), max_items)
+
+
+async def collect(source: Source, **kw: Any) -> list[int]:
+    return [item async for item in items_of(source.fetch, **kw)]
 
 
 @pytest.mark.parametrize(("total", "requests"), [(0, 1), (1, 1), (50, 1), (100, 2), (120, 3)])
@@ -105,7 +111,7 @@ async def test_a_repeated_page_raises_instead_of_looping() -> None:
         return Page([1, 2], 1000, page_num, page_size)
 
     with pytest.raises(PaginationError, match="repeats"):
-        [item async for item in iterate_items(stuck, page_size=2)]
+        [item async for item in items_of(stuck, page_size=2)]
 
 
 async def test_the_page_cap_raises() -> None:
@@ -138,7 +144,7 @@ async def test_break_without_aclose_leaves_no_task() -> None:
     source = Source(500)
     source.gate = asyncio.Event()
     source.gate.set()
-    async for _ in iterate_items(source.fetch, page_size=10, prefetch=4):  # type: ignore[arg-type]
+    async for _ in items_of(source.fetch, page_size=10, prefetch=4):
         source.gate = asyncio.Event()
         break
     with anyio.fail_after(5):
@@ -151,7 +157,7 @@ async def test_cancelling_the_consumer_cancels_fetches() -> None:
     source = Source(500)
 
     async def consume() -> None:
-        async for _ in iterate_items(source.fetch, page_size=10, prefetch=4):  # type: ignore[arg-type]
+        async for _ in items_of(source.fetch, page_size=10, prefetch=4):
             source.gate = asyncio.Event()
 
     task = asyncio.ensure_future(consume())

@@ -126,12 +126,7 @@ class PagedResource(Resource, Generic[T]):
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> AsyncGenerator[T, None]:
         """Iterate every item across pages, in order (see :meth:`pages`)."""
-        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
-        return iterate_items(  # type: ignore[return-value]
-            self._fetch,
-            page_size=page_size,
-            prefetch=prefetch,
-            start_page=start_page,
-            max_items=max_items,
-            max_pages=max_pages,
+        pages = self.pages(
+            page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
+        return iterate_items(pages, max_items)

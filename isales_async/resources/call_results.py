@@ -143,18 +143,18 @@ class CallResults(Resource):
         session_id: str | None = None,
         custom_field: str | None = None,
     ) -> AsyncGenerator[CallResult, None]:
-        """Iterate every call result of a campaign, in order."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
-        check_int_range("page_size", page_size, 1, query.max_page_size)
-
-        async def fetch(page_num: int, size: int) -> Page[CallResult]:
-            return await self._fetch(query, page_num, size)
-
-        return iterate_items(  # type: ignore[return-value]
-            fetch,
+        """Iterate every call result of a campaign, in order (see :meth:`pages`)."""
+        pages = self.pages(
+            campaign_id,
             page_size=page_size,
             prefetch=prefetch,
-            start_page=start_page,
             max_items=max_items,
+            start_page=start_page,
             max_pages=max_pages,
+            show_detail=show_detail,
+            begin_time=begin_time,
+            end_time=end_time,
+            session_id=session_id,
+            custom_field=custom_field,
         )
+        return iterate_items(pages, max_items)
