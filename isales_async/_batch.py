@@ -171,7 +171,7 @@ class _Store:
         return None
 
     def sending(self, data_id: str) -> None:
-        pass
+        """Without a journal nothing outlives the process, so there is nothing to record."""
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         if outcome.ok:
@@ -182,8 +182,7 @@ class _Store:
 
 
 class _JournalStore(_Store):
-    def __init__(self, journal: Journal, retry_unknown: bool) -> None:
-        super().__init__()
+    def __init__(self, journal: Journal, retry_unknown: bool) -> None:  # the journal replaces the in-memory state
         self.journal = journal
         self._retry_unknown = retry_unknown
 

@@ -7,6 +7,7 @@ time needed to read an HTTP-date ``Retry-After`` is passed in).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import email.utils
 from collections.abc import Mapping
@@ -42,10 +43,8 @@ def parse_retry_after(value: str | None, now: _dt.datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

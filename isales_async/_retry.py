@@ -102,7 +102,8 @@ class RetryPolicy:
         attempts: total attempts per call, the first included (1 disables retrying).
         initial_delay: backoff cap of the first retry, doubled for each further one.
         max_delay: largest backoff cap.
-        deadline: seconds a call may spend over all its attempts and waits; ``None`` for no limit.
+        deadline: seconds from a call's start after which no retry begins (the attempt in
+            progress is bounded by its own timeouts); ``None`` for no limit.
         max_retry_after: the longest ``Retry-After`` honoured; longer ones give up at once.
     """
 

@@ -174,3 +174,31 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
         assert missing <= listed, "a record neither applied nor listed for follow-up"
         assert len(listed) <= 8  # only what was in flight at the kill is in doubt
         assert rerun.returncode == (1 if listed else 0)
+
+
+def test_fake_server_command_serves_signed_requests(tmp_path: Path) -> None:
+    import selectors
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "isales_async", "fake-server", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+        assert selector.select(timeout=30), "the fake server printed nothing"
+        assert f"127.0.0.1:{port}" in process.stdout.readline()  # type: ignore[union-attr]
+        env = {
+            "ISALES_BASE_URL": f"http://127.0.0.1:{port}",
+            "ISALES_AK": DEFAULT_AK,
+            "ISALES_SK": DEFAULT_SK,
+            "ISALES_VDN_ID": "1",
+        }
+        result = CliRunner().invoke(cli, ["obs-codes", "--json", "--max-items", "3"], env=env)
+        assert result.exit_code == 0 and len(result.output.splitlines()) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)

@@ -1,0 +1,40 @@
+"""Type-checked by ``nox -s mypy``, never run: the public API as users write it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from isales_async import (
+    BatchReport,
+    BusinessResult,
+    CallResult,
+    ExternalResult,
+    ISalesClient,
+    ObsResultCode,
+    Page,
+    RetryPolicy,
+    Timeouts,
+    Writeback,
+)
+
+
+async def usage() -> None:
+    async with ISalesClient(
+        "https://h:1", ak="a", sk="s", vdn_id=1, max_concurrency=5, timeouts=Timeouts(read=5)
+    ) as client:
+        page: Page[ObsResultCode] = await client.obs_result_codes.page(page_num=1, page_size=50)
+        code: str = page.items[0].obs_code
+        total: int = page.total_count
+        async for result in client.business_results.iter(page_size=50, prefetch=2):
+            parent: BusinessResult = result
+            children: list[str] = [c.code for c in parent.children]
+        await client.business_results.write_back(1, "B01", sub_status="B01-1", busi_result_desc=None, work_no="2033")
+        call: CallResult = await client.call_results.get("1-1")
+        begin, end = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+        calls: list[CallResult] = [c async for c in client.call_results.iter("1001", begin_time=begin, end_time=end)]
+        created: ExternalResult = await client.external_results.create("shown", ["00602"], result_code="007")
+        def_id: str = created.def_id
+        report: BatchReport = await client.business_results.write_back_many([Writeback(1, "B01")], concurrency=4)
+        ids: list[str] = [o.data_id for o in report.succeeded]
+        await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id)
+        del code, total, children, call, calls, ids
