@@ -164,6 +164,12 @@ class Session:
         self.retry = retry
         self._ssl = ssl
         self._injected = session
+        if session is not None and session.connector is not None and 0 < session.connector.limit < max_concurrency:
+            warnings.warn(
+                f"the injected session allows {session.connector.limit} connections, fewer than max_concurrency="
+                f"{max_concurrency}: requests would queue inside aiohttp, where their timeouts already run",
+                stacklevel=3,
+            )
         self._session: aiohttp.ClientSession | None = session
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)

@@ -342,6 +342,9 @@ def call_results(
 # -- writeback ----------------------------------------------------------------------------
 
 
+WRITEBACK_COLUMNS = ("dataId", "busiResult", "subStatus", "busiResultDesc", "workNo")
+
+
 @attrs.frozen
 class Malformed:
     line: int
@@ -389,6 +392,16 @@ def read_records(path: Path, fmt: str, malformed: list[Malformed]) -> Iterator[W
                 malformed.append(Malformed(number, ",".join(row.values()), str(exc)))
 
 
+def check_csv_header(path: Path) -> None:
+    """Refuse, before anything is sent, a CSV whose header is not the writeback columns."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    if set(header) - set(WRITEBACK_COLUMNS) or "dataId" not in header:
+        raise click.UsageError(
+            f"{path.name}: the CSV header must use the columns {','.join(WRITEBACK_COLUMNS)}; got {','.join(header)}"
+        )
+
+
 def _count_lines(path: Path, fmt: str) -> int:
     with path.open("rb") as handle:
         lines = sum(1 for line in handle if line.strip())
@@ -418,8 +431,9 @@ def _write_followup(path: Path, report: BatchReport, malformed: list[Malformed],
         for bad in malformed:
             emit({"status": "malformed", "line": bad.line, "text": bad.text, "message": bad.error})
         if journal is not None:
+            this_run = {o.data_id for o in [*report.failed, *report.unknown]}
             for data_id, record, error_type, message in journal.rows(Status.SENDING, Status.UNKNOWN, Status.FAILED):
-                if data_id not in {o.data_id for o in [*report.failed, *report.unknown]}:
+                if data_id not in this_run:
                     emit(
                         {"status": "earlier-run", "dataId": data_id, **record, "error": error_type, "message": message}
                     )
@@ -519,6 +533,8 @@ def writeback(
     Exits 1 when any record is not written (failed, unknown or malformed), 2 on a usage or connection error.
     """
     fmt = _detect_format(file, fmt)
+    if fmt == "csv":
+        check_csv_header(file)
     journal = None if no_journal else Journal(journal_path or file.with_name(file.name + ".journal.sqlite"))
     followup = followup or file.with_name(file.name + ".followup.jsonl")
     malformed: list[Malformed] = []

@@ -202,3 +202,11 @@ def test_fake_server_command_serves_signed_requests(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
+
+
+def test_a_csv_with_unknown_columns_is_refused_before_sending(threaded: FakeISales, tmp_path: Path) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_text("dataId,busiresult\n1,B01\n")
+    code, output = invoke(threaded, "writeback", str(source), "--no-progress")
+    assert code == 2 and "CSV header" in output
+    assert threaded.requests == []

@@ -303,6 +303,12 @@ async def test_an_injected_session_is_used_and_left_open(server: FakeISales) -> 
         assert not session.closed
 
 
+async def test_an_injected_pool_smaller_than_the_limiter_is_flagged() -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as session:
+        with pytest.warns(UserWarning, match="fewer than max_concurrency=10"):
+            ISalesClient("https://h", ak="a", sk="s", vdn_id=1, session=session)
+
+
 async def test_using_a_closed_client_is_a_clear_error(make_client: MakeClient) -> None:
     client = make_client()
     with pytest.raises(RuntimeError, match="async with"):
