@@ -245,13 +245,15 @@ class Session:
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         aio_timeout = timeouts.to_aiohttp() if timeouts is not None else self._default_timeout
+        route = self._routes.get(endpoint.name)
         started = self.clock.monotonic()
         self._budget.deposit()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(prepared, attempt, aio_timeout, on_send)
+                async with route.slot() if route is not None else contextlib.nullcontext():
+                    return await self._send(prepared, attempt, aio_timeout, on_send)
             except ISalesError as exc:
                 failure = classify(exc)
                 retry_after = getattr(exc, "retry_after", None)
@@ -305,17 +307,6 @@ class Session:
         if second != self._stamp_second:
             self._stamp, self._stamp_second = format_timestamp(now), second
         return self._stamp
-
-    async def _attempt(
-        self,
-        prepared: _Prepared,
-        attempt: int,
-        client_timeout: aiohttp.ClientTimeout,
-        on_send: Callable[[], None] | None,
-    ) -> dict[str, Any]:
-        route = self._routes.get(prepared.endpoint.name)
-        async with route.slot() if route is not None else contextlib.nullcontext():
-            return await self._send(prepared, attempt, client_timeout, on_send)
 
     async def _send(
         self,
