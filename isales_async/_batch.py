@@ -245,7 +245,29 @@ async def write_back_many(
     fail_fast: bool = False,
     retry_unknown: bool = False,
 ) -> BatchReport:
-    """See :meth:`isales_async.resources.business_results.BusinessResults.write_back_many`."""
+    """Write back many business results concurrently; every record is accounted for once.
+
+    Args:
+        records: a sync or async iterable of :class:`~isales_async.Writeback`, read
+            only as workers free up (at most ``concurrency`` records read ahead).
+        concurrency: records in flight at once (the client's ``max_concurrency``
+            still bounds requests across everything it does).
+        journal: an SQLite file path (or :class:`~isales_async.Journal`) recording
+            each outcome as it completes; a re-run with the same journal skips what
+            succeeded or failed for good, and does not resend unknown records
+            unless ``retry_unknown``. With a journal, ``report.succeeded`` is read
+            from disk, so memory stays flat for millions of records.
+        on_progress: called with :class:`~isales_async.Progress` as records settle.
+        fail_fast: stop taking new records after the first failure or unknown.
+        retry_unknown: resend records whose outcome an earlier run left unknown.
+
+    A bad record (invalid, ``0200033``, ``0200034``) fails alone; a duplicate
+    ``data_id`` fails as a duplicate and is not sent twice; a write of unknown fate
+    is reported unknown and not resent.
+
+    Called as ``client.business_results.write_back_many(records, ...)``; ``resource``
+    is that ``BusinessResults``.
+    """
     check_int_range("concurrency", concurrency, 1)
     if journal is not None and not isinstance(journal, Journal):
         journal = Journal(journal)

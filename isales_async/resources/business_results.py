@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable
-from os import PathLike
+from collections.abc import Callable
 from typing import Any
 
-from .._batch import BatchReport, Progress, Writeback, write_back_many
+from .._batch import Writeback, write_back_many
 from .._endpoints import ENDPOINTS
-from .._journal import Journal
 from .._models import BusinessResult
 from .._validation import check_data_id, check_text
 from ._base import PagedResource
@@ -57,45 +55,8 @@ class BusinessResults(PagedResource[BusinessResult]):
         body = writeback_body(busi_result, sub_status, busi_result_desc, work_no)
         await self._send_write_back(check_data_id(data_id), body)
 
-    async def write_back_many(
-        self,
-        records: Iterable[Writeback] | AsyncIterable[Writeback],
-        *,
-        concurrency: int = 10,
-        journal: Journal | str | PathLike[str] | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-        fail_fast: bool = False,
-        retry_unknown: bool = False,
-    ) -> BatchReport:
-        """Write back many business results concurrently; every record is accounted for once.
-
-        Args:
-            records: a sync or async iterable of :class:`~isales_async.Writeback`, read
-                only as workers free up (at most ``concurrency`` records read ahead).
-            concurrency: records in flight at once (the client's ``max_concurrency``
-                still bounds requests across everything it does).
-            journal: an SQLite file path (or :class:`~isales_async.Journal`) recording
-                each outcome as it completes; a re-run with the same journal skips what
-                succeeded or failed for good, and does not resend unknown records
-                unless ``retry_unknown``. With a journal, ``report.succeeded`` is read
-                from disk, so memory stays flat for millions of records.
-            on_progress: called with :class:`~isales_async.Progress` as records settle.
-            fail_fast: stop taking new records after the first failure or unknown.
-            retry_unknown: resend records whose outcome an earlier run left unknown.
-
-        A bad record (invalid, ``0200033``, ``0200034``) fails alone; a duplicate
-        ``data_id`` fails as a duplicate and is not sent twice; a write of unknown fate
-        is reported unknown and not resent.
-        """
-        return await write_back_many(
-            self,
-            records,
-            concurrency=concurrency,
-            journal=journal,
-            on_progress=on_progress,
-            fail_fast=fail_fast,
-            retry_unknown=retry_unknown,
-        )
+    # The batch lives in _batch; bound here as a method, it is client.business_results.write_back_many.
+    write_back_many = write_back_many
 
     @staticmethod
     def validate_write_back(record: Writeback) -> dict[str, Any]:
