@@ -253,3 +253,29 @@ async def test_token_and_ip_allow_list(make_receiver: MakeReceiver, isales_serve
 def test_an_unprotected_receiver_warns() -> None:
     with pytest.warns(UserWarning, match="neither a token nor an IP allow-list"):
         PushReceiver(Calls())
+
+
+async def asgi_call(app: AsgiPushApp, scope: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_asgi_app_lifespan_methods_and_size_cap() -> None:
+    calls = Calls()
+    app = AsgiPushApp(PushReceiver(calls, token="t"), max_body=10)
+    lifespan = await asgi_call(app, {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    assert [m["type"] for m in lifespan] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    http = {"type": "http", "method": "GET", "query_string": b"token=t", "client": ("127.0.0.1", 1)}
+    assert (await asgi_call(app, http, []))[0]["status"] == 405
+    big = [{"type": "http.request", "body": b"[" + b" " * 20 + b"]", "more_body": False}]
+    assert (await asgi_call(app, {**http, "method": "POST"}, big))[0]["status"] == 413
+    assert await asgi_call(app, {**http, "method": "POST"}, [{"type": "http.disconnect"}]) == []
+    assert calls.batches == []

@@ -15,9 +15,10 @@ from isales_async import (
     InvalidParameterError,
     ISalesClient,
     NotFoundError,
+    ResponseFormatError,
     ValidationError,
 )
-from isales_async.testing import FakeISales, RecordedRequest
+from isales_async.testing import FakeISales, Fault, RecordedRequest
 
 from .conftest import MakeClient
 
@@ -183,3 +184,26 @@ async def test_bad_input_is_refused_before_sending(client: ISalesClient, server:
 async def test_callresult_page_size_up_to_500_without_detail(client: ISalesClient) -> None:
     page = await client.call_results.page("1001", page_size=500)
     assert len(page.items) == 250
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"resultCode": "0200000", "obsCodes": "not a list", "totalCount": 1}',
+        b'{"resultCode": "0200000", "obsCodes": [{"obsCodeDesc": "no code"}], "totalCount": 1}',
+        b'{"resultCode": "0200000", "obsCodes": [], "totalCount": "many"}',
+    ],
+    ids=["list-not-a-list", "item-missing-its-code", "total-not-a-number"],
+)
+async def test_a_body_the_models_cannot_take_is_a_format_error(
+    client: ISalesClient, server: FakeISales, body: bytes
+) -> None:
+    server.inject(Fault.raw_body(body, endpoint="queryOBSResultCode"))
+    with pytest.raises(ResponseFormatError, match="queryOBSResultCode"):
+        await client.obs_result_codes.page()
+
+
+async def test_a_detail_the_model_cannot_take_is_a_format_error(client: ISalesClient, server: FakeISales) -> None:
+    server.inject(Fault.raw_body(b'{"resultCode": "0200000", "data": {"callId": "1", "callEndTime": "yesterday"}}'))
+    with pytest.raises(ResponseFormatError, match="CallResult"):
+        await client.call_results.get("1")

@@ -10,7 +10,9 @@ import warnings
 
 import aiohttp
 import anyio
+import orjson
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 from isales_async import (
@@ -323,3 +325,35 @@ async def test_transport_failures_after_sending_via_aioresponses(make_client: Ma
             with pytest.raises(OutcomeUnknownError):
                 await client.business_results.write_back(5, "B01")
     assert sum(len(calls) for calls in mocked.requests.values()) == 1
+
+
+async def test_a_chunked_body_is_read_and_capped(make_client: MakeClient) -> None:
+    """A body without Content-Length is read chunk by chunk, under the same size cap."""
+    page = orjson.dumps(
+        {"resultCode": "0200000", "totalCount": 1, "obsCodes": [{"obsCode": "00600", "obsCodeDesc": "x" * 300}]}
+    )
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(page), 64):
+            await response.write(page[start : start + 64])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", chunked)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with make_client(base_url=f"http://{host}:{port}") as client:
+            assert (await client.obs_result_codes.page(page_size=1)).items[0].obs_code == "00600"
+        async with make_client(base_url=f"http://{host}:{port}", max_response_bytes=200) as client:
+            with pytest.raises(ResponseTooLargeError):
+                await client.obs_result_codes.page(page_size=1)
+    finally:
+        await runner.cleanup()
