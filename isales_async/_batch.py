@@ -9,9 +9,10 @@ settled them are counted by reason.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any, overload
 
@@ -211,7 +212,7 @@ class _JournalStore(_Store):
         return _JournalSucceeded(self.journal, self.journal.run)
 
 
-async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
     if isinstance(records, AsyncIterable):
         async for record in records:
             yield record
@@ -354,7 +355,7 @@ async def write_back_many(
                 return
             await process(record)
 
-    async with anyio.create_task_group() as group:
+    async with contextlib.aclosing(source), anyio.create_task_group() as group:
         for _ in range(concurrency):
             group.start_soon(worker)
     return BatchReport(
