@@ -110,7 +110,10 @@ class _JournalSucceeded(Sequence[Outcome]):
         return self._len
 
     def __iter__(self) -> Iterator[Outcome]:
-        for data_id, record, _, _ in self._journal.rows(Status.SUCCEEDED, run=self._run):
+        return self._read()
+
+    def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
+        for data_id, record, _, _ in self._journal.rows(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
             yield Outcome(data_id, Writeback.from_json(record), OutcomeKind.SUCCEEDED)
 
     @overload
@@ -118,7 +121,12 @@ class _JournalSucceeded(Sequence[Outcome]):
     @overload
     def __getitem__(self, index: slice) -> Sequence[Outcome]: ...
     def __getitem__(self, index: int | slice) -> Outcome | Sequence[Outcome]:
-        return list(self)[index]
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = index + self._len if index < 0 else index
+        if not 0 <= position < self._len:
+            raise IndexError(index)
+        return next(self._read(offset=position, limit=1))  # one row read, not the whole run
 
 
 @attrs.frozen

@@ -102,16 +102,20 @@ class Journal:
         )
 
     def rows(
-        self, *statuses: Status, run: int | None = None
+        self, *statuses: Status, run: int | None = None, offset: int = 0, limit: int = -1
     ) -> Iterator[tuple[str, dict[str, object], str | None, str | None]]:
-        """``(data_id, record, error_type, message)`` of the rows in ``statuses`` (of ``run``, if given)."""
+        """``(data_id, record, error_type, message)`` of the rows in ``statuses`` (of ``run``, if
+        given), oldest first; ``offset``/``limit`` select a slice without reading the rest."""
         marks = ",".join("?" * len(statuses))
         sql = f"SELECT data_id, record, error_type, message FROM records WHERE status IN ({marks})"
         params: list[object] = [s.value for s in statuses]
         if run is not None:
             sql += " AND run = ?"
             params.append(run)
-        for data_id, record, error_type, message in self._db.execute(sql + " ORDER BY updated", params):
+        params += [limit, offset]
+        for data_id, record, error_type, message in self._db.execute(
+            sql + " ORDER BY updated, data_id LIMIT ? OFFSET ?", params
+        ):
             yield data_id, orjson.loads(record) if record else {}, error_type, message
 
     def count(self, status: Status, run: int | None = None) -> int:
