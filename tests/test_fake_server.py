@@ -204,12 +204,22 @@ async def test_a_post_body_that_is_not_a_json_object_is_a_conversion_error(
         (OBS_PATH, [("pageSize", "2"), ("pageNum", "true")], "02000008"),
         (OBS_PATH, [("pageSize", "two"), ("pageNum", "1")], "02000008"),
         (OBS_PATH, [("pageSize", "2"), ("pageNum", "1.0")], "02000008"),
+        (OBS_PATH, [("pageSize", "2"), ("pageNum", "9" * 5000)], "02000008"),
         (OBS_PATH, [("pageSize", "2"), ("pageNum", "1"), ("pagesize", "3")], "02000008"),
         (OBS_PATH, [("pageSize", "2")], "02000001"),
         (f"{PREFIX}/1/callresultdetail/1", [("x", "1")], "02000008"),
         (f"{PREFIX}/one/queryOBSResultCode", PAGE, "02000008"),
     ],
-    ids=["boolean-page", "word-size", "decimal-page", "unknown-key", "missing-page", "query-on-detail", "word-vdn"],
+    ids=[
+        "boolean-page",
+        "word-size",
+        "decimal-page",
+        "huge-page",
+        "unknown-key",
+        "missing-page",
+        "query-on-detail",
+        "word-vdn",
+    ],
 )
 async def test_query_and_path_values_the_server_cannot_convert(
     isales_server: FakeISales, path: str, query: list, code: str

@@ -274,7 +274,7 @@ def _query_int(query: dict[str, str], key: str) -> int:
 
 def _integer(name: str, text: str) -> int:
     """A path or query value the server converts to a Java ``Integer``."""
-    if not _INTEGER.fullmatch(text) or abs(int(text)) > _JAVA_INT_MAX:
+    if len(text) > len(str(-_JAVA_INT_MAX)) or not _INTEGER.fullmatch(text) or abs(int(text)) > _JAVA_INT_MAX:
         raise _Reject(_CONVERSION, f"{name} is not an integer: {text!r}")
     return int(text)
 
