@@ -114,7 +114,8 @@ def thread_pool(base_url: str, count: int) -> float:
             method="GET", path=OBS_PATH, query=query, host=host, body="", ak=DEFAULT_AK, sk=DEFAULT_SK, timestamp=stamp
         ).authorization
         response = session.get(
-            f"{base_url}{OBS_PATH}?pageSize=50&pageNum={i % 2 + 1}", headers={"Authorization": auth, "Host": host}
+            f"{base_url}{OBS_PATH}?pageSize=50&pageNum={i % 2 + 1}",
+            headers={"Authorization": auth, "Host": host, "Content-Type": "application/json; charset=UTF-8"},
         )
         data = response.json()
         assert len(data["obsCodes"]) == 50

@@ -26,6 +26,8 @@ Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouch
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "BusinessError",
@@ -104,12 +106,18 @@ class ServerError(HTTPStatusError):
 
 
 class ResponseFormatError(ISalesError):
-    """A 2xx response whose body is not a JSON object with a result code."""
+    """A 2xx response whose body is not a JSON object with a result code, or holds a
+    value the models cannot read: then ``field`` names it as the API does, with its
+    position (``data[3].callStatus``), and ``value`` is the raw value received."""
 
-    def __init__(self, message: str, *, endpoint: str, snippet: str = "") -> None:
+    def __init__(
+        self, message: str, *, endpoint: str, snippet: str = "", field: str | None = None, value: Any = None
+    ) -> None:
         super().__init__(f"{message} ({endpoint}){': ' + snippet if snippet else ''}")
         self.endpoint = endpoint
         self.snippet = snippet
+        self.field = field
+        self.value = value
 
 
 class ResponseTooLargeError(ResponseFormatError):

@@ -1,4 +1,5 @@
-"""The spec pages' examples parse into the models; unknown fields survive; types are tolerant."""
+"""The spec pages' examples parse into the models; unknown fields survive; types are tolerant;
+the strict converter of the tests and the production hooks agree."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import datetime as dt
 
 import cattrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from isales_async import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode
-from isales_async._models import make_converter
+from isales_async._models import Unreadable, _parse_time_variant, explain, make_converter, parse_time
 
 STRICT = make_converter(strict=True)
 LENIENT = make_converter()
@@ -85,3 +88,119 @@ def test_unknown_fields_are_kept_not_fatal() -> None:
 
 def test_external_result_def_id_number_becomes_text() -> None:
     assert LENIENT.structure({"defId": 1645244637, "displayResult": "x"}, ExternalResult).def_id == "1645244637"
+
+
+TIME_CASES = [
+    ("2022-02-10 11:45:51", dt.datetime(2022, 2, 10, 11, 45, 51)),
+    ("  2022-02-10   11:45:51 ", dt.datetime(2022, 2, 10, 11, 45, 51)),
+    ("2022-02-10 11:45:51.123", dt.datetime(2022, 2, 10, 11, 45, 51, 123000)),
+    ("2022-02-10t11:45:51.000001", dt.datetime(2022, 2, 10, 11, 45, 51, 1)),
+    ("2022-02-10T11:45:47Z", dt.datetime(2022, 2, 10, 11, 45, 47, tzinfo=dt.timezone.utc)),
+    ("2022-02-10 11:45:47 +08", dt.datetime(2022, 2, 10, 11, 45, 47, tzinfo=dt.timezone(dt.timedelta(hours=8)))),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), TIME_CASES)
+def test_parse_time_reads_the_documented_form_and_its_variants(raw: str, expected: dt.datetime) -> None:
+    parsed = parse_time(raw)
+    assert (parsed, parsed.utcoffset()) == (expected, expected.utcoffset())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["yesterday", "2022-02-10", "2022-02-10 11:45", "2022-13-10 11:45:51", "2022-02-10 11:45:51+24:00", "1644464743"],
+)
+def test_parse_time_refuses_what_is_not_a_time(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(raw)
+
+
+@given(
+    when=st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(9999, 12, 30)),
+    zone=st.sampled_from(
+        [None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=8)), dt.timezone(-dt.timedelta(hours=3, minutes=30))]
+    ),
+    separator=st.sampled_from([" ", "T"]),
+    z_for_utc=st.booleans(),
+)
+def test_parse_time_round_trips_every_iso_rendering(
+    when: dt.datetime, zone: dt.tzinfo | None, separator: str, z_for_utc: bool
+) -> None:
+    aware = when.replace(tzinfo=zone)
+    text = aware.isoformat(sep=separator)
+    if z_for_utc and zone is dt.timezone.utc:
+        text = text.replace("+00:00", "Z")
+    parsed = parse_time(text)
+    assert (parsed, parsed.utcoffset()) == (aware, aware.utcoffset())
+
+
+def test_the_fast_path_and_the_variant_path_agree_on_the_documented_form() -> None:
+    text = "2022-02-10 11:45:51"
+    assert parse_time(text) == _parse_time_variant(text) == dt.datetime(2022, 2, 10, 11, 45, 51)
+
+
+@pytest.mark.parametrize("raw", [{"code": "1"}, ["1"], True, 1.5])
+def test_text_fields_refuse_containers_and_non_integers_instead_of_their_str(raw: object) -> None:
+    for conv in (STRICT, LENIENT):
+        with pytest.raises(Exception) as caught:
+            conv.structure({"obsCode": raw}, ObsResultCode)
+        assert isinstance(caught.value, (TypeError, cattrs.ClassValidationError))
+
+
+def test_sequences_are_tuples_whatever_the_cattrs_version() -> None:
+    for conv in (STRICT, LENIENT):
+        parent = conv.structure(BUSINESS_EXAMPLE[0], BusinessResult)
+        external = conv.structure({"defId": "1", "obsCodes": ["00602", "00606"]}, ExternalResult)
+        assert (type(parent.children), type(external.obs_codes), type(external.obs_code_details)) == (
+            tuple,
+            tuple,
+            tuple,
+        )
+
+
+#: Valid inputs and every tolerated variant, per model: the strict converter the tests use
+#: and the production hooks must build the same objects from each.
+AGREEMENT_CASES: list[tuple[type, dict]] = [
+    *((ObsResultCode, item) for item in OBS_EXAMPLE),
+    (ObsResultCode, {"obsCode": 605}),
+    *((BusinessResult, item) for item in BUSINESS_EXAMPLE),
+    (BusinessResult, {"code": "A", "children": None, "defLevel": "PARENT"}),
+    (BusinessResult, {"code": "A", "defLevel": 7, "children": [{"code": "A-1", "defLevel": ""}]}),
+    (CallResult, DETAIL_EXAMPLE),
+    *((CallResult, {"callEndTime": raw}) for raw, _ in TIME_CASES),
+    (CallResult, {"callStatus": 6, "vdnId": "8", "called": 88881955, "recordPath": "", "callBeginTime": ""}),
+    (CallResult, {"callStatus": "9", "vdnId": None, "callTimeStr": "2022-02-10 11:45:43"}),
+    (ExternalResult, {"defId": 1645244637, "displayResult": "x", "resultCode": "", "obsCodes": ["00602", 606]}),
+    (ExternalResult, {"defId": "1", "obsCodes": [{"obsCode": "00602", "obsCodeDesc": "d"}, "00606"]}),
+    (ExternalResult, {"defId": "", "obsCodes": None}),
+]
+
+
+@pytest.mark.parametrize(("cls", "raw"), AGREEMENT_CASES)
+def test_the_strict_converter_and_the_production_hooks_agree(cls: type, raw: dict) -> None:
+    strict, lenient = STRICT.structure(raw, cls), LENIENT.structure(raw, cls)
+    # The reprs differ where only the types do (a list for a tuple, an int for an enum member).
+    assert (strict, repr(strict), dict(strict.extra)) == (lenient, repr(lenient), dict(lenient.extra))
+
+
+@pytest.mark.parametrize(
+    ("cls", "raw"),
+    [
+        (CallResult, {"callStatus": "six"}),
+        (CallResult, {"callEndTime": "yesterday"}),
+        (ObsResultCode, {"obsCodeDesc": "no code"}),
+        (BusinessResult, {"code": "A", "children": "A-1"}),
+        (ExternalResult, {"defId": "1", "obsCodes": [{"code": "x"}]}),
+    ],
+)
+def test_the_strict_converter_and_the_production_hooks_refuse_the_same(cls: type, raw: dict) -> None:
+    for conv in (STRICT, LENIENT):
+        with pytest.raises(Exception):  # noqa: B017 - the types differ (cattrs wraps in strict mode)
+            conv.structure(raw, cls)
+
+
+def test_explain_names_the_first_unreadable_field_with_its_position() -> None:
+    item = {"code": "A", "children": [{"code": "A-1"}, {"code": "A-2", "defLevel": True}]}
+    assert explain(item, BusinessResult, "data[4]") == Unreadable(
+        "data[4].children[1].defLevel", True, "expected an integer, got a boolean"
+    )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._endpoints import ENDPOINTS
 from .._errors import ResponseFormatError
-from .._models import Page, converter
+from .._models import Page, converter, explain
 from .._pager import DEFAULT_MAX_PAGES, iterate_items, iterate_pages
 from .._validation import check_int_range
 
@@ -20,29 +20,59 @@ T = TypeVar("T")
 MAX_PAGE_SIZE = 50
 
 
-def _shape_error(cls: type[Any], endpoint: str, exc: Exception) -> ResponseFormatError:
-    return ResponseFormatError(f"unexpected data shape for {cls.__name__}: {exc!r}", endpoint=endpoint)
+def _shape_error(value: Any, cls: type[Any], endpoint: str, where: str) -> ResponseFormatError:
+    """The error for an item that cannot be read: it names the field, its raw value and why."""
+    problem = explain(value, cls, where)
+    return ResponseFormatError(
+        f"cannot read {cls.__name__} {problem.field}: {problem.reason}; got {_excerpt(problem.value)}",
+        endpoint=endpoint,
+        field=problem.field,
+        value=problem.value,
+    )
 
 
-def structure(value: Any, cls: type[T], endpoint: str) -> T:
-    """Build ``cls`` from response data; a shape the models cannot take is a format error."""
+def _excerpt(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def structure(value: Any, cls: type[T], endpoint: str, where: str = "data") -> T:
+    """Build ``cls`` from the response's ``where`` field; what the model cannot take is a format error."""
     try:
-        return converter.structure(value, cls)
+        return converter.get_structure_hook(cls)(value, cls)  # type: ignore[no-any-return]
     except Exception as exc:
-        raise _shape_error(cls, endpoint, exc) from exc
+        raise _shape_error(value, cls, endpoint, where) from exc
 
 
-def structure_list(value: Any, cls: type[T], endpoint: str) -> list[T]:
-    """Build a list of ``cls``; the hook is looked up once, not per item (the hot path of listings)."""
+def structure_list(value: Any, cls: type[T], endpoint: str, where: str = "data") -> list[T]:
+    """Build a list of ``cls`` from the response's ``where`` field.
+
+    The hook is looked up once, not per item, and items are built optimistically (the hot
+    path of listings); only after a failure is the list walked again to name what failed.
+    """
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ResponseFormatError(f"expected a list of {cls.__name__}", endpoint=endpoint)
+        raise ResponseFormatError(
+            f"expected a list of {cls.__name__} in {where}; got {_excerpt(value)}",
+            endpoint=endpoint,
+            field=where,
+            value=value,
+        )
     hook = converter.get_structure_hook(cls)
     try:
         return [hook(item, cls) for item in value]
     except Exception as exc:
-        raise _shape_error(cls, endpoint, exc) from exc
+        index = next((i for i, item in enumerate(value) if not _readable(hook, item, cls)), 0)
+        raise _shape_error(value[index], cls, endpoint, f"{where}[{index}]") from exc
+
+
+def _readable(hook: Any, item: Any, cls: type[Any]) -> bool:
+    try:
+        hook(item, cls)
+    except Exception:
+        return False
+    return True
 
 
 def total_count(data: Mapping[str, Any], endpoint: str) -> int:
@@ -89,7 +119,7 @@ class PagedResource(Resource, Generic[T]):
 
     async def _fetch(self, page_num: int, page_size: int) -> Page[T]:
         data = await self._call(self._endpoint, query=(("pageSize", str(page_size)), ("pageNum", str(page_num))))
-        items = structure_list(data.get(self._list_field), self._model, self._endpoint)
+        items = structure_list(data.get(self._list_field), self._model, self._endpoint, self._list_field)
         return Page(items, total_count(data, self._endpoint), page_num, page_size)
 
     def pages(

@@ -19,14 +19,14 @@ MAX_CODE_LEN = 50
 def writeback_body(
     busi_result: str, sub_status: str | None, busi_result_desc: str | None, work_no: str | None
 ) -> dict[str, Any]:
-    """Validate a writeback and build its JSON body (absent optional fields are left out)."""
+    """Validate a writeback and build its JSON body (optional fields that are ``None`` or ``""`` are left out)."""
     body: dict[str, Any] = {"busiResult": check_text("busi_result", busi_result, max_len=MAX_CODE_LEN, required=True)}
     optional = {
         "subStatus": check_text("sub_status", sub_status, max_len=MAX_CODE_LEN),
         "busiResultDesc": check_text("busi_result_desc", busi_result_desc),
         "workNo": check_text("work_no", work_no),
     }
-    body.update((key, value) for key, value in optional.items() if value is not None)
+    body.update((key, value) for key, value in optional.items() if value)
     return body
 
 

@@ -52,13 +52,14 @@ class CallResultQuery:
         return MAX_PAGE_SIZE_DETAIL if self.show_detail else MAX_PAGE_SIZE
 
     def body(self, page_num: int, page_size: int) -> dict[str, Any]:
+        """The request body of one page; filters that are ``None`` or ``""`` are left out."""
         body: dict[str, Any] = {"pageNum": page_num, "pageSize": page_size, "showDetail": int(self.show_detail)}
         if self.begin_time is not None and self.end_time is not None:
             body["beginTime"] = self.begin_time.strftime("%Y-%m-%d")
             body["endTime"] = self.end_time.strftime("%Y-%m-%d")
-        if self.session_id is not None:
+        if self.session_id:
             body["sessionId"] = self.session_id
-        if self.custom_field is not None:
+        if self.custom_field:
             body["customField"] = self.custom_field
         return body
 

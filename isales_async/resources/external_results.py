@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._errors import ResponseFormatError, ValidationError
-from .._models import ExternalResult
+from .._errors import ValidationError
+from .._models import ExternalResult, ObsResultCode
 from .._validation import check_path_param, check_text
 from ._base import PagedResource, structure
 
@@ -22,6 +22,17 @@ def _body(display_result: str, obs_codes: Sequence[str]) -> dict[str, Any]:
     return {"displayResult": display_result, "obsCodes": list(obs_codes)}
 
 
+def _created_def_id(raw: Any) -> tuple[str | None, Mapping[str, Any]]:
+    """The ``defId`` createObResult answered, or ``None`` (and the raw value, if any) when unusable."""
+    if type(raw) is int:
+        return str(raw), {}
+    if type(raw) is str and raw.strip():
+        return raw, {}
+    if raw is None or raw == "":
+        return None, {}
+    return None, {"defId": raw}
+
+
 class ExternalResults(PagedResource[ExternalResult]):
     """``client.external_results``: create, list (paged), get and update external results."""
 
@@ -32,20 +43,27 @@ class ExternalResults(PagedResource[ExternalResult]):
     async def create(
         self, display_result: str, obs_codes: Sequence[str], result_code: str | None = None
     ) -> ExternalResult:
-        """Create an external result mapping ``obs_codes`` to ``display_result``; returns it with its ``def_id``."""
+        """Create an external result mapping ``obs_codes`` to ``display_result``; returns it with its ``def_id``.
+
+        A ``result_code`` of ``None`` or ``""`` is left out of the request. Should the
+        server confirm the creation without a usable ``defId``, the result is still
+        returned, with ``def_id=None`` (and an unreadable ``defId`` kept in ``extra``):
+        the external result exists, so creating it again would make a duplicate.
+        """
         check_text("result_code", result_code, below=8)
         body = _body(display_result, obs_codes)
-        if result_code is not None:
+        if result_code:
             body = {"resultCode": result_code, **body}
         data = await self._call("createObResult", body=body)
-        if not data.get("defId"):
-            raise ResponseFormatError("createObResult answered without a defId", endpoint="createObResult")
-        return ExternalResult(str(data["defId"]), display_result, result_code, tuple(obs_codes))
+        def_id, extra = _created_def_id(data.get("defId"))
+        codes = tuple(obs_codes)
+        details = tuple(ObsResultCode(code) for code in codes)
+        return ExternalResult(def_id, display_result, result_code or None, codes, details, extra)
 
     async def get(self, def_id: str | int) -> ExternalResult:
         """One external result by its ``def_id`` (queryObsResultDetail)."""
         data = await self._call("queryObsResultDetail", path_params={"defId": check_path_param("def_id", def_id)})
-        return structure(data.get("obResult"), ExternalResult, "queryObsResultDetail")
+        return structure(data.get("obResult"), ExternalResult, "queryObsResultDetail", "obResult")
 
     async def update(self, def_id: str | int, display_result: str, obs_codes: Sequence[str]) -> None:
         """Replace the display result and result codes of an external result (updateObResult)."""

@@ -1,9 +1,12 @@
 """The embedded fake CC-iSales server: strict, deterministic and scriptable.
 
-It verifies every C2 ``auth-v2`` signature (401 otherwise), serves the five seed
-endpoints and their neighbours with the documented validation and per-endpoint error
-codes, can be scripted with faults, and records every request and every write it
-applied, so a test can prove that nothing was lost or applied twice.
+It verifies every C2 ``auth-v2`` signature with its own verifier (:mod:`._auth`, 401
+otherwise), serves the five seed endpoints and their neighbours with the documented
+validation and per-endpoint error codes, refuses what the real server cannot convert
+(``02000008``: a missing or wrong Content-Type, a body on a GET, unknown body or query
+keys, a value of the wrong JSON type), answers "does not exist" for a call or campaign
+of another VDN, can be scripted with faults, and records every request and every write
+it applied, so a test can prove that nothing was lost or applied twice.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import asyncio
 import collections
 import datetime as _dt
 import enum
-import hmac
 import random
+import re
 import ssl
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,8 +29,7 @@ from aiohttp import web
 
 from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
-from .._signing import canonical_request, sign
-from . import _data
+from . import _auth, _data
 
 __all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
 
@@ -52,6 +53,8 @@ MAX_PUSHES = 6
 STATE_PATH = "/_fake/state"
 DEFAULT_AK = "fake-ak"
 DEFAULT_SK = "fake-sk-do-not-use"
+#: The VDN the seed campaigns and their calls belong to.
+VDN_ID = 1
 
 
 class FaultKind(enum.Enum):
@@ -197,12 +200,12 @@ def _parse_query(raw: str) -> tuple[tuple[str, str], ...]:
 
 def _page_args(endpoint: str, query: dict[str, str]) -> tuple[int, int]:
     size_code, num_code = _PAGING_CODES[endpoint]
-    size, num = query.get("pageSize", ""), query.get("pageNum", "")
-    if not size.isdigit() or not 1 <= int(size) <= 50:
-        raise _Reject(size_code, f"pageSize must be 1-50, got {size!r}")
-    if not num.isdigit() or int(num) < 1:
-        raise _Reject(num_code, f"pageNum must be greater than 0, got {num!r}")
-    return int(num), int(size)
+    size, num = _query_int(query, "pageSize"), _query_int(query, "pageNum")
+    if not 1 <= size <= 50:
+        raise _Reject(size_code, f"pageSize must be 1-50, got {size}")
+    if num < 1:
+        raise _Reject(num_code, f"pageNum must be greater than 0, got {num}")
+    return num, size
 
 
 def _envelope(desc: str, **fields: Any) -> dict[str, Any]:
@@ -210,16 +213,102 @@ def _envelope(desc: str, **fields: Any) -> dict[str, Any]:
 
 
 def _text(body: dict[str, Any], key: str, *, required: bool = False, max_len: int | None = None) -> str | None:
+    """A string field's value (its type was checked by :func:`_request_body`)."""
     value = body.get(key)
     if value is None or value == "":
         if required:
             raise _Reject("02000001", f"{key} is empty")
         return None
-    if not isinstance(value, str):
-        raise _Reject("02000006", f"{key} must be a string")
     if max_len is not None and len(value) > max_len:
         raise _Reject("02000003", f"{key} exceeds {max_len} characters")
-    return value
+    return value  # type: ignore[no-any-return]
+
+
+# What the real server refuses before any endpoint logic, as a conversion error
+# ("02000008 Parameter conversion error") where the pages name no other code.
+_CONVERSION = "02000008"
+_JAVA_INT_MAX = 2**31 - 1
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_METHODS = {name: method for name, method, _ in _ROUTES}
+#: The query parameters each endpoint takes; the others take none.
+_QUERY_KEYS = {name: frozenset({"pageSize", "pageNum"}) for name in _PAGING_CODES}
+#: The keys of each POST endpoint's body and the JSON type of each (``list`` is a list of
+#: strings), from the pages; ``null`` counts as absent.
+_BODY_FIELDS: dict[str, dict[str, type]] = {
+    "callBusiResult": {"busiResult": str, "subStatus": str, "busiResultDesc": str, "workNo": str},
+    "callresult": {
+        "sessionId": str,
+        "customField": str,
+        "pageSize": int,
+        "pageNum": int,
+        "showDetail": int,
+        "beginTime": str,
+        "endTime": str,
+    },
+    "createObResult": {"resultCode": str, "displayResult": str, "obsCodes": list},
+    "updateObResult": {"defId": str, "displayResult": str, "obsCodes": list},
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list of strings"}
+
+
+def _check_content_type(value: str | None) -> None:
+    """The pages fix it to ``application/json; charset=UTF-8`` (case and spacing aside)."""
+    media, _, parameters = (value or "").partition(";")
+    if media.strip().lower() != "application/json" or parameters.replace(" ", "").lower() != "charset=utf-8":
+        raise _Reject(_CONVERSION, f"Content-Type must be application/json; charset=UTF-8, got {value!r}")
+
+
+def _check_query_keys(endpoint: str, query: Sequence[tuple[str, str]]) -> None:
+    allowed = _QUERY_KEYS.get(endpoint, frozenset())
+    for key, _ in query:
+        if key not in allowed:
+            raise _Reject(_CONVERSION, f"unknown query parameter {key!r}")
+
+
+def _query_int(query: dict[str, str], key: str) -> int:
+    text = query.get(key, "")
+    if text == "":
+        raise _Reject("02000001", f"{key} is empty")
+    return _integer(key, text)
+
+
+def _integer(name: str, text: str) -> int:
+    """A path or query value the server converts to a Java ``Integer``."""
+    if len(text) > len(str(-_JAVA_INT_MAX)) or not _INTEGER.fullmatch(text) or abs(int(text)) > _JAVA_INT_MAX:
+        raise _Reject(_CONVERSION, f"{name} is not an integer: {text!r}")
+    return int(text)
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    if expected is int:
+        return type(value) is int and abs(value) <= _JAVA_INT_MAX
+    if expected is list:
+        return type(value) is list and all(type(item) is str for item in value)
+    return type(value) is expected
+
+
+def _request_body(endpoint: str, text: str) -> dict[str, Any]:
+    """The JSON object body of a POST, every key known and of its type; a GET has none."""
+    if _METHODS[endpoint] == "GET":
+        if text:
+            raise _Reject(_CONVERSION, f"{endpoint} takes no request body")
+        return {}
+    if not text:
+        raise _Reject(_CONVERSION, "the request body is missing")
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise _Reject(_CONVERSION, "the request body is not JSON") from None
+    if type(body) is not dict:
+        raise _Reject(_CONVERSION, "the request body must be a JSON object")
+    fields = _BODY_FIELDS[endpoint]
+    for key, value in body.items():
+        expected = fields.get(key)
+        if expected is None:
+            raise _Reject(_CONVERSION, f"unknown parameter {key!r}")
+        if value is not None and not _has_type(value, expected):
+            raise _Reject(_CONVERSION, f"{key} must be {_TYPE_NAMES[expected]}, got {orjson.dumps(value).decode()}")
+    return body
 
 
 class FakeISales:
@@ -253,7 +342,10 @@ class FakeISales:
         self.business_results = _data.business_results(business_result_count, children_per_result)
         self.data_id_count = data_id_count
         start = _dt.datetime(2026, 11, 2, 9, 0, 0)
-        self.campaign_calls = {c: _data.call_results(1, c, calls_per_campaign, start) for c in campaigns}
+        self.campaign_calls = {c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns}
+        #: The VDN each campaign belongs to: callresult and callresultdetail answer "does
+        #: not exist" for a campaign or call of another VDN.
+        self.campaign_vdns = dict.fromkeys(campaigns, VDN_ID)
         self.external_results: dict[str, dict[str, Any]] = {}
         self.latency = latency
         self.max_clock_skew = max_clock_skew
@@ -405,7 +497,7 @@ class FakeISales:
         body = await request.text()
         host = request.headers.get("Host", "")
         authorization = request.headers.get("Authorization", "")
-        problem = self._verify(request.method, raw_path, query, host, body, authorization)
+        problem = self._verify(request.method, raw_path, query, request.headers, body)
         if problem:
             self.rejected_auth += 1
             return web.json_response({"error": "Unauthorized", "detail": problem}, status=401)
@@ -422,7 +514,7 @@ class FakeISales:
             early = await self._before(fault, request)
             if early is not None:
                 return early
-        answer = self._answer(endpoint, vdn_text, params, dict(query), body)
+        answer = self._answer(endpoint, vdn_text, params, query, body, request.headers.get("Content-Type"))
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None and fault.kind is FaultKind.RESET_AFTER:
@@ -434,29 +526,20 @@ class FakeISales:
         return web.Response(body=orjson.dumps(answer), content_type="application/json", charset="utf-8")
 
     def _verify(
-        self, method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str, authorization: str
+        self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str], body: str
     ) -> str:
-        parts = authorization.split("/")
-        if len(parts) != 5 or parts[0] != "auth-v2":
-            return "Authorization is not auth-v2/AK/TIMESTAMP/SIGNED_HEADERS/SIGNATURE"
-        _, ak, timestamp, signed_headers, _signature = parts
-        sk = self.credentials.get(ak)
-        if sk is None:
-            return "unknown AK"
-        if signed_headers != "host":
-            return "the signed headers must be 'host'"
-        try:
-            when = _dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
-        except ValueError:
-            return "bad timestamp"
-        if abs(when.timestamp() - time.time()) > self.max_clock_skew:
-            return "timestamp outside the allowed clock skew"
-        expected = sign(method=method, path=path, query=query, host=host, body=body, ak=ak, sk=sk, timestamp=timestamp)
-        if not hmac.compare_digest(expected.authorization, authorization):
-            return "signature mismatch; the server signed: " + canonical_request(
-                method, path, query, {"host": host}, body
-            )
-        return ""
+        """Why the request's signature is refused ("" when valid), by the server's own verifier."""
+        return _auth.check(
+            headers.get("Authorization", ""),
+            method=method,
+            path=path,
+            query=query,
+            headers={name.lower(): value for name, value in headers.items()},
+            body=body,
+            secret_of=self.credentials.get,
+            now=_dt.datetime.now(_dt.timezone.utc),
+            max_skew=self.max_clock_skew,
+        )
 
     def _route(self, method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | web.Response:
         if not raw_path.startswith(API_PREFIX):
@@ -508,21 +591,23 @@ class FakeISales:
         return web.Response(status=200)
 
     def _answer(
-        self, endpoint: str, vdn_text: str, params: dict[str, str], query: dict[str, str], body: str
+        self,
+        endpoint: str,
+        vdn_text: str,
+        params: dict[str, str],
+        query: Sequence[tuple[str, str]],
+        body: str,
+        content_type: str | None,
     ) -> dict[str, Any]:
         try:
-            if not vdn_text.isdigit() or not 1 <= int(vdn_text) <= 9999:
+            _check_content_type(content_type)
+            _check_query_keys(endpoint, query)
+            parsed = _request_body(endpoint, body)
+            vdn = _integer("vdnId", vdn_text)
+            if not 1 <= vdn <= 9999:
                 raise _Reject("0200001", f"vdnId must be 1-9999, got {vdn_text!r}")
             handler = getattr(self, f"_on_{endpoint}")
-            parsed: dict[str, Any] = {}
-            if body:
-                try:
-                    parsed = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    raise _Reject("02000008", "the request body is not JSON") from None
-                if not isinstance(parsed, dict):
-                    raise _Reject("02000006", "the request body must be a JSON object")
-            return handler(params=params, query=query, body=parsed)  # type: ignore[no-any-return]
+            return handler(params=params, query=dict(query), body=parsed, vdn=vdn)  # type: ignore[no-any-return]
         except _Reject as reject:
             return {
                 "resultCode": reject.code,
@@ -554,7 +639,7 @@ class FakeISales:
         sub_status = _text(body, "subStatus", max_len=50)
         _text(body, "busiResultDesc")
         _text(body, "workNo")
-        if not data_id.isdigit() or not 1 <= int(data_id) <= self.data_id_count:
+        if not 1 <= _integer("dataId", data_id) <= self.data_id_count:
             raise _Reject("0200033", f"The outbound call data {data_id} does not exist.")
         parent = next((r for r in self.business_results if r["code"] == busi_result), None)
         if parent is None:
@@ -564,9 +649,9 @@ class FakeISales:
         self.applied.append(AppliedWrite("callBusiResult", data_id, body))
         return {"resultCode": SUCCESS, "resultDesc": "The business result is written back successfully."}
 
-    def _on_callresultdetail(self, *, params: dict[str, str], **_: Any) -> dict[str, Any]:
+    def _on_callresultdetail(self, *, params: dict[str, str], vdn: int, **_: Any) -> dict[str, Any]:
         call = next((c for c in self.calls() if c["callId"] == params["callId"]), None)
-        if call is None:
+        if call is None or call["vdnId"] != vdn:
             raise _Reject("0200007", "The call record ID does not exist.")
         detail = {
             k: call[k]
@@ -585,21 +670,21 @@ class FakeISales:
         }
         return _envelope("Query Success!", data=detail)
 
-    def _on_callresult(self, *, params: dict[str, str], body: dict[str, Any], **_: Any) -> dict[str, Any]:
+    def _on_callresult(self, *, params: dict[str, str], body: dict[str, Any], vdn: int, **_: Any) -> dict[str, Any]:
         calls = self.campaign_calls.get(params["campaignId"])
-        if calls is None:
+        if calls is None or self.campaign_vdns.get(params["campaignId"], VDN_ID) != vdn:
             raise _Reject("0200007", "The campaign does not exist.")
-        show_detail = body.get("showDetail", 0)
+        show_detail = body.get("showDetail") or 0
         if show_detail not in (0, 1):
             raise _Reject("0200001", "showDetail must be 0 or 1")
         begin, end = body.get("beginTime"), body.get("endTime")
         if (begin is None) != (end is None):
             raise _Reject("0200008", "beginTime and endTime must be specified together.")
-        if begin is not None:
+        if begin is not None and end is not None:
             try:
-                begin_day = _dt.datetime.strptime(str(begin), "%Y-%m-%d")
-                end_day = _dt.datetime.strptime(str(end), "%Y-%m-%d")
-            except (TypeError, ValueError):
+                begin_day = _dt.datetime.strptime(begin, "%Y-%m-%d")
+                end_day = _dt.datetime.strptime(end, "%Y-%m-%d")
+            except ValueError:
                 raise _Reject("0200009", "The time format is incorrect.") from None
             if begin_day >= end_day:
                 raise _Reject("0200010", "The start time must be earlier than the end time.")
@@ -620,9 +705,9 @@ class FakeISales:
         if size is None and num is None:
             chunk, size, num = calls[:2000], 2000, 1
         else:
-            if not isinstance(size, int) or not 1 <= size <= max_size:
+            if size is None or not 1 <= size <= max_size:
                 raise _Reject("0200001", f"pageSize must be 1-{max_size} with showDetail={show_detail}")
-            if not isinstance(num, int) or num < 1:
+            if num is None or num < 1:
                 raise _Reject("0200001", "pageNum must be greater than 0")
             chunk = calls[(num - 1) * size : num * size]
         keys: tuple[str, ...] = (
@@ -644,7 +729,7 @@ class FakeISales:
     def _validated_external(self, body: dict[str, Any]) -> tuple[str, list[str]]:
         display = _text(body, "displayResult", required=True)
         codes = body.get("obsCodes")
-        if not isinstance(codes, list) or not codes:
+        if not codes:
             raise _Reject("02000001", "obsCodes is empty")
         known = {c["obsCode"] for c in self.obs_codes}
         unknown = [c for c in codes if c not in known]
@@ -673,7 +758,7 @@ class FakeISales:
         return _envelope("queryObsResultDetail Success!", obResult=dict(found))
 
     def _on_updateObResult(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        def_id = str(body.get("defId") or "")
+        def_id = _text(body, "defId", required=True) or ""
         if def_id not in self.external_results:
             raise _Reject("0200001", f"defId {def_id!r} does not exist")
         display, codes = self._validated_external(body)

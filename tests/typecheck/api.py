@@ -33,8 +33,8 @@ async def usage() -> None:
         begin, end = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
         calls: list[CallResult] = [c async for c in client.call_results.iter("1001", begin_time=begin, end_time=end)]
         created: ExternalResult = await client.external_results.create("shown", ["00602"], result_code="007")
-        def_id: str = created.def_id
+        def_id: str | None = created.def_id  # None when the server confirmed without a defId
         report: BatchReport = await client.business_results.write_back_many([Writeback(1, "B01")], concurrency=4)
         ids: list[str] = [o.data_id for o in report.succeeded]
-        await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id)
+        await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")
         del code, total, children, call, calls, ids
