@@ -75,8 +75,8 @@ class PagingQuirk(enum.Enum):
 
     PER_PAGE_TOTAL = "per_page_total"  # totalCount is the number of items on the page itself
     IGNORE_PAGE_NUM = "ignore_page_num"  # every pageNum is answered with page 1
-    SHORT_PAGE_ONCE = "short_page_once"  # the first answer to page 2 (when full) lacks its last item
-    SHORT_PAGE_ALWAYS = "short_page_always"  # every answer to page 2 (when full) lacks its last item
+    SHORT_PAGE_ONCE = "short_page_once"  # the first answer to page 2 lacks its last item (when full, 2+ items)
+    SHORT_PAGE_ALWAYS = "short_page_always"  # every answer to page 2 lacks its last item (when full, 2+ items)
     TOTAL_MISSING = "total_missing"  # no totalCount key
     TOTAL_NULL = "total_null"  # "totalCount": null
     TOTAL_UNKNOWN = "total_unknown"  # "totalCount": -1
@@ -569,7 +569,7 @@ class FakeISales:
         if quirk is PagingQuirk.IGNORE_PAGE_NUM:
             num = 1
         chunk = list(items[(num - 1) * size : num * size])
-        if num == SHORT_PAGE_NUM and len(chunk) == size and self._shortens(quirk, endpoint):
+        if num == SHORT_PAGE_NUM and len(chunk) == size > 1 and self._shortens(quirk, endpoint):
             chunk.pop()
         fields: dict[str, Any] = {field: chunk, "totalCount": len(items)}
         if quirk is PagingQuirk.PER_PAGE_TOTAL:
