@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import attrs
 
 from ._errors import PaginationError
 from ._models import Page
-from ._paging import Verdict, fetch_limit, judge_page, page_keys
+from ._paging import Verdict, fetch_limit, is_repeat, judge_page
 from ._validation import check_int_range
 
 __all__ = ["DEFAULT_MAX_PAGES", "Pager", "iterate_items", "iterate_pages"]
@@ -94,7 +94,7 @@ async def iterate_pages(
     next_page = start_page
     limit: int | None = start_page  # the highest page worth fetching; None once nothing bounds it
     cap = start_page + max_pages - 1
-    previous_keys: list[object] | None = None
+    previous_items: Sequence[T] | None = None
     retried = False
 
     def refill(window: int) -> None:
@@ -109,8 +109,10 @@ async def iterate_pages(
             page_num, task = pending[0]
             page = await task
             pending.popleft()
-            keys = page_keys(page.items, key)
-            verdict = judge_page(page_num, page_size, keys, page.total_count, previous_keys, retried=retried)
+            repeats = is_repeat(previous_items, page.items, key)
+            verdict = judge_page(
+                page_num, page_size, len(page.items), page.total_count, repeats=repeats, retried=retried
+            )
             if verdict is Verdict.RETRY:
                 pending.appendleft((page_num, asyncio.ensure_future(fetch(page_num, page_size))))
                 retried = True
@@ -119,9 +121,9 @@ async def iterate_pages(
                 if page.items:
                     yield page
                 return
-            previous_keys, retried = keys, False
+            previous_items, retried = page.items, False
             limit = fetch_limit(
-                page_num, page_size, len(keys), page.total_count, start_page=start_page, max_items=max_items
+                page_num, page_size, len(page.items), page.total_count, start_page=start_page, max_items=max_items
             )
             if limit is not None and page_num >= limit:  # max_items is reached
                 yield page

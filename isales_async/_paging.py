@@ -32,9 +32,9 @@ from ._errors import PaginationError
 __all__ = [
     "Verdict",
     "fetch_limit",
+    "is_repeat",
     "items_through",
     "judge_page",
-    "page_keys",
     "parse_total_count",
     "plausible_total",
 ]
@@ -85,47 +85,47 @@ def plausible_total(page_num: int, page_size: int, item_count: int, total: int |
     return total
 
 
-def page_keys(items: Sequence[T], key: Callable[[T], object]) -> list[object]:
-    """What identifies each item, compared to find a repeated page; an item without a key counts whole."""
-    keys: list[object] = []
-    for item in items:
-        identity = key(item)
-        keys.append(item if identity is None else identity)
-    return keys
+def is_repeat(previous: Sequence[T] | None, current: Sequence[T], key: Callable[[T], object]) -> bool:
+    """Whether a non-empty page holds the previous page's items, compared by ``key``.
+
+    An item whose key is ``None`` is compared whole. The comparison stops at the first
+    difference, which on a healthy server is the first item.
+    """
+    if previous is None or not current or len(previous) != len(current):
+        return False
+    return all(_identity(old, key) == _identity(new, key) for old, new in zip(previous, current, strict=True))
+
+
+def _identity(item: T, key: Callable[[T], object]) -> object:
+    identity = key(item)
+    return item if identity is None else identity
 
 
 def judge_page(
-    page_num: int,
-    page_size: int,
-    keys: Sequence[object],
-    total: int | None,
-    previous_keys: Sequence[object] | None,
-    *,
-    retried: bool,
+    page_num: int, page_size: int, item_count: int, total: int | None, *, repeats: bool, retried: bool
 ) -> Verdict:
-    """Apply the stop rules to page ``page_num`` whose items have ``keys``.
+    """Apply the stop rules to page ``page_num`` of ``item_count`` items.
 
-    ``previous_keys`` are the keys of the page before it (``None`` for the first page of
-    the iteration); ``retried`` says that this answer is the second one to this page.
+    ``repeats`` says that it holds the previous page's items (see :func:`is_repeat`);
+    ``retried`` that this answer is the second one to this page.
 
     Raises:
         PaginationError: the page repeats the previous one, or it is short twice before
             a plausible total.
     """
-    count = len(keys)
-    if count == 0:
+    if item_count == 0:
         return Verdict.LAST
-    if previous_keys is not None and list(keys) == list(previous_keys):
+    if repeats:
         raise PaginationError(f"page {page_num} repeats page {page_num - 1}: the server ignores pageNum")
-    believed = plausible_total(page_num, page_size, count, total)
-    through = items_through(page_num, page_size, count)
-    if count == page_size:
+    believed = plausible_total(page_num, page_size, item_count, total)
+    through = items_through(page_num, page_size, item_count)
+    if item_count == page_size:
         return Verdict.LAST if believed == through else Verdict.MORE
     if believed is None or believed == through:
         return Verdict.LAST
     if retried:
         raise PaginationError(
-            f"page {page_num} came back short twice: {count} of {page_size} items,"
+            f"page {page_num} came back short twice: {item_count} of {page_size} items,"
             f" with totalCount {believed} (items {through + 1}-{min(believed, page_num * page_size)} are missing)"
         )
     return Verdict.RETRY

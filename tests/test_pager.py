@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import operator
 from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from isales_async import Page, PaginationError
 from isales_async._pager import iterate_items, iterate_pages
-from isales_async._paging import Verdict, fetch_limit, judge_page, page_keys, parse_total_count, plausible_total
+from isales_async._paging import Verdict, fetch_limit, is_repeat, judge_page, parse_total_count, plausible_total
 
 # -- the rules, synchronously ----------------------------------------------------------------
 
@@ -57,31 +58,55 @@ JUDGE_TABLE = [
 
 @pytest.mark.parametrize(("page_num", "count", "total", "retried", "verdict"), JUDGE_TABLE)
 def test_judge_page(page_num: int, count: int, total: int | None, retried: bool, verdict: object) -> None:
-    keys = list(range((page_num - 1) * 50, (page_num - 1) * 50 + count))
-    previous = None if page_num == 1 else list(range((page_num - 2) * 50, (page_num - 1) * 50))
     if verdict == ERROR:
         with pytest.raises(PaginationError, match=f"page {page_num} came back short twice: {count} of 50"):
-            judge_page(page_num, 50, keys, total, previous, retried=retried)
+            judge_page(page_num, 50, count, total, repeats=False, retried=retried)
     else:
-        assert judge_page(page_num, 50, keys, total, previous, retried=retried) is verdict
+        assert judge_page(page_num, 50, count, total, repeats=False, retried=retried) is verdict
 
 
 @pytest.mark.parametrize(("count", "total"), [(50, 120), (50, None), (20, 120), (20, 20), (1, None)])
-def test_a_page_whose_keys_repeat_the_previous_page_raises_at_once(count: int, total: int | None) -> None:
-    keys = list(range(count))
+@pytest.mark.parametrize("retried", [False, True])
+def test_a_repeated_page_raises_at_once(count: int, total: int | None, retried: bool) -> None:
     with pytest.raises(PaginationError, match="page 2 repeats page 1: the server ignores pageNum"):
-        judge_page(2, 50, keys, total, list(keys), retried=False)
+        judge_page(2, 50, count, total, repeats=True, retried=retried)
 
 
-def test_keys_that_differ_from_the_previous_page_are_no_repeat() -> None:
-    assert judge_page(2, 2, ["c", "d"], None, ["a", "b"], retried=False) is MORE
-    assert judge_page(2, 2, ["b", "a"], None, ["a", "b"], retried=False) is MORE
-    assert judge_page(2, 2, ["a"], None, ["a", "b"], retried=False) is LAST  # short, no total
+def test_an_empty_page_is_no_repeat() -> None:
+    assert not is_repeat([], [], str)
+    assert judge_page(2, 50, 0, 120, repeats=False, retried=False) is LAST
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "repeats"),
+    [
+        (None, ["a"], False),
+        (["a", "b"], ["a", "b"], True),
+        (["a", "b"], ["c", "d"], False),
+        (["a", "b"], ["b", "a"], False),
+        (["a", "b"], ["a"], False),
+        (["a"], [], False),
+    ],
+)
+def test_is_repeat_compares_keys(previous: list[str] | None, current: list[str], repeats: bool) -> None:
+    assert is_repeat(previous, current, str.upper) is repeats
+
+
+def test_is_repeat_ignores_what_is_no_key() -> None:
+    key = operator.itemgetter("id")
+    assert is_repeat([{"id": 1, "status": 5}], [{"id": 1, "status": 6}], key)
+    assert not is_repeat([{"id": 1}], [{"id": 2}], key)
+
+
+def test_is_repeat_compares_an_item_without_a_key_whole() -> None:
+    key = operator.itemgetter("id")
+    assert not is_repeat([{"id": None, "n": 1}], [{"id": None, "n": 2}], key)
+    assert is_repeat([{"id": None, "n": 1}], [{"id": None, "n": 1}], key)
 
 
 def test_the_short_twice_error_names_the_missing_items() -> None:
     with pytest.raises(PaginationError, match=r"49 of 50 items, with totalCount 120 \(items 100-100 are missing\)"):
-        judge_page(2, 50, list(range(50, 99)), 120, list(range(50)), retried=True)
+        judge_page(2, 50, 49, 120, repeats=False, retried=True)
 
 
 @pytest.mark.parametrize(
@@ -150,11 +175,6 @@ def test_fetch_limit(
     assert fetch_limit(page_num, page_size, count, total, start_page=start_page, max_items=max_items) == limit
 
 
-def test_page_keys_compare_an_item_without_a_key_whole() -> None:
-    items = [{"id": "a"}, {"id": None, "x": 1}]
-    assert page_keys(items, lambda item: item["id"]) == ["a", {"id": None, "x": 1}]
-
-
 # -- the pager over an in-memory endpoint --------------------------------------------------
 
 
@@ -178,6 +198,7 @@ class Source:
         self.quirk_page = quirk_page
         self.calls: list[int] = []
         self.requested = 0
+        self.running: set[int] = set()  # the pages whose fetch has started and not ended
         self.in_flight = 0
         self.max_in_flight = 0
         self.gate: asyncio.Event | None = None
@@ -191,6 +212,7 @@ class Source:
     async def _fetch(self, page_num: int, page_size: int) -> Page[int]:
         self.calls.append(page_num)
         self.started.set()
+        self.running.add(page_num)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -202,6 +224,7 @@ class Source:
             return self.answer(page_num, page_size)
         finally:
             self.in_flight -= 1
+            self.running.discard(page_num)
 
     def answer(self, page_num: int, page_size: int) -> Page[int]:
         if self.quirk is Quirk.IGNORE_PAGE_NUM:
@@ -263,6 +286,17 @@ async def test_total_shrinking_under_prefetch_stops_cleanly() -> None:
     items = await collect(source, page_size=20, prefetch=4)
     assert items == list(range(60))
     assert source.in_flight == 0
+
+
+async def test_pages_dropped_when_the_total_shrinks_are_over_before_the_next_page() -> None:
+    source = Source(200, changes={2: 60})
+    source.gate, source.gate_from = asyncio.Event(), 5  # page 5 (fetched ahead) never answers
+    running_at: dict[int, set[int]] = {}
+    async for page in iterate_pages(source.fetch, key=identity, page_size=20, prefetch=4):
+        running_at[page.page_num] = set(source.running)
+    assert sorted(running_at) == [1, 2, 3]
+    assert 4 not in running_at[2] and 5 not in running_at[2]  # beyond the new total: cancelled and awaited
+    assert source.running == set()
 
 
 async def test_total_growing_is_followed() -> None:
