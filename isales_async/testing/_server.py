@@ -253,8 +253,8 @@ class FakeISales:
     misbehaving server does (a :class:`PagingQuirk`; ``SHORT_PAGE_ONCE`` shortens the
     first answer to page 2 of each endpoint once in the server's life); ``on_request``
     callbacks see each verified request first (a test can change the data between pages
-    there). Evidence: ``requests`` (every
-    verified request), ``applied`` (every write applied, in order) and :meth:`applied_counts`.
+    there). Evidence: ``requests`` (every verified request), ``applied`` (every write
+    applied, in order) and :meth:`applied_counts`.
     """
 
     def __init__(
