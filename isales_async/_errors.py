@@ -19,7 +19,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── InvalidParameterError  the endpoint's parameter-error codes
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
-    └── PaginationError            a server that pages inconsistently (repeats, no end)
+    └── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
 
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 """
@@ -159,4 +159,6 @@ class OutcomeUnknownError(ISalesError):
 
 
 class PaginationError(ISalesError):
-    """The server paged inconsistently: a page repeated, or the page cap was reached."""
+    """The server paged inconsistently: a page repeated the one before it (``pageNum``
+    ignored), a page came back short twice before the reported total, or the page cap was
+    reached. The items yielded before it were in order and never repeated."""

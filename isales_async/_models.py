@@ -191,10 +191,15 @@ class ExternalResult:
 
 @attrs.define
 class Page(Generic[T]):
-    """One page of a paged query, with the total the server reported for it."""
+    """One page of a paged query, with the total the server reported for it.
+
+    ``total_count`` is ``None`` when the server sent no usable total: ``totalCount``
+    missing, null or negative (``-1`` is the usual "unknown"). A number is passed on as
+    sent, even one the stop rules do not believe (see :mod:`isales_async._paging`).
+    """
 
     items: Sequence[T]
-    total_count: int
+    total_count: int | None
     page_num: int
     page_size: int
 

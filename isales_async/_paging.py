@@ -1,35 +1,155 @@
-"""Page planning for pageNum/pageSize endpoints, as pure functions.
+"""The stop rules of paged listings and the prefetch plan, as pure functions.
 
-The rules: a page that is empty, or whose number times the page size reaches the
-``totalCount`` the server sent *with that page*, is the last one; totals are re-read on
-every page because they drift while we page; a page identical to the one before it
-means the server ignores pageNum, and we stop with an error rather than loop.
+Pagination stops only on evidence that the list is complete, because the seed pages leave
+room for servers that count differently (``totalCount`` is "the total in the returned
+list", which a server may read as the count of *this page*) or that page badly:
+
+- An empty page is the end.
+- A page whose item keys equal the previous page's means the server ignores ``pageNum``:
+  :class:`PaginationError` at once (keys, not whole items, so data that changes while we
+  page cannot hide the repeat).
+- A full page is the end only when ``totalCount`` is plausible and reached.
+- A short page (fewer items than ``pageSize``) before a plausible total is asked for
+  again once; short again, it raises :class:`PaginationError`. A short page with no
+  plausible total is the end.
+
+A total is *plausible* for a page when it is known and at least the number of items up
+to the end of that page, and, when the first page is full, larger than one page (a
+server counting the page itself would otherwise end every listing after page 1). It is
+re-read on every page, since totals drift while we page. So 120 items at 50 a page take
+3 requests and 100 take 2, but exactly 50 take 2: only an empty second page tells a
+one-page list from a server that counts pages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-__all__ = ["is_last_page", "is_repeat", "last_useful_page"]
+from ._errors import PaginationError
+
+__all__ = [
+    "Verdict",
+    "fetch_limit",
+    "is_repeat",
+    "items_through",
+    "judge_page",
+    "parse_total_count",
+    "plausible_total",
+]
+
+T = TypeVar("T")
 
 
-def is_last_page(page_num: int, page_size: int, total_count: int, item_count: int) -> bool:
-    """Whether no page after ``page_num`` can hold anything."""
-    return item_count == 0 or page_num * page_size >= total_count
+class Verdict(enum.Enum):
+    """What a page means for the listing."""
+
+    MORE = "more"  # keep it; later pages may hold more
+    LAST = "last"  # keep it (when it has items); the list is complete
+    RETRY = "retry"  # a short page before the total: ask for the same page once more
 
 
-def last_useful_page(start_page: int, page_size: int, total_count: int, max_items: int | None = None) -> int:
-    """The highest page number worth requesting, given the latest total and an item cap.
+def parse_total_count(value: object) -> int | None:
+    """A page's ``totalCount`` as a count, or ``None`` when it is unknown.
 
-    ``max_items`` counts from ``start_page``. The result may be below ``start_page`` when
-    nothing is left to fetch.
+    Missing, null, empty or negative (``-1`` is the usual "unknown") give ``None``; so
+    does a number that is not a whole one. Digits in a string are read as the number.
+    Anything else is not a number at all: ``ValueError``.
     """
-    by_total = -(-total_count // page_size)
-    if max_items is None:
-        return by_total
-    return min(by_total, start_page - 1 + -(-max_items // page_size))
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit():
+            raise ValueError(value)
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    if value < 0 or (isinstance(value, float) and not value.is_integer()):
+        return None
+    return int(value)
 
 
-def is_repeat(previous: Sequence[object] | None, current: Sequence[object]) -> bool:
-    """Whether a non-empty page repeats the page before it item for item."""
-    return previous is not None and len(current) > 0 and list(previous) == list(current)
+def items_through(page_num: int, page_size: int, item_count: int) -> int:
+    """How many items the list holds up to the end of this page (the earlier pages were full)."""
+    return (page_num - 1) * page_size + item_count
+
+
+def plausible_total(page_num: int, page_size: int, item_count: int, total: int | None) -> int | None:
+    """``total`` if a page of ``item_count`` items can be believed to come with it, else ``None``."""
+    if total is None or total < items_through(page_num, page_size, item_count):
+        return None
+    if page_num == 1 and item_count == page_size and total <= page_size:
+        return None
+    return total
+
+
+def is_repeat(previous: Sequence[T] | None, current: Sequence[T], key: Callable[[T], object]) -> bool:
+    """Whether a non-empty page holds the previous page's items, compared by ``key``.
+
+    An item whose key is ``None`` is compared whole. The comparison stops at the first
+    difference, which on a healthy server is the first item.
+    """
+    if previous is None or not current or len(previous) != len(current):
+        return False
+    return all(_identity(old, key) == _identity(new, key) for old, new in zip(previous, current, strict=True))
+
+
+def _identity(item: T, key: Callable[[T], object]) -> object:
+    identity = key(item)
+    return item if identity is None else identity
+
+
+def judge_page(
+    page_num: int, page_size: int, item_count: int, total: int | None, *, repeats: bool, retried: bool
+) -> Verdict:
+    """Apply the stop rules to page ``page_num`` of ``item_count`` items.
+
+    ``repeats`` says that it holds the previous page's items (see :func:`is_repeat`);
+    ``retried`` that this answer is the second one to this page.
+
+    Raises:
+        PaginationError: the page repeats the previous one, or it is short twice before
+            a plausible total.
+    """
+    if item_count == 0:
+        return Verdict.LAST
+    if repeats:
+        raise PaginationError(f"page {page_num} repeats page {page_num - 1}: the server ignores pageNum")
+    believed = plausible_total(page_num, page_size, item_count, total)
+    through = items_through(page_num, page_size, item_count)
+    if item_count == page_size:
+        return Verdict.LAST if believed == through else Verdict.MORE
+    if believed is None or believed == through:
+        return Verdict.LAST
+    if retried:
+        raise PaginationError(
+            f"page {page_num} came back short twice: {item_count} of {page_size} items,"
+            f" with totalCount {believed} (items {through + 1}-{min(believed, page_num * page_size)} are missing)"
+        )
+    return Verdict.RETRY
+
+
+def fetch_limit(
+    page_num: int,
+    page_size: int,
+    item_count: int,
+    total: int | None,
+    *,
+    start_page: int,
+    max_items: int | None,
+) -> int | None:
+    """The highest page worth requesting after page ``page_num`` (``None``: nothing bounds it).
+
+    A total at least the items seen so far bounds it, one page further at the least (so a
+    full first page whose total is one page asks for exactly one more); an unknown or
+    smaller total bounds nothing. ``max_items`` counts from ``start_page``.
+    """
+    limit: int | None = None
+    if total is not None and total >= items_through(page_num, page_size, item_count):
+        limit = max(-(-total // page_size), page_num + 1)
+    if max_items is not None:
+        by_items = start_page - 1 + -(-max_items // page_size)
+        limit = by_items if limit is None else min(limit, by_items)
+    return limit

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._endpoints import ENDPOINTS
 from .._errors import ResponseFormatError
 from .._models import Page, converter, explain
-from .._pager import DEFAULT_MAX_PAGES, iterate_items, iterate_pages
-from .._validation import check_int_range
+from .._pager import DEFAULT_MAX_PAGES, Pager
+from .._paging import parse_total_count
 
 if TYPE_CHECKING:
     from .._client import ISalesClient
@@ -75,13 +76,23 @@ def _readable(hook: Any, item: Any, cls: type[Any]) -> bool:
     return True
 
 
-def total_count(data: Mapping[str, Any], endpoint: str) -> int:
+def total_count(data: Mapping[str, Any], endpoint: str) -> int | None:
+    """The page's ``totalCount``; ``None`` when the server sent none it could mean (missing, null, -1)."""
     try:
-        return int(data.get("totalCount") or 0)
-    except (TypeError, ValueError):
+        return parse_total_count(data.get("totalCount"))
+    except ValueError:
+        raw = data.get("totalCount")
         raise ResponseFormatError(
-            f"totalCount is not a number: {data.get('totalCount')!r}", endpoint=endpoint
+            f"totalCount is not a number: {raw!r}", endpoint=endpoint, field="totalCount", value=raw
         ) from None
+
+
+def build_page(
+    data: Mapping[str, Any], list_field: str, model: type[T], endpoint: str, page_num: int, page_size: int
+) -> Page[T]:
+    """The :class:`Page` of a paged endpoint's answer: its items and its reported total."""
+    items = structure_list(data.get(list_field), model, endpoint, list_field)
+    return Page(items, total_count(data, endpoint), page_num, page_size)
 
 
 class Resource:
@@ -104,23 +115,26 @@ class Resource:
 class PagedResource(Resource, Generic[T]):
     """A resource over a ``pageNum``/``pageSize`` query-string endpoint (page size 1-50).
 
-    Subclasses name the endpoint, the list field and the item model.
+    Subclasses name the endpoint, the list field, the item model and the item attribute
+    that identifies an item (compared to detect a server that ignores ``pageNum``).
     """
 
     _endpoint: str
     _list_field: str
     _model: type[T]
+    _key: str
+
+    @property
+    def _pager(self) -> Pager[T]:
+        return Pager(self._fetch, attrgetter(self._key), MAX_PAGE_SIZE)
 
     async def page(self, *, page_num: int = 1, page_size: int = MAX_PAGE_SIZE) -> Page[T]:
         """Fetch one page."""
-        check_int_range("page_num", page_num, 1)
-        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
-        return await self._fetch(page_num, page_size)
+        return await self._pager.page(page_num, page_size)
 
     async def _fetch(self, page_num: int, page_size: int) -> Page[T]:
         data = await self._call(self._endpoint, query=(("pageSize", str(page_size)), ("pageNum", str(page_num))))
-        items = structure_list(data.get(self._list_field), self._model, self._endpoint, self._list_field)
-        return Page(items, total_count(data, self._endpoint), page_num, page_size)
+        return build_page(data, self._list_field, self._model, self._endpoint, page_num, page_size)
 
     def pages(
         self,
@@ -131,19 +145,16 @@ class PagedResource(Resource, Generic[T]):
         start_page: int = 1,
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> AsyncGenerator[Page[T], None]:
-        """Iterate pages in order; ``prefetch`` pages may be held or in flight at once.
+        """Iterate pages in order until the list is provably complete; ``prefetch`` pages may
+        be held or in flight at once.
 
+        Raises :class:`~isales_async.PaginationError` when the server pages inconsistently
+        (a repeated page, a page short twice before the total, more than ``max_pages``).
         Close it early with ``contextlib.aclosing`` (or ``break``) and outstanding
         fetches are cancelled.
         """
-        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
-        return iterate_pages(
-            self._fetch,
-            page_size=page_size,
-            prefetch=prefetch,
-            start_page=start_page,
-            max_items=max_items,
-            max_pages=max_pages,
+        return self._pager.pages(
+            page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
 
     def iter(
@@ -156,7 +167,6 @@ class PagedResource(Resource, Generic[T]):
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> AsyncGenerator[T, None]:
         """Iterate every item across pages, in order (see :meth:`pages`)."""
-        pages = self.pages(
+        return self._pager.iter(
             page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
-        return iterate_items(pages, max_items)

@@ -36,6 +36,7 @@ class BusinessResults(PagedResource[BusinessResult]):
     _endpoint = "queryBusinessResults"
     _list_field = "data"
     _model = BusinessResult
+    _key = "code"
 
     async def write_back(
         self,

@@ -8,16 +8,18 @@ enforces with a per-route limiter.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import AsyncGenerator
+from operator import attrgetter
 from typing import Any
 
 import attrs
 
 from .._errors import ValidationError
 from .._models import CallResult, Page
-from .._pager import DEFAULT_MAX_PAGES, iterate_items, iterate_pages
-from .._validation import check_int_range, check_path_param, check_text
-from ._base import Resource, structure, structure_list, total_count
+from .._pager import DEFAULT_MAX_PAGES, Pager
+from .._validation import check_path_param, check_text
+from ._base import Resource, build_page, structure
 
 __all__ = ["CallResultQuery", "CallResults"]
 
@@ -87,16 +89,16 @@ class CallResults(Resource):
     ) -> Page[CallResult]:
         """One page of a campaign's call results (callresult)."""
         query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
-        check_int_range("page_num", page_num, 1)
-        check_int_range("page_size", page_size, 1, query.max_page_size)
-        return await self._fetch(query, page_num, page_size)
+        return await self._pager(query).page(page_num, page_size)
+
+    def _pager(self, query: CallResultQuery) -> Pager[CallResult]:
+        return Pager(functools.partial(self._fetch, query), attrgetter("call_id"), query.max_page_size)
 
     async def _fetch(self, query: CallResultQuery, page_num: int, page_size: int) -> Page[CallResult]:
         data = await self._call(
             "callresult", path_params={"campaignId": query.campaign_id}, body=query.body(page_num, page_size)
         )
-        items = structure_list(data.get("data"), CallResult, "callresult")
-        return Page(items, total_count(data, "callresult"), page_num, page_size)
+        return build_page(data, "data", CallResult, "callresult", page_num, page_size)
 
     def pages(
         self,
@@ -113,20 +115,11 @@ class CallResults(Resource):
         session_id: str | None = None,
         custom_field: str | None = None,
     ) -> AsyncGenerator[Page[CallResult], None]:
-        """Iterate a campaign's result pages; the route's flow limit applies to prefetch too."""
+        """Iterate a campaign's result pages in order, by the stop rules every listing
+        follows (:mod:`isales_async._paging`); the route's flow limit applies to prefetch too."""
         query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
-        check_int_range("page_size", page_size, 1, query.max_page_size)
-
-        async def fetch(page_num: int, size: int) -> Page[CallResult]:
-            return await self._fetch(query, page_num, size)
-
-        return iterate_pages(
-            fetch,
-            page_size=page_size,
-            prefetch=prefetch,
-            start_page=start_page,
-            max_items=max_items,
-            max_pages=max_pages,
+        return self._pager(query).pages(
+            page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
 
     def iter(
@@ -145,17 +138,7 @@ class CallResults(Resource):
         custom_field: str | None = None,
     ) -> AsyncGenerator[CallResult, None]:
         """Iterate every call result of a campaign, in order (see :meth:`pages`)."""
-        pages = self.pages(
-            campaign_id,
-            page_size=page_size,
-            prefetch=prefetch,
-            max_items=max_items,
-            start_page=start_page,
-            max_pages=max_pages,
-            show_detail=show_detail,
-            begin_time=begin_time,
-            end_time=end_time,
-            session_id=session_id,
-            custom_field=custom_field,
+        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        return self._pager(query).iter(
+            page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
-        return iterate_items(pages, max_items)

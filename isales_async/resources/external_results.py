@@ -39,6 +39,7 @@ class ExternalResults(PagedResource[ExternalResult]):
     _endpoint = "queryOBSResults"
     _list_field = "data"
     _model = ExternalResult
+    _key = "def_id"
 
     async def create(
         self, display_result: str, obs_codes: Sequence[str], result_code: str | None = None

@@ -14,3 +14,4 @@ class ObsResultCodes(PagedResource[ObsResultCode]):
     _endpoint = "queryOBSResultCode"
     _list_field = "obsCodes"
     _model = ObsResultCode
+    _key = "obs_code"

@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from ._clock import FakeClock
 from ._process import fake_server_process, fetch_state
-from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, Chaos, FakeISales, Fault, FaultKind, RecordedRequest
+from ._server import (
+    DEFAULT_AK,
+    DEFAULT_SK,
+    AppliedWrite,
+    Chaos,
+    FakeISales,
+    Fault,
+    FaultKind,
+    PagingQuirk,
+    RecordedRequest,
+)
 
 __all__ = [
     "DEFAULT_AK",
@@ -25,6 +35,7 @@ __all__ = [
     "FakeISales",
     "Fault",
     "FaultKind",
+    "PagingQuirk",
     "RecordedRequest",
     "fake_server_process",
     "fetch_state",

@@ -31,7 +31,7 @@ from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
 from . import _auth, _data
 
-__all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "RecordedRequest"]
+__all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "PagingQuirk", "RecordedRequest"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns/"
 #: The fields of a pushed call result, and the documented re-push behaviour.
@@ -67,6 +67,26 @@ class FaultKind(enum.Enum):
     BODY = "body"  # process it, then answer 200 with ``body`` instead of the envelope
     DELAY = "delay"  # wait ``delay`` seconds, then process normally
     HANG = "hang"  # wait until the server is closed or released, then process
+
+
+class PagingQuirk(enum.Enum):
+    """How a misbehaving server pages; set one with ``FakeISales(paging=...)`` or ``server.paging``.
+
+    It applies to every paged request of the paged endpoints (queryOBSResultCode,
+    queryBusinessResults, queryOBSResults, and callresult when the body names a page).
+    """
+
+    PER_PAGE_TOTAL = "per_page_total"  # totalCount is the number of items on the page itself
+    IGNORE_PAGE_NUM = "ignore_page_num"  # every pageNum is answered with page 1
+    SHORT_PAGE_ONCE = "short_page_once"  # the first answer to page 2 lacks its last item (when full, 2+ items)
+    SHORT_PAGE_ALWAYS = "short_page_always"  # every answer to page 2 lacks its last item (when full, 2+ items)
+    TOTAL_MISSING = "total_missing"  # no totalCount key
+    TOTAL_NULL = "total_null"  # "totalCount": null
+    TOTAL_UNKNOWN = "total_unknown"  # "totalCount": -1
+
+
+#: The page that the short-page quirks shorten: the middle of a list of three pages or more.
+SHORT_PAGE_NUM = 2
 
 
 @attrs.define
@@ -318,9 +338,12 @@ class FakeISales:
     is then where it listens. ``credentials`` maps each accepted AK to its SK.
 
     Scripting: :meth:`inject` queues faults; ``chaos`` adds random ones; ``latency``
-    delays every answer; ``on_request`` callbacks see each verified request first (a
-    test can change the data between pages there). Evidence: ``requests`` (every
-    verified request), ``applied`` (every write applied, in order) and :meth:`applied_counts`.
+    delays every answer; ``paging`` makes every paged endpoint page the way a
+    misbehaving server does (a :class:`PagingQuirk`; ``SHORT_PAGE_ONCE`` shortens the
+    first answer to page 2 of each endpoint once in the server's life); ``on_request``
+    callbacks see each verified request first (a test can change the data between pages
+    there). Evidence: ``requests`` (every verified request), ``applied`` (every write
+    applied, in order) and :meth:`applied_counts`.
     """
 
     def __init__(
@@ -336,6 +359,7 @@ class FakeISales:
         latency: float = 0.0,
         max_clock_skew: float = 900.0,
         chaos: Chaos | None = None,
+        paging: PagingQuirk | None = None,
     ) -> None:
         self.credentials = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
         self.obs_codes = _data.obs_codes(obs_code_count)
@@ -351,6 +375,8 @@ class FakeISales:
         self.max_clock_skew = max_clock_skew
         self.faults: collections.deque[Fault] = collections.deque()
         self.chaos = chaos
+        self.paging = paging
+        self._shortened: set[str] = set()  # endpoints whose page 2 SHORT_PAGE_ONCE already shortened
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.applied: list[AppliedWrite] = []
@@ -620,8 +646,34 @@ class FakeISales:
 
     def _paged(self, endpoint: str, query: dict[str, str], items: Sequence[Any], field: str) -> dict[str, Any]:
         num, size = _page_args(endpoint, query)
+        return _envelope(f"query {endpoint} Success!", **self._page_fields(endpoint, items, num, size, field))
+
+    def _page_fields(self, endpoint: str, items: Sequence[Any], num: int, size: int, field: str) -> dict[str, Any]:
+        """The list field and ``totalCount`` of page ``num``, as the ``paging`` quirk distorts them."""
+        quirk = self.paging
+        if quirk is PagingQuirk.IGNORE_PAGE_NUM:
+            num = 1
         chunk = list(items[(num - 1) * size : num * size])
-        return _envelope(f"query {endpoint} Success!", **{field: chunk, "totalCount": len(items)})
+        if num == SHORT_PAGE_NUM and len(chunk) == size > 1 and self._shortens(quirk, endpoint):
+            chunk.pop()
+        fields: dict[str, Any] = {field: chunk, "totalCount": len(items)}
+        if quirk is PagingQuirk.PER_PAGE_TOTAL:
+            fields["totalCount"] = len(chunk)
+        elif quirk is PagingQuirk.TOTAL_NULL:
+            fields["totalCount"] = None
+        elif quirk is PagingQuirk.TOTAL_UNKNOWN:
+            fields["totalCount"] = -1
+        elif quirk is PagingQuirk.TOTAL_MISSING:
+            del fields["totalCount"]
+        return fields
+
+    def _shortens(self, quirk: PagingQuirk | None, endpoint: str) -> bool:
+        if quirk is PagingQuirk.SHORT_PAGE_ALWAYS:
+            return True
+        if quirk is PagingQuirk.SHORT_PAGE_ONCE and endpoint not in self._shortened:
+            self._shortened.add(endpoint)
+            return True
+        return False
 
     def _on_queryOBSResultCode(self, *, query: dict[str, str], **_: Any) -> dict[str, Any]:
         return self._paged("queryOBSResultCode", query, self.obs_codes, "obsCodes")
@@ -703,13 +755,13 @@ class FakeISales:
         max_size = 100 if show_detail else 500
         size, num = body.get("pageSize"), body.get("pageNum")
         if size is None and num is None:
-            chunk, size, num = calls[:2000], 2000, 1
+            fields: dict[str, Any] = {"data": calls[:2000], "totalCount": len(calls)}
         else:
             if size is None or not 1 <= size <= max_size:
                 raise _Reject("0200001", f"pageSize must be 1-{max_size} with showDetail={show_detail}")
             if num is None or num < 1:
                 raise _Reject("0200001", "pageNum must be greater than 0")
-            chunk = calls[(num - 1) * size : num * size]
+            fields = self._page_fields("callresult", calls, num, size, "data")
         keys: tuple[str, ...] = (
             "campaignId",
             "sessionId",
@@ -724,7 +776,8 @@ class FakeISales:
         )
         if show_detail:
             keys += ("customField", "ackBeginTime", "callBeginTime", "callEndTime")
-        return _envelope("Query Success!", data=[{k: c[k] for k in keys} for c in chunk], totalCount=len(calls))
+        fields["data"] = [{k: c[k] for k in keys} for c in fields["data"]]
+        return _envelope("Query Success!", **fields)
 
     def _validated_external(self, body: dict[str, Any]) -> tuple[str, list[str]]:
         display = _text(body, "displayResult", required=True)

@@ -24,7 +24,7 @@ async def usage() -> None:
     ) as client:
         page: Page[ObsResultCode] = await client.obs_result_codes.page(page_num=1, page_size=50)
         code: str = page.items[0].obs_code
-        total: int = page.total_count
+        total: int | None = page.total_count  # None: the server sent no usable totalCount
         async for result in client.business_results.iter(page_size=50, prefetch=2):
             parent: BusinessResult = result
             children: list[str] = [c.code for c in parent.children]
