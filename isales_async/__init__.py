@@ -32,6 +32,7 @@ from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
 from ._retry import RetryBudget, RetryPolicy
+from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
 from .resources.call_results import CallResultQuery
@@ -81,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "RetryScheduled",
     "RouteLimit",
+    "Secret",
     "ServerError",
     "SystemClock",
     "TLSError",

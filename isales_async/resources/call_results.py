@@ -39,6 +39,14 @@ class CallResultQuery:
 
     def __attrs_post_init__(self) -> None:
         check_text("campaign_id", self.campaign_id, required=True)
+        if not isinstance(self.show_detail, bool):
+            raise ValidationError("show_detail", f"must be a bool, got {type(self.show_detail).__name__}")
+        for field in ("begin_time", "end_time"):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, _dt.date):
+                raise ValidationError(field, f"must be a datetime.date, got {type(value).__name__}")
+        check_text("session_id", self.session_id)
+        check_text("custom_field", self.custom_field)
         if (self.begin_time is None) != (self.end_time is None):
             raise ValidationError("begin_time", "begin_time and end_time must be given together")
         if self.begin_time is not None and self.end_time is not None:
@@ -85,7 +93,7 @@ class CallResults(Resource):
         custom_field: str | None = None,
     ) -> Page[CallResult]:
         """One page of a campaign's call results (callresult)."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        query = CallResultQuery(campaign_id, show_detail, begin_time, end_time, session_id, custom_field)
         check_int_range("page_num", page_num, 1)
         check_int_range("page_size", page_size, 1, query.max_page_size)
         return await self._fetch(query, page_num, page_size)
@@ -113,7 +121,7 @@ class CallResults(Resource):
         custom_field: str | None = None,
     ) -> AsyncGenerator[Page[CallResult], None]:
         """Iterate a campaign's result pages; the route's flow limit applies to prefetch too."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        query = CallResultQuery(campaign_id, show_detail, begin_time, end_time, session_id, custom_field)
         check_int_range("page_size", page_size, 1, query.max_page_size)
 
         async def fetch(page_num: int, size: int) -> Page[CallResult]:
