@@ -49,11 +49,10 @@ def _ssl_option(ssl: _ssl.SSLContext | None, ca_file: str | None, insecure: bool
     return ssl if ssl is not None else True
 
 
-def _check_instance(field: str, value: object, cls: type | tuple[type, ...]) -> None:
-    """An option that must be ``None`` or of a given type (a wrong one would fail much later)."""
+def _check_instance(field: str, value: object, cls: type) -> None:
+    """An option that must be ``None`` or a ``cls`` (a wrong one would fail much later)."""
     if value is not None and not isinstance(value, cls):
-        names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
-        raise ValidationError(field, f"must be {names}, got {type(value).__name__}")
+        raise ValidationError(field, f"must be {cls.__name__}, got {type(value).__name__}")
 
 
 def _check_hooks(hooks: Sequence[Hook] | None) -> None:
