@@ -8,8 +8,10 @@ from ._clock import Clock, SystemClock
 from ._errors import (
     AuthenticationError,
     BusinessError,
+    ClientClosedError,
     ConnectError,
     ConnectionLostError,
+    DeadlineExceededError,
     HTTPStatusError,
     InvalidParameterError,
     ISalesError,
@@ -30,6 +32,7 @@ from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
 from ._retry import RetryBudget, RetryPolicy
+from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
 from .resources.call_results import CallResultQuery
@@ -43,9 +46,11 @@ __all__ = [
     "CallResult",
     "CallResultQuery",
     "CallStatus",
+    "ClientClosedError",
     "Clock",
     "ConnectError",
     "ConnectionLostError",
+    "DeadlineExceededError",
     "DefLevel",
     "Event",
     "ExternalResult",
@@ -77,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "RetryScheduled",
     "RouteLimit",
+    "Secret",
     "ServerError",
     "SystemClock",
     "TLSError",

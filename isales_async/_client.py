@@ -16,8 +16,9 @@ from ._endpoints import Endpoint
 from ._errors import ValidationError
 from ._hooks import Hook
 from ._retry import RetryBudget, RetryPolicy
+from ._secret import Secret
 from ._session import RouteLimit, Session, Timeouts
-from ._validation import check_header_safe, check_int_range, check_text
+from ._validation import check_access_key, check_int_range
 from .resources.business_results import BusinessResults
 from .resources.call_results import CallResults
 from .resources.external_results import ExternalResults
@@ -38,9 +39,37 @@ def _ssl_option(ssl: _ssl.SSLContext | None, ca_file: str | None, insecure: bool
         return False
     if ssl is not None and ca_file is not None:
         raise ValidationError("ca_file", "give either ssl or ca_file, not both")
+    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+        raise ValidationError("ssl", f"must be an ssl.SSLContext, got {type(ssl).__name__}")
     if ca_file is not None:
-        return _ssl.create_default_context(cafile=ca_file)
+        try:
+            return _ssl.create_default_context(cafile=ca_file)
+        except (OSError, TypeError, ValueError) as exc:  # missing file, not PEM (ssl.SSLError), not a path
+            raise ValidationError("ca_file", f"cannot be loaded: {exc}") from None
     return ssl if ssl is not None else True
+
+
+def _check_instance(field: str, value: object, cls: type) -> None:
+    """An option that must be ``None`` or a ``cls`` (a wrong one would fail much later)."""
+    if value is not None and not isinstance(value, cls):
+        raise ValidationError(field, f"must be {cls.__name__}, got {type(value).__name__}")
+
+
+def _check_hooks(hooks: Sequence[Hook] | None) -> None:
+    if hooks is None:
+        return
+    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Sequence):
+        raise ValidationError("hooks", f"must be a sequence of callables, got {type(hooks).__name__}")
+    for hook in hooks:
+        if not callable(hook):
+            raise ValidationError("hooks", f"must be callables, got {type(hook).__name__}")
+
+
+def _check_route_limits(route_limits: Mapping[str, RouteLimit]) -> None:
+    if not isinstance(route_limits, Mapping):
+        raise ValidationError("route_limits", f"must be a mapping, got {type(route_limits).__name__}")
+    for name, limit in route_limits.items():
+        _check_instance(f"route_limits[{name!r}]", limit, RouteLimit)
 
 
 class ISalesClient:
@@ -55,8 +84,9 @@ class ISalesClient:
 
     Args:
         base_url: ``https://ip:port`` of the CC-iSales server (a path prefix is kept).
-        ak: the access key; sent in every ``Authorization`` header.
-        sk: the secret key; only ever used to sign, never shown.
+        ak: the access key, printable ASCII without ``/``; sent in every ``Authorization`` header.
+        sk: the secret key, a string or a :class:`~isales_async.Secret`; wrapped in a
+            ``Secret`` at once, only ever revealed to sign, never shown.
         vdn_id: the tenant's VDN, 1 to 9999.
         max_concurrency: requests in flight at once, across every call of this client.
         timeouts: per-attempt timeouts.
@@ -77,7 +107,7 @@ class ISalesClient:
         base_url: str,
         *,
         ak: str,
-        sk: str,
+        sk: str | Secret,
         vdn_id: int,
         max_concurrency: int = 10,
         timeouts: Timeouts | None = None,
@@ -92,12 +122,21 @@ class ISalesClient:
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
         retry_budget: RetryBudget | None = None,
     ) -> None:
+        # First of all: from here on no frame of a traceback holds the SK itself.
+        sk = Secret(sk)
+        if sk.problem is not None:
+            raise ValidationError("sk", sk.problem)
+        self.ak = check_access_key("ak", ak)
         self.vdn_id = check_int_range("vdn_id", vdn_id, 1, 9999)
         check_int_range("max_concurrency", max_concurrency, 1)
-        check_header_safe("ak", check_text("ak", ak, required=True) or "")
-        check_text("sk", sk, required=True)
+        check_int_range("max_response_bytes", max_response_bytes, 1)
+        _check_instance("timeouts", timeouts, Timeouts)
+        _check_instance("retry", retry, RetryPolicy)
+        _check_instance("retry_budget", retry_budget, RetryBudget)
+        _check_instance("session", session, aiohttp.ClientSession)
+        _check_hooks(hooks)
+        _check_route_limits(route_limits)
         self.base_url = base_url
-        self.ak = ak
         self._session = Session(
             base_url,
             ak=ak,
@@ -125,7 +164,9 @@ class ISalesClient:
         self.external_results = ExternalResults(self)
 
     def __repr__(self) -> str:
-        return f"ISalesClient(base_url={self.base_url!r}, ak={self.ak!r}, vdn_id={self.vdn_id})"
+        # getattr: a client whose constructor failed midway must still have a repr.
+        fields = ", ".join(f"{name}={getattr(self, name, '?')!r}" for name in ("base_url", "ak", "vdn_id"))
+        return f"ISalesClient({fields})"
 
     async def __aenter__(self) -> ISalesClient:
         await self._session.open()
@@ -137,7 +178,8 @@ class ISalesClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the aiohttp session if this client created it."""
+        """Refuse further requests (:class:`~isales_async.ClientClosedError`) and close the
+        aiohttp session if this client created it; ``async with`` opens it again."""
         await self._session.close()
 
     def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
@@ -147,6 +189,8 @@ class ISalesClient:
 
             await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
         """
+        _check_instance("timeouts", timeouts, Timeouts)
+        _check_instance("retry", retry, RetryPolicy)
         view = copy.copy(self)
         view._timeouts = timeouts or self._timeouts
         view._retry = retry or self._retry

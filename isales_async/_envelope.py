@@ -7,9 +7,10 @@ time needed to read an HTTP-date ``Retry-After`` is passed in).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import email.utils
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,20 +39,33 @@ _AUTH_HINT = (
 )
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?")
+_INFINITY = frozenset({"inf", "+inf", "infinity", "+infinity"})
+
+
 def parse_retry_after(value: str | None, now: _dt.datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``.
+
+    Only what is meaningful counts: digits (a decimal fraction tolerated) or a date not
+    in the past. Anything else (text, a sign, NaN, a past date) says nothing and is
+    ``None``. ``inf``, and a number too large for a float, is ``math.inf``: longer than
+    any cap, so never taken as a pause (see :class:`~isales_async.RetryPolicy`).
+    """
     if not value:
         return None
-    value = value.strip()
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    if text.lower() in _INFINITY:
+        return math.inf
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    seconds = (when - now).total_seconds()
+    return seconds if seconds >= 0 else None
 
 
 def _snippet(body: bytes) -> str:

@@ -4,6 +4,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
 
     ISalesError
     ├── ValidationError            bad input, refused before anything is sent (names the field)
+    ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
+    ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
     │   │   └── TLSError           certificate or handshake failure (not retried)
@@ -22,6 +24,12 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     └── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
 
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
+
+Every error survives ``pickle`` (for Celery, multiprocessing and the like): the root
+class rebuilds any subclass from its ``args`` and ``__dict__``, so a subclass only has
+to keep its attributes on the instance and pass its final message to
+``super().__init__(message)``. ``__cause__`` and tracebacks are not carried across,
+as with any pickled exception.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BusinessError",
+    "ClientClosedError",
     "ConnectError",
     "ConnectionLostError",
+    "DeadlineExceededError",
     "HTTPStatusError",
     "ISalesError",
     "InvalidParameterError",
@@ -50,8 +60,17 @@ __all__ = [
 ]
 
 
+def _rebuild_error(cls: type[ISalesError], args: tuple[object, ...]) -> ISalesError:
+    # ``__new__`` sets ``args`` without running ``__init__``, whose signature differs per
+    # subclass; pickle then restores the instance ``__dict__``.
+    return cls.__new__(cls, *args)
+
+
 class ISalesError(Exception):
     """Root of every error raised by isales-async."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_error, (type(self), self.args), self.__dict__ or None
 
 
 class ValidationError(ISalesError, ValueError):
@@ -60,6 +79,29 @@ class ValidationError(ISalesError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class ClientClosedError(ISalesError, RuntimeError):
+    """A request on a client that was never opened or is already closed (``aclose()``).
+
+    Nothing was sent. It is a ``RuntimeError`` too, as this misuse was before it had a type.
+    """
+
+
+class DeadlineExceededError(ISalesError):
+    """A call gave up before sending an attempt, because a wait would outlast its deadline.
+
+    The wait is the client's shared cool-down after a ``Retry-After`` or a route's flow
+    limit spacing; ``wait`` is how long it still had to run, in seconds. The attempt was
+    not sent, and every earlier attempt of a write was refused unprocessed (only those are
+    retried), so a write that ends here was provably not applied. ``__cause__`` is the
+    previous attempt's failure, if there was one.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, wait: float) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.wait = wait
 
 
 class TransportError(ISalesError):

@@ -5,6 +5,11 @@ transport failures, 429, 502, 503 and 504. Writes are not idempotent on the serv
 writeback can trigger the campaign's retry policy), so they retry only when the request
 provably was not processed: the connection failed before sending, or the server said
 429 / 503. Any other failure of a sent write is reported as outcome-unknown.
+
+A server's ``Retry-After`` is honoured up to :attr:`RetryPolicy.max_retry_after`: within
+it, the hint becomes the client's shared :class:`CoolDown`; above it (``inf`` included),
+it is not a pause at all: a read falls back to its own backoff, a write gives up with
+the server's error. The deadline bounds every wait a decision asks for.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from ._errors import (
     ResponseFormatError,
     TLSError,
 )
+from ._validation import check_int_range, check_number, field_check
 
-__all__ = ["Decision", "Failure", "RetryBudget", "RetryPolicy", "classify"]
+__all__ = ["CoolDown", "Decision", "Failure", "RetryBudget", "RetryPolicy", "classify"]
 
 
 class Failure(enum.Enum):
@@ -102,16 +108,22 @@ class RetryPolicy:
         attempts: total attempts per call, the first included (1 disables retrying).
         initial_delay: backoff cap of the first retry, doubled for each further one.
         max_delay: largest backoff cap.
-        deadline: seconds from a call's start after which no retry begins (the attempt in
-            progress is bounded by its own timeouts); ``None`` for no limit.
-        max_retry_after: the longest ``Retry-After`` honoured; longer ones give up at once.
+        deadline: seconds from a call's start within which every wait of the call must
+            end: no retry, shared cool-down or route spacing wait runs past it (the call
+            gives up instead), while the attempt in progress is bounded by its own
+            timeouts; ``None`` for no limit.
+        max_retry_after: the longest ``Retry-After`` honoured (60 s by default). Within
+            it, the hint pauses every request of the client; above it, and for ``inf``,
+            it is not taken as a pause: a read retries on its own backoff, a write gives
+            up with the server's error (a :class:`~isales_async.RateLimitedError`
+            carrying ``retry_after``).
     """
 
-    attempts: int = 4
-    initial_delay: float = 0.2
-    max_delay: float = 10.0
-    deadline: float | None = 60.0
-    max_retry_after: float = 120.0
+    attempts: int = attrs.field(default=4, validator=field_check(check_int_range, low=1))
+    initial_delay: float = attrs.field(default=0.2, validator=field_check(check_number))
+    max_delay: float = attrs.field(default=10.0, validator=field_check(check_number))
+    deadline: float | None = attrs.field(default=60.0, validator=field_check(check_number, optional=True))
+    max_retry_after: float = attrs.field(default=60.0, validator=field_check(check_number))
 
     def backoff(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
         """Full jitter: uniform in ``[0, min(max_delay, initial_delay * 2**(n-1))]``."""
@@ -138,13 +150,37 @@ class RetryPolicy:
         if attempt >= self.attempts:
             return Decision(False, reason=f"{attempt} attempts made")
         delay = self.backoff(attempt, rand)
-        if retry_after is not None:
-            if retry_after > self.max_retry_after:
-                return Decision(False, reason=f"Retry-After {retry_after:g}s exceeds {self.max_retry_after:g}s")
-            delay = max(delay, retry_after)
+        if retry_after is not None and retry_after >= 0:  # NaN and negative hints say nothing
+            if retry_after <= self.max_retry_after:
+                delay = max(delay, retry_after)
+            elif write:
+                return Decision(False, reason=f"Retry-After {retry_after:g}s exceeds the {self.max_retry_after:g}s cap")
         if self.deadline is not None and elapsed + delay > self.deadline:
             return Decision(False, reason=f"the {self.deadline:g}s deadline leaves no room for a {delay:.2f}s wait")
         return Decision(True, delay=delay, reason=failure.value)
+
+
+@attrs.define
+class CoolDown:
+    """The client's shared pause after a ``Retry-After``: no attempt starts before it ends.
+
+    A small state machine fed the clock's readings (no I/O): :meth:`pause` when a server
+    asks for one, :meth:`wait` to learn how long an attempt must still wait. A hint that is
+    absent, not above 0 or above ``cap`` is not taken, so a pause never outlives the cap.
+    """
+
+    until: float = 0.0
+
+    def pause(self, now: float, seconds: float | None, cap: float) -> bool:
+        """Pause until ``now + seconds`` (unless already paused longer); whether it was taken."""
+        if seconds is None or not 0 < seconds <= cap:
+            return False
+        self.until = max(self.until, now + seconds)
+        return True
+
+    def wait(self, now: float) -> float:
+        """Seconds from ``now`` until the pause ends; 0 when there is none."""
+        return max(0.0, self.until - now)
 
 
 @attrs.define
@@ -156,8 +192,8 @@ class RetryBudget:
     ``capacity`` tokens are spent.
     """
 
-    ratio: float = 0.2
-    capacity: float = 20.0
+    ratio: float = attrs.field(default=0.2, validator=field_check(check_number))
+    capacity: float = attrs.field(default=20.0, validator=field_check(check_number))
     tokens: float = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:

@@ -27,8 +27,10 @@ from ._clock import Clock, SystemClock
 from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
+    ClientClosedError,
     ConnectError,
     ConnectionLostError,
+    DeadlineExceededError,
     ISalesError,
     OutcomeUnknownError,
     ReadTimeoutError,
@@ -37,9 +39,10 @@ from ._errors import (
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
-from ._retry import Failure, RetryBudget, RetryPolicy, classify
+from ._retry import CoolDown, Failure, RetryBudget, RetryPolicy, classify
+from ._secret import Secret
 from ._signing import enc, format_timestamp, sign
-from ._validation import check_path_param
+from ._validation import check_int_range, check_number, check_path_param, field_check
 
 __all__ = ["RouteLimit", "Session", "Timeouts"]
 
@@ -58,9 +61,9 @@ class Timeouts:
         total: the whole attempt.
     """
 
-    connect: float | None = 10.0
-    read: float | None = None
-    total: float | None = 60.0
+    connect: float | None = attrs.field(default=10.0, validator=field_check(check_number, optional=True, positive=True))
+    read: float | None = attrs.field(default=None, validator=field_check(check_number, optional=True, positive=True))
+    total: float | None = attrs.field(default=60.0, validator=field_check(check_number, optional=True, positive=True))
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.total, connect=self.connect, sock_read=self.read)
@@ -71,29 +74,51 @@ class RouteLimit:
     """A per-endpoint flow limit: ``concurrency`` in flight and at most ``concurrency``
     starts in any window longer than ``interval`` seconds."""
 
-    concurrency: int
-    interval: float
+    concurrency: int = attrs.field(validator=field_check(check_int_range, low=1))
+    interval: float = attrs.field(validator=field_check(check_number))
+
+
+def _check_wait(endpoint: str, what: str, wait: float, now: float, deadline: float | None) -> None:
+    """Refuse a wait that would run past the call's deadline, before sleeping any of it."""
+    if deadline is not None and now + wait > deadline:
+        raise DeadlineExceededError(
+            f"{endpoint}: not sent: {what} ends in {wait:.3g}s, after this call's deadline "
+            f"(in {max(0.0, deadline - now):.3g}s)",
+            endpoint=endpoint,
+            wait=wait,
+        )
 
 
 class _RouteGate:
+    """A route's flow limit: ``concurrency`` in flight, and start times reserved so that at
+    most ``concurrency`` fall in any window longer than ``interval``.
+
+    Each caller reserves its start at once (no lock held while sleeping), so it knows its
+    whole wait before sleeping any of it and can refuse one that passes its deadline.
+    """
+
     def __init__(self, limit: RouteLimit, clock: Clock) -> None:
         self._limiter = anyio.CapacityLimiter(limit.concurrency)
         self._starts: collections.deque[float] = collections.deque(maxlen=limit.concurrency)
         self._limit = limit
         self._clock = clock
-        self._lock = anyio.Lock()
+
+    def _reserve(self, endpoint: str, deadline: float | None) -> float:
+        now = self._clock.monotonic()
+        start = now
+        if len(self._starts) == self._limit.concurrency:
+            # "More than" the interval: a hair past it, never exactly on it.
+            start = max(now, self._starts[0] + self._limit.interval + 0.001)
+        _check_wait(endpoint, f"the {endpoint} flow limit's spacing", start - now, now, deadline)
+        self._starts.append(start)
+        return start - now
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
         async with self._limiter:
-            async with self._lock:
-                while len(self._starts) == self._limit.concurrency:
-                    wait = self._starts[0] + self._limit.interval - self._clock.monotonic()
-                    if wait < 0:
-                        break
-                    # "More than" the interval: a hair past it, never exactly on it.
-                    await self._clock.sleep(wait + 0.001)
-                self._starts.append(self._clock.monotonic())
+            wait = self._reserve(endpoint, deadline)
+            if wait > 0:
+                await self._clock.sleep(wait)
             yield
 
 
@@ -106,10 +131,54 @@ def _translate_errors(endpoint: str) -> Iterator[None]:
         raise TLSError(f"{endpoint}: TLS failed: {exc}") from exc
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise ConnectError(f"{endpoint}: could not connect: {exc}") from exc
-    except TimeoutError as exc:
+    # Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not
+    # the builtin TimeoutError.
+    except (TimeoutError, asyncio.TimeoutError) as exc:
         raise ReadTimeoutError(f"{endpoint}: no response in time") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_base_url(base_url: str) -> yarl.URL:
+    """``base_url`` as a URL the client can sign for: http(s), a host, a usable port, and
+    nothing that would be dropped or leak (user info, query, fragment)."""
+    if not isinstance(base_url, (str, yarl.URL)):
+        raise ValidationError("base_url", f"must be a string, got {type(base_url).__name__}")
+    try:
+        url = yarl.URL(base_url)
+        port = url.port
+    except ValueError as exc:
+        raise ValidationError("base_url", f"is not a valid URL ({exc}): {str(base_url)!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("base_url", f"must be an http(s) URL with a host, got {str(base_url)!r}")
+    host = url.host_port_subcomponent or ""
+    if not host.isascii() or not host.isprintable() or " " in host:
+        raise ValidationError("base_url", f"the host {url.host!r} is not a valid host name")
+    if port == 0:
+        raise ValidationError("base_url", "the port must be between 1 and 65535, got 0")
+    if url.user is not None or url.password is not None:
+        raise ValidationError("base_url", "must not carry user info: the client signs with the AK and SK")
+    if url.raw_query_string or url.raw_fragment:
+        raise ValidationError("base_url", "must not carry a query or a fragment")
+    return url
+
+
+def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
+    """The JSON body; a value JSON cannot carry (a lone surrogate) is refused, naming its key."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        problem = str(exc)
+    bad_key = next((key for key, value in body.items() if not _encodes(value)), "body")
+    raise ValidationError(bad_key, f"the {endpoint} body cannot carry it: {problem}")
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 @attrs.frozen
@@ -133,7 +202,7 @@ class Session:
         base_url: str,
         *,
         ak: str,
-        sk: str,
+        sk: Secret,
         vdn_id: int,
         max_concurrency: int,
         timeouts: Timeouts,
@@ -146,9 +215,7 @@ class Session:
         route_limits: Mapping[str, RouteLimit],
         retry_budget: RetryBudget | None,
     ) -> None:
-        url = yarl.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValidationError("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
+        url = parse_base_url(base_url)
         if url.scheme == "http":
             warnings.warn(
                 f"base_url {url.host_port_subcomponent} uses plain http: the signed requests and "
@@ -172,7 +239,7 @@ class Session:
                 f"{max_concurrency}: requests would queue inside aiohttp, where their timeouts already run",
                 stacklevel=3,
             )
-        self._session: aiohttp.ClientSession | None = session
+        self._session: aiohttp.ClientSession | None = None
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
@@ -185,25 +252,35 @@ class Session:
         self.in_flight = 0
         self._routes = {name: _RouteGate(limit, self.clock) for name, limit in route_limits.items()}
         self._budget = retry_budget if retry_budget is not None else RetryBudget()
-        self._paused_until = 0.0
+        self._cool_down = CoolDown()
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
+        """Start taking requests (again, after :meth:`close`), on the injected session or a new one."""
         if self._session is None:
-            # The pool is at least as large as our limiter, so requests queue in the
-            # limiter (where timeouts have not started) and never hidden in aiohttp's pool.
-            connector = aiohttp.TCPConnector(limit=self._max_concurrency, limit_per_host=self._max_concurrency)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+            if self._injected is not None:
+                self._session = self._injected
+            else:
+                # The pool is at least as large as our limiter, so requests queue in the
+                # limiter (where timeouts have not started) and never hidden in aiohttp's pool.
+                connector = aiohttp.TCPConnector(limit=self._max_concurrency, limit_per_host=self._max_concurrency)
+                self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
     async def close(self) -> None:
-        if self._session is not None and self._session is not self._injected:
-            await self._session.close()
-        self._session = None if self._injected is None else self._injected
+        """Stop taking requests; close the aiohttp session if this client created it."""
+        session, self._session = self._session, None
+        if session is not None and session is not self._injected:
+            await session.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._session is None or self._session.closed
+    def _open_session(self, endpoint: str) -> aiohttp.ClientSession:
+        """The aiohttp session, or :class:`ClientClosedError` when the client is not open."""
+        session = self._session
+        if session is None:
+            raise ClientClosedError(f"{endpoint}: the client is not open: use 'async with ISalesClient(...)'")
+        if session.closed:
+            raise ClientClosedError(f"{endpoint}: the injected aiohttp session is closed")
+        return session
 
     # -- requests --------------------------------------------------------------------
 
@@ -219,7 +296,7 @@ class Session:
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
         url = yarl.URL(f"{self._origin}{path}{'?' + raw_query if raw_query else ''}", encoded=True)
-        body_bytes = orjson.dumps(body) if body is not None else None
+        body_bytes = _encode_body(endpoint.name, body) if body is not None else None
         body_text = body_bytes.decode() if body_bytes is not None else ""
         return _Prepared(endpoint, path, url, tuple(query), body_text, body_bytes)
 
@@ -240,25 +317,30 @@ class Session:
         limiter is acquired: a batch journals "this write may have reached the server"
         there, and knows that a write cancelled before it was never sent.
         """
-        if self._session is None or self._session.closed:
-            raise RuntimeError("the client is not open: use 'async with ISalesClient(...)'")
+        self._open_session(endpoint.name)
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         aio_timeout = timeouts.to_aiohttp() if timeouts is not None else self._default_timeout
         route = self._routes.get(endpoint.name)
         started = self.clock.monotonic()
+        deadline = started + policy.deadline if policy.deadline is not None else None
         self._budget.deposit()
         attempt = 0
+        previous: ISalesError | None = None
         while True:
             attempt += 1
             try:
-                async with route.slot() if route is not None else contextlib.nullcontext():
-                    return await self._send(prepared, attempt, aio_timeout, on_send)
+                async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
+                    return await self._send(prepared, attempt, aio_timeout, on_send, deadline)
+            except DeadlineExceededError as exc:
+                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                raise exc from previous
             except ISalesError as exc:
+                previous = exc
                 failure = classify(exc)
                 retry_after = getattr(exc, "retry_after", None)
-                if failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE) and retry_after:
-                    self._pause(retry_after)
+                if failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE):
+                    self._cool_down.pause(self.clock.monotonic(), retry_after, policy.max_retry_after)
                 decision = policy.decide(
                     attempt=attempt,
                     failure=failure,
@@ -283,20 +365,19 @@ class Session:
                 )
             await self.clock.sleep(decision.delay)
 
-    def _pause(self, seconds: float) -> None:
-        """Share a server's ``Retry-After``: no request of this client starts before it passes."""
-        self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
-
-    async def _acquire_slot(self) -> None:
-        """Wait out any shared pause, then take a limiter slot; never hold one while sleeping."""
+    async def _acquire_slot(self, endpoint: str, deadline: float | None) -> None:
+        """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a
+        limiter slot; never hold one while sleeping."""
         while True:
-            wait = self._paused_until - self.clock.monotonic()
+            now = self.clock.monotonic()
+            wait = self._cool_down.wait(now)
             if wait > 0:
+                _check_wait(endpoint, "the client's cool-down after a Retry-After", wait, now, deadline)
                 await self.clock.sleep(wait)
                 continue
             await self._limiter.acquire()
             # A pause may have begun while we queued for the limiter.
-            if self._paused_until <= self.clock.monotonic():
+            if self._cool_down.wait(self.clock.monotonic()) == 0:
                 return
             self._limiter.release()
 
@@ -314,13 +395,14 @@ class Session:
         attempt: int,
         client_timeout: aiohttp.ClientTimeout,
         on_send: Callable[[], None] | None,
+        deadline: float | None,
     ) -> dict[str, Any]:
         endpoint = prepared.endpoint
-        assert self._session is not None
         observed = self._observe_every_request()
-        await self._acquire_slot()
+        await self._acquire_slot(endpoint.name, deadline)
         self.in_flight += 1
         try:
+            session = self._open_session(endpoint.name)  # the client may have closed while we waited
             signed = sign(
                 method=endpoint.method,
                 path=prepared.path,
@@ -342,7 +424,7 @@ class Session:
                 self._emit(RequestSent(endpoint.name, endpoint.method, prepared.path, attempt))
             sent_at = self.clock.monotonic()
             with _translate_errors(endpoint.name):
-                async with self._session.request(
+                async with session.request(
                     endpoint.method,
                     prepared.url,
                     data=prepared.body_bytes,
@@ -371,10 +453,19 @@ class Session:
         return self._custom_hooks or logger.isEnabledFor(logging.DEBUG)
 
     async def _read_body(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
+        """The decoded body, at most ``max_response_bytes`` of it; a larger one drops the connection.
+
+        A plain body with a ``Content-Length`` is checked before it is read (the fast
+        path). A compressed body's ``Content-Length`` counts compressed bytes, so it, and
+        a body without a length, is counted as aiohttp decodes it, chunk by chunk (aiohttp
+        3.13.3 and later inflate at most 256 KiB per step), and abandoned past the cap.
+        """
         cap = self._max_response_bytes
         length = response.content_length
-        if length is not None:
+        plain = response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+        if length is not None and plain:
             if length > cap:
+                response.close()
                 raise ResponseTooLargeError(f"response of {length} bytes exceeds the {cap}-byte cap", endpoint=endpoint)
             return await response.read()
         chunks: list[bytes] = []
@@ -382,7 +473,8 @@ class Session:
         async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > cap:
-                raise ResponseTooLargeError(f"response exceeds the {cap}-byte cap", endpoint=endpoint)
+                response.close()  # never back to the pool with the rest of the body unread
+                raise ResponseTooLargeError(f"decoded response exceeds the {cap}-byte cap", endpoint=endpoint)
             chunks.append(chunk)
         return b"".join(chunks)
 

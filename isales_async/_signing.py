@@ -18,6 +18,9 @@ from urllib.parse import quote
 
 import attrs
 
+from ._errors import ValidationError
+from ._secret import Secret
+
 __all__ = ["SignedRequest", "canonical_request", "enc", "format_timestamp", "sign"]
 
 _UNRESERVED = "-._~"
@@ -95,13 +98,39 @@ def sign(
     host: str,
     body: str,
     ak: str,
-    sk: str,
+    sk: str | Secret,
     timestamp: str,
 ) -> SignedRequest:
-    """Sign one request attempt; ``host`` must be the ``Host`` header sent, byte for byte."""
+    """Sign one request attempt; ``host`` must be the ``Host`` header sent, byte for byte.
+
+    Text that UTF-8 cannot encode (a lone surrogate) is a :class:`ValidationError` naming
+    the argument; the client refuses such values before it gets here.
+    """
     headers = {"host": host}
     signed_headers = "host"
     prefix = f"auth-v2/{ak}/{timestamp}/{signed_headers}"
-    canonical = canonical_request(method, path, query, headers, body)
-    signature = hmac.new(_signing_key(sk, prefix), canonical.encode(), hashlib.sha256).hexdigest()
-    return SignedRequest(f"{prefix}/{signature}", canonical)
+    try:
+        canonical = canonical_request(method, path, query, headers, body)
+        # The SK is revealed inline, never bound to a local that a traceback would record.
+        signature = hmac.new(
+            _signing_key(sk.reveal() if isinstance(sk, Secret) else sk, prefix), canonical.encode(), hashlib.sha256
+        ).hexdigest()
+    except UnicodeEncodeError:
+        pass
+    else:
+        return SignedRequest(f"{prefix}/{signature}", canonical)
+    # Raised outside the handler, so no UnicodeEncodeError (whose repr quotes the text,
+    # the SK included) hangs on as the context.
+    raise _unencodable(method=method, path=path, query=query, host=host, body=body, ak=ak, sk=sk, timestamp=timestamp)
+
+
+def _unencodable(*, query: Sequence[tuple[str, str]], sk: str | Secret, **texts: str) -> ValidationError:
+    """The error naming the first argument that UTF-8 cannot encode."""
+    texts["query"] = "".join(part for pair in query for part in pair)
+    texts["sk"] = sk if isinstance(sk, str) else ""  # a Secret was checked when it was made
+    for field, text in texts.items():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return ValidationError(field, "cannot be encoded as UTF-8 (it holds a lone surrogate)")
+    return ValidationError("request", "cannot be encoded as UTF-8")

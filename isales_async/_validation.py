@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
 from ._errors import ValidationError
 
-__all__ = ["check_data_id", "check_header_safe", "check_int_range", "check_path_param", "check_text"]
+__all__ = [
+    "check_access_key",
+    "check_data_id",
+    "check_id",
+    "check_int_range",
+    "check_number",
+    "check_path_param",
+    "check_text",
+    "field_check",
+    "has_lone_surrogate",
+]
+
+# Visible ASCII except "/": the AK is a segment of "auth-v2/AK/TIMESTAMP/...".
+_ACCESS_KEY = re.compile(r"[!-.0-~]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_int_range(field: str, value: int, low: int, high: int | None = None) -> int:
@@ -15,6 +36,27 @@ def check_int_range(field: str, value: int, low: int, high: int | None = None) -
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ValidationError(field, f"must be {bound}, got {value}")
     return value
+
+
+def check_number(field: str, value: float | None, *, optional: bool = False, positive: bool = False) -> float | None:
+    """A finite number (an int or float, never a bool), such as seconds: at least 0 (above
+    0 if ``positive``); ``None`` too when ``optional``."""
+    if value is None and optional:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0 or (positive and value == 0):  # type: ignore[arg-type,operator]
+        wanted = "a finite number above 0" if positive else "a finite number, at least 0"
+        raise ValidationError(field, f"must be {wanted}{' or None' if optional else ''}, got {value!r}")
+    return value
+
+
+def field_check(check: Callable[..., object], **options: Any) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """An attrs validator that runs ``check(attribute_name, value, **options)``."""
+
+    def validate(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check(attribute.name, value, **options)
+
+    return validate
 
 
 def check_text(
@@ -36,18 +78,46 @@ def check_text(
     return value
 
 
-def check_header_safe(field: str, value: str) -> str:
-    """A value that ends up in a header must not carry CR or LF (header injection)."""
-    if "\r" in value or "\n" in value:
-        raise ValidationError(field, "must not contain CR or LF")
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate, which UTF-8 cannot encode."""
+    return _SURROGATE.search(text) is not None
+
+
+def check_access_key(field: str, value: object) -> str:
+    """The AK: visible ASCII without ``/``, since it is one segment of the ``Authorization`` header."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not _ACCESS_KEY.fullmatch(value):
+        raise ValidationError(
+            field, "must be printable ASCII without spaces or '/' (it is a segment of 'auth-v2/AK/...')"
+        )
+    return value
+
+
+def check_id(field: str, value: str | int) -> str:
+    """An identifier given as a string or an int (never a bool), as non-empty text.
+
+    Nothing else is turned into text: ``None``, ``True`` or ``1.5`` is an error, not ``"None"``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string or an integer, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if has_lone_surrogate(value):
+        raise ValidationError(field, "cannot be encoded as UTF-8 (it holds a lone surrogate)")
     return value
 
 
 def check_path_param(field: str, value: str | int) -> str:
-    """A value placed in one path segment: it is percent-encoded, so it can never leave it,
-    but the dot segments that servers normalise away are refused."""
-    text = str(value)
-    if not text or text in (".", ".."):
+    """A value placed in one path segment (see :func:`check_id`).
+
+    It is percent-encoded, so it can never leave its segment, but the dot segments that
+    servers normalise away are refused.
+    """
+    text = check_id(field, value)
+    if text in (".", ".."):
         raise ValidationError(field, f"{text!r} is not a usable path segment")
     return text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import orjson
 import pytest
@@ -97,9 +98,51 @@ def test_a_2xx_that_is_not_the_envelope_is_a_format_error(body: bytes) -> None:
         run(200, body)
 
 
-def test_retry_after_forms() -> None:
-    assert parse_retry_after("3", NOW) == 3.0
-    assert parse_retry_after("Mon, 23 Nov 2026 12:00:05 GMT", NOW) == 5.0
-    assert parse_retry_after("Mon, 23 Nov 2026 11:00:00 GMT", NOW) == 0.0
-    assert parse_retry_after("soon", NOW) is None
-    assert parse_retry_after(None, NOW) is None
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        (" 2.5 ", 2.5),
+        ("0", 0.0),
+        ("1000000000", 1e9),
+        ("9" * 400, math.inf),  # too large for a float
+        ("inf", math.inf),
+        ("Infinity", math.inf),
+        ("Mon, 23 Nov 2026 12:00:05 GMT", 5.0),
+        ("Mon, 23 Nov 2026 12:00:00 GMT", 0.0),
+        ("Thu, 01 Jan 2099 00:00:00 GMT", (dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc) - NOW).total_seconds()),
+    ],
+)
+def test_retry_after_values_that_mean_something(header: str, seconds: float) -> None:
+    assert parse_retry_after(header, NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "nan",
+        "NaN",
+        "-5",
+        "-0.5",
+        "+5",
+        "1e3",
+        "1_000",
+        "abc",
+        "soon",
+        "Mon, 23 Nov 2026 11:59:59 GMT",  # a second ago
+        "Fri, 01 Jan 1999 00:00:00 GMT",
+        "Mon, 99 Nov 2026 12:00:05 GMT",
+    ],
+)
+def test_retry_after_values_that_say_nothing_are_ignored(header: str | None) -> None:
+    assert parse_retry_after(header, NOW) is None
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("nan", None), ("-5", None), ("inf", math.inf), ("7", 7.0)])
+def test_429_and_503_carry_only_meaningful_retry_after(header: str, seconds: float | None) -> None:
+    for status, error in ((429, RateLimitedError), (503, ServerError)):
+        with pytest.raises(error) as info:
+            run(status, b"", headers={"Retry-After": header})
+        assert info.value.retry_after == seconds

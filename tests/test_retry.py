@@ -1,11 +1,16 @@
-"""Retry decisions: what is retried, for reads and for writes, and the budget."""
+"""Retry decisions: what is retried, for reads and for writes, Retry-After, the cool-down
+and the budget."""
 
 from __future__ import annotations
 
-import pytest
+import math
 
-from isales_async import RetryBudget, RetryPolicy
-from isales_async._retry import Failure
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isales_async import RetryBudget, RetryPolicy, ValidationError
+from isales_async._retry import CoolDown, Decision, Failure
 
 POLICY = RetryPolicy(attempts=4, initial_delay=1.0, max_delay=8.0, deadline=30.0)
 READ_RETRIED = {
@@ -44,12 +49,114 @@ def test_full_jitter_backoff_doubles_up_to_the_cap() -> None:
     assert POLICY.backoff(3, rand=lambda: 0.0) == 0.0
 
 
-def test_retry_after_is_honoured_and_bounded() -> None:
+def test_retry_after_within_the_cap_is_honoured() -> None:
     decision = POLICY.decide(
         attempt=1, failure=Failure.RATE_LIMITED, write=False, elapsed=0, retry_after=5.0, rand=lambda: 0.5
     )
-    assert decision.delay == 5.0
-    assert not POLICY.decide(attempt=1, failure=Failure.RATE_LIMITED, write=False, elapsed=0, retry_after=500.0).retry
+    assert decision == Decision(True, delay=5.0, reason="429")
+    at_cap = RetryPolicy(deadline=None).decide(
+        attempt=1, failure=Failure.RATE_LIMITED, write=True, elapsed=0, retry_after=60.0, rand=lambda: 0.5
+    )
+    assert at_cap == Decision(True, delay=60.0, reason="429")
+    no_room = POLICY.decide(attempt=1, failure=Failure.RATE_LIMITED, write=False, elapsed=0, retry_after=31.0)
+    assert not no_room.retry  # honoured, but the 30 s deadline has no room for it
+
+
+def test_the_retry_after_cap_defaults_to_60_seconds() -> None:
+    assert RetryPolicy().max_retry_after == 60.0
+
+
+@pytest.mark.parametrize("retry_after", [60.5, 1e9, math.inf])
+def test_a_read_falls_back_to_its_own_backoff_above_the_cap(retry_after: float) -> None:
+    policy = RetryPolicy(initial_delay=1.0, deadline=None)
+    decision = policy.decide(
+        attempt=1, failure=Failure.RATE_LIMITED, write=False, elapsed=0, retry_after=retry_after, rand=lambda: 0.5
+    )
+    assert decision == Decision(True, delay=0.5, reason="429")
+
+
+@pytest.mark.parametrize("failure", [Failure.RATE_LIMITED, Failure.UNAVAILABLE])
+@pytest.mark.parametrize("retry_after", [60.5, 1e9, math.inf])
+def test_a_write_gives_up_above_the_cap(retry_after: float, failure: Failure) -> None:
+    decision = RetryPolicy(deadline=None).decide(
+        attempt=1, failure=failure, write=True, elapsed=0, retry_after=retry_after
+    )
+    assert (decision.retry, decision.unknown) == (False, False)
+    assert "exceeds the 60s cap" in decision.reason
+
+
+@pytest.mark.parametrize("retry_after", [math.nan, -5.0])
+def test_a_nan_or_negative_retry_after_is_no_hint(retry_after: float) -> None:
+    for write in (False, True):
+        decision = POLICY.decide(
+            attempt=1, failure=Failure.RATE_LIMITED, write=write, elapsed=0, retry_after=retry_after, rand=lambda: 0.5
+        )
+        assert decision == Decision(True, delay=0.5, reason="429")
+
+
+def test_the_cool_down_takes_a_pause_within_the_cap_only() -> None:
+    cool_down = CoolDown()
+    for seconds in (None, 0.0, -1.0, math.nan, math.inf, 60.5):
+        assert not cool_down.pause(10.0, seconds, cap=60.0)
+        assert cool_down.wait(10.0) == 0.0
+    assert cool_down.pause(10.0, 60.0, cap=60.0)
+    assert cool_down.wait(10.0) == 60.0
+    assert cool_down.wait(40.0) == 30.0
+    assert cool_down.wait(70.0) == 0.0
+    assert cool_down.wait(1000.0) == 0.0
+
+
+def test_the_cool_down_keeps_the_longer_of_two_pauses() -> None:
+    cool_down = CoolDown()
+    assert cool_down.pause(0.0, 30.0, cap=60.0)
+    assert cool_down.pause(5.0, 5.0, cap=60.0)  # ends at 10: inside the first, which stands
+    assert cool_down.wait(5.0) == 25.0
+    assert cool_down.pause(20.0, 20.0, cap=60.0)  # ends at 40: extends it
+    assert cool_down.wait(20.0) == 20.0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=10, allow_nan=False),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        ),
+        max_size=20,
+    )
+)
+def test_the_cool_down_never_outlives_the_cap(hints: list[tuple[float, float | None]]) -> None:
+    cool_down, now = CoolDown(), 0.0
+    for step, seconds in hints:
+        now += step
+        cool_down.pause(now, seconds, cap=60.0)
+        assert 0.0 <= cool_down.wait(now) <= 60.0
+
+
+@pytest.mark.parametrize(
+    ("field", "options"),
+    [
+        ("attempts", {"attempts": 0}),
+        ("attempts", {"attempts": True}),
+        ("attempts", {"attempts": 2.0}),
+        ("initial_delay", {"initial_delay": -1}),
+        ("max_delay", {"max_delay": math.nan}),
+        ("deadline", {"deadline": math.inf}),
+        ("deadline", {"deadline": "60"}),
+        ("max_retry_after", {"max_retry_after": math.inf}),
+        ("max_retry_after", {"max_retry_after": -1.0}),
+    ],
+)
+def test_a_policy_that_cannot_work_is_refused(field: str, options: dict[str, object]) -> None:
+    with pytest.raises(ValidationError) as info:
+        RetryPolicy(**options)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_a_budget_that_cannot_work_is_refused() -> None:
+    with pytest.raises(ValidationError, match="ratio"):
+        RetryBudget(ratio=-0.1)
+    with pytest.raises(ValidationError, match="capacity"):
+        RetryBudget(capacity=math.nan)
 
 
 def test_deadline_stops_a_wait_that_would_overrun_it() -> None:

@@ -17,6 +17,7 @@ from aioresponses import aioresponses
 
 from isales_async import (
     AuthenticationError,
+    ClientClosedError,
     ConnectError,
     GaveUp,
     ISalesClient,
@@ -34,6 +35,7 @@ from isales_async import (
     Timeouts,
     ValidationError,
 )
+from isales_async._session import _translate_errors
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -169,6 +171,26 @@ async def test_read_timeout_is_typed_and_retried(make_client: MakeClient, server
         page = await client.obs_result_codes.page(page_size=1)
     assert page.items[0].obs_code == "00600"
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("timeouts", [Timeouts(read=None, total=0.05), Timeouts(read=0.05)], ids=["total", "read"])
+async def test_every_kind_of_timeout_is_a_typed_read_timeout(
+    make_client: MakeClient, server: FakeISales, timeouts: Timeouts
+) -> None:
+    """On Python 3.10 the total timeout raises asyncio.TimeoutError, which is not the builtin."""
+    server.inject(Fault.hang(endpoint=OBS), Fault.hang(endpoint=WB))
+    async with make_client(timeouts=timeouts, retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(ReadTimeoutError):
+            await client.obs_result_codes.page()
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.business_results.write_back(9, "B01")
+    assert isinstance(info.value.__cause__, ReadTimeoutError)
+
+
+def test_asyncio_timeout_error_is_translated_on_every_python() -> None:
+    for error in (asyncio.TimeoutError(), TimeoutError(), aiohttp.ServerTimeoutError("slow")):
+        with pytest.raises(ReadTimeoutError), _translate_errors("queryOBSResultCode"):
+            raise error
 
 
 async def test_write_timeout_is_unknown(make_client: MakeClient, server: FakeISales) -> None:
@@ -311,10 +333,38 @@ async def test_an_injected_pool_smaller_than_the_limiter_is_flagged() -> None:
             ISalesClient("https://h", ak="a", sk="s", vdn_id=1, session=session)
 
 
-async def test_using_a_closed_client_is_a_clear_error(make_client: MakeClient) -> None:
+async def test_using_a_client_that_is_not_open_is_a_typed_error(make_client: MakeClient, server: FakeISales) -> None:
     client = make_client()
-    with pytest.raises(RuntimeError, match="async with"):
+    with pytest.raises(ClientClosedError, match="async with") as info:
         await client.obs_result_codes.page()
+    assert isinstance(info.value, RuntimeError)  # what it was before it had a type
+    assert server.requests == []
+
+
+async def test_requests_after_aclose_are_refused_with_or_without_an_injected_session(server: FakeISales) -> None:
+    async with aiohttp.ClientSession() as injected:
+        for session in (None, injected):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                client = ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, session=session)
+            async with client:
+                await client.obs_result_codes.page(page_size=1)
+            with pytest.raises(ClientClosedError):
+                await client.obs_result_codes.page(page_size=1)
+            async with client:  # and open again
+                await client.obs_result_codes.page(page_size=1)
+        assert not injected.closed
+    assert len(server.requests) == 4
+
+
+async def test_a_closed_injected_session_is_a_typed_error(server: FakeISales) -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    client = ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, session=session)
+    async with client:
+        with pytest.raises(ClientClosedError, match="injected"):
+            await client.obs_result_codes.page()
+    assert server.requests == []
 
 
 async def test_transport_failures_after_sending_via_aioresponses(make_client: MakeClient) -> None:

@@ -41,6 +41,14 @@ class CallResultQuery:
 
     def __attrs_post_init__(self) -> None:
         check_text("campaign_id", self.campaign_id, required=True)
+        if not isinstance(self.show_detail, bool):
+            raise ValidationError("show_detail", f"must be a bool, got {type(self.show_detail).__name__}")
+        for field in ("begin_time", "end_time"):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, _dt.date):
+                raise ValidationError(field, f"must be a datetime.date, got {type(value).__name__}")
+        check_text("session_id", self.session_id)
+        check_text("custom_field", self.custom_field)
         if (self.begin_time is None) != (self.end_time is None):
             raise ValidationError("begin_time", "begin_time and end_time must be given together")
         if self.begin_time is not None and self.end_time is not None:
@@ -88,7 +96,7 @@ class CallResults(Resource):
         custom_field: str | None = None,
     ) -> Page[CallResult]:
         """One page of a campaign's call results (callresult)."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        query = CallResultQuery(campaign_id, show_detail, begin_time, end_time, session_id, custom_field)
         return await self._pager(query).page(page_num, page_size)
 
     def _pager(self, query: CallResultQuery) -> Pager[CallResult]:
@@ -117,7 +125,7 @@ class CallResults(Resource):
     ) -> AsyncGenerator[Page[CallResult], None]:
         """Iterate a campaign's result pages in order, by the stop rules every listing
         follows (:mod:`isales_async._paging`); the route's flow limit applies to prefetch too."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        query = CallResultQuery(campaign_id, show_detail, begin_time, end_time, session_id, custom_field)
         return self._pager(query).pages(
             page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )
@@ -138,7 +146,7 @@ class CallResults(Resource):
         custom_field: str | None = None,
     ) -> AsyncGenerator[CallResult, None]:
         """Iterate every call result of a campaign, in order (see :meth:`pages`)."""
-        query = CallResultQuery(str(campaign_id), show_detail, begin_time, end_time, session_id, custom_field)
+        query = CallResultQuery(campaign_id, show_detail, begin_time, end_time, session_id, custom_field)
         return self._pager(query).iter(
             page_size=page_size, prefetch=prefetch, max_items=max_items, start_page=start_page, max_pages=max_pages
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import ValidationError
 from .._models import ExternalResult, ObsResultCode
-from .._validation import check_path_param, check_text
+from .._validation import check_id, check_path_param, check_text
 from ._base import PagedResource, structure
 
 __all__ = ["ExternalResults"]
@@ -68,5 +68,5 @@ class ExternalResults(PagedResource[ExternalResult]):
 
     async def update(self, def_id: str | int, display_result: str, obs_codes: Sequence[str]) -> None:
         """Replace the display result and result codes of an external result (updateObResult)."""
-        check_text("def_id", str(def_id), required=True)
-        await self._call("updateObResult", body={"defId": str(def_id), **_body(display_result, obs_codes)})
+        body = {"defId": check_id("def_id", def_id), **_body(display_result, obs_codes)}
+        await self._call("updateObResult", body=body)

@@ -15,10 +15,14 @@ import asyncio
 import collections
 import datetime as _dt
 import enum
+import importlib
 import random
 import re
 import ssl
+import struct
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
@@ -67,6 +71,7 @@ class FaultKind(enum.Enum):
     BODY = "body"  # process it, then answer 200 with ``body`` instead of the envelope
     DELAY = "delay"  # wait ``delay`` seconds, then process normally
     HANG = "hang"  # wait until the server is closed or released, then process
+    COMPRESSED = "compressed"  # process it, then answer with the body compressed as ``encoding``
 
 
 class PagingQuirk(enum.Enum):
@@ -101,6 +106,9 @@ class Fault:
     body: bytes = b""
     content_type: str = "application/json"
     delay: float = 0.0
+    encoding: str = "gzip"
+    padding: int = 0
+    chunked: bool = False
 
     @classmethod
     def status_code(
@@ -129,6 +137,77 @@ class Fault:
     @classmethod
     def hang(cls, *, endpoint: str | None = None, times: int = 1) -> Fault:
         return cls(FaultKind.HANG, endpoint, times)
+
+    @classmethod
+    def compressed(
+        cls,
+        *,
+        encoding: str = "gzip",
+        padding: int = 0,
+        chunked: bool = False,
+        endpoint: str | None = None,
+        times: int = 1,
+    ) -> Fault:
+        """Answer with the envelope compressed as ``encoding`` (``gzip``, ``deflate``, or ``br``
+        when brotli is installed), followed once decoded by ``padding`` spaces (valid JSON).
+
+        It goes with its small, compressed ``Content-Length``, or ``chunked`` without one.
+        A GiB of padding is a decompression bomb of about a MiB on the wire, built
+        without compressing a GiB (see :func:`compressed_body`).
+        """
+        if encoding not in ("gzip", "deflate", "br"):
+            raise ValueError(f"encoding must be gzip, deflate or br, got {encoding!r}")
+        if encoding == "br":
+            _brotli()
+        return cls(FaultKind.COMPRESSED, endpoint, times, encoding=encoding, padding=padding, chunked=chunked)
+
+
+_PAD_BLOCK = b" " * (1 << 20)
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
+_ZLIB_HEADER = b"\x78\xda"
+_FINAL_EMPTY_BLOCK = b"\x03\x00"
+
+
+def _brotli() -> ModuleType:
+    for name in ("brotli", "brotlicffi"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ValueError("encoding 'br' needs the brotli or brotlicffi package")
+
+
+def _deflated(data: bytes) -> bytes:
+    """Raw deflate blocks of ``data`` ending in a full flush: byte-aligned and independent of
+    anything before them, so they can be repeated or concatenated as they are."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+def compressed_body(body: bytes, padding: int, encoding: str) -> list[bytes]:
+    """``body`` followed by ``padding`` spaces, compressed as ``encoding``, in pieces.
+
+    For gzip and deflate each whole MiB of padding is the same precomputed piece (the same
+    ``bytes`` object, so a GiB takes a list of a thousand references), and the checksum
+    in the trailer is computed, not a compression pass over the whole.
+    """
+    blocks, rest = divmod(padding, len(_PAD_BLOCK))
+    if encoding == "br":
+        compressor = _brotli().Compressor(quality=1)
+        pieces = [compressor.process(body)]
+        pieces.extend(compressor.process(_PAD_BLOCK) for _ in range(blocks))
+        return [*pieces, compressor.process(b" " * rest), compressor.finish()]
+    tail = b" " * rest
+    checksum = zlib.crc32 if encoding == "gzip" else zlib.adler32
+    check = checksum(body, 0 if encoding == "gzip" else 1)
+    for _ in range(blocks):
+        check = checksum(_PAD_BLOCK, check)
+    check = checksum(tail, check)
+    piece = _deflated(_PAD_BLOCK)
+    middle = [_deflated(body), *([piece] * blocks), _deflated(tail), _FINAL_EMPTY_BLOCK]
+    if encoding == "gzip":
+        return [_GZIP_HEADER, *middle, struct.pack("<II", check, (len(body) + padding) & 0xFFFFFFFF)]
+    return [_ZLIB_HEADER, *middle, struct.pack(">I", check)]
 
 
 @attrs.define
@@ -549,6 +628,8 @@ class FakeISales:
             return await self._truncate(request, orjson.dumps(answer))
         if fault is not None and fault.kind is FaultKind.BODY:
             return web.Response(body=fault.body, status=200, content_type=fault.content_type.split(";")[0])
+        if fault is not None and fault.kind is FaultKind.COMPRESSED:
+            return await self._compressed(request, fault, orjson.dumps(answer))
         return web.Response(body=orjson.dumps(answer), content_type="application/json", charset="utf-8")
 
     def _verify(
@@ -608,6 +689,23 @@ class FakeISales:
         await response.prepare(request)
         await response.write(body[: len(body) // 2])
         FakeISales._drop(request)
+        return response
+
+    @staticmethod
+    async def _compressed(request: web.Request, fault: Fault, body: bytes) -> web.StreamResponse:
+        pieces = compressed_body(body, fault.padding, fault.encoding)
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Encoding": fault.encoding})
+        if fault.chunked:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        try:
+            for start in range(0, len(pieces), 64):
+                await response.write(b"".join(pieces[start : start + 64]))
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading (a bounded client does, on a bomb)
         return response
 
     @staticmethod
