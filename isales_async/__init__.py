@@ -28,7 +28,16 @@ from ._errors import (
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
-from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
+from ._push import (
+    InvalidPushRecord,
+    PushBatch,
+    PushFormatError,
+    PushReceiver,
+    PushResponse,
+    log_invalid_record,
+    parse_push,
+    parse_push_batch,
+)
 from ._retry import RetryBudget, RetryPolicy
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
@@ -55,6 +64,7 @@ __all__ = [
     "ISalesClient",
     "ISalesError",
     "InvalidParameterError",
+    "InvalidPushRecord",
     "Journal",
     "NotFoundError",
     "ObsResultCode",
@@ -64,6 +74,7 @@ __all__ = [
     "Page",
     "PaginationError",
     "Progress",
+    "PushBatch",
     "PushFormatError",
     "PushReceiver",
     "PushResponse",
@@ -85,6 +96,8 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "log_event",
+    "log_invalid_record",
     "parse_push",
+    "parse_push_batch",
     "sign",
 ]
