@@ -30,7 +30,16 @@ from ._errors import (
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
-from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
+from ._push import (
+    InvalidPushRecord,
+    PushBatch,
+    PushFormatError,
+    PushReceiver,
+    PushResponse,
+    log_invalid_record,
+    parse_push,
+    parse_push_batch,
+)
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Timeouts
@@ -60,6 +69,7 @@ __all__ = [
     "ISalesClient",
     "ISalesError",
     "InvalidParameterError",
+    "InvalidPushRecord",
     "Journal",
     "NotFoundError",
     "ObsResultCode",
@@ -69,6 +79,7 @@ __all__ = [
     "Page",
     "PaginationError",
     "Progress",
+    "PushBatch",
     "PushFormatError",
     "PushReceiver",
     "PushResponse",
@@ -91,6 +102,8 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "log_event",
+    "log_invalid_record",
     "parse_push",
+    "parse_push_batch",
     "sign",
 ]

@@ -21,7 +21,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── InvalidParameterError  the endpoint's parameter-error codes
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
-    └── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
+    ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
+    └── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
 
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 

@@ -3,62 +3,156 @@
 CC-iSales POSTs a JSON list of call results, without an Authorization header, and
 pushes again (at once, then every 10 minutes, at most 6 times) unless answered 200.
 So the receiver answers 200 only once the user's callback has taken the batch, answers
-non-200 when it failed or the queue is full (the server's re-push is the retry), and
-drops re-pushes of call IDs already processed within a window.
+non-200 when it failed, timed out or the receiver is full or closing (the server's
+re-push is the retry), and drops call IDs already processed within a window, or
+repeated inside one push. A malformed record cannot become well formed by being pushed
+again, so it is handed to ``on_invalid`` and does not hold back the push's good records.
 
 The parsing and de-duplication here are pure; :class:`PushReceiver` adds the bounded
-queue and the workers; ``receivers`` adapts it to aiohttp and ASGI.
+queue, the workers and their deadlines; ``receivers`` adapts it to aiohttp and ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import hmac
+import inspect
 import ipaddress
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import orjson
 
 from ._clock import Clock, SystemClock
-from ._errors import ISalesError
-from ._models import CallResult, converter
+from ._errors import ISalesError, ValidationError
+from ._models import CallResult, _camel, converter
 
-__all__ = ["PushFormatError", "PushReceiver", "PushResponse", "RecentIds", "parse_push"]
+__all__ = [
+    "InvalidPushRecord",
+    "PushBatch",
+    "PushFormatError",
+    "PushReceiver",
+    "PushResponse",
+    "RecentIds",
+    "parse_push",
+    "parse_push_batch",
+]
 
 logger = logging.getLogger("isales_async.push")
-
-PushCallback = Callable[[Sequence[CallResult]], Awaitable[None]]
 
 
 class PushFormatError(ISalesError):
     """A pushed body that is not a JSON list of call-result objects."""
 
 
-def parse_push(body: bytes) -> list[CallResult]:
-    """The pushed call results, or :class:`PushFormatError` saying what is wrong."""
+@attrs.frozen
+class InvalidPushRecord:
+    """A pushed record that is not a call result: where it was, what it was, and why it was refused.
+
+    ``raw`` is the record's JSON value as parsed (a dict, or whatever else was there).
+    """
+
+    index: int
+    raw: Any
+    reason: str
+
+
+@attrs.frozen
+class PushBatch:
+    """A parsed push: the well-formed call results in push order, and the records that were not."""
+
+    results: list[CallResult]
+    invalid: list[InvalidPushRecord]
+
+
+PushCallback = Callable[[Sequence[CallResult]], Awaitable[None]]
+InvalidRecordHandler = Callable[[InvalidPushRecord], None]
+
+_CALL_RESULT_FIELDS = tuple(
+    (_camel(f.name), f.type) for f in attrs.fields(attrs.resolve_types(CallResult)) if f.type and f.name != "extra"
+)
+
+
+def parse_push_batch(body: bytes) -> PushBatch:
+    """Split a pushed body into call results and invalid records.
+
+    Raises :class:`PushFormatError` only when the body as a whole is not a JSON list;
+    a record that cannot be read is reported in ``invalid`` and the others are kept.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PushFormatError(f"the body is not JSON: {exc}") from None
     if not isinstance(data, list):
-        raise PushFormatError(f"the body must be a JSON list of call results, got {type(data).__name__}")
+        raise PushFormatError(f"the body must be a JSON list of call results, got {_json_type(data)}")
     hook = converter.get_structure_hook(CallResult)
-    results = []
+    results, invalid = [], []
     for index, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise PushFormatError(f"item {index} is not a JSON object")
-        try:
-            result = hook(item, CallResult)
-        except Exception as exc:
-            raise PushFormatError(f"item {index} is not a call result: {exc!r}") from None
-        if not result.call_id:
-            raise PushFormatError(f"item {index} has no callId")
-        results.append(result)
-    return results
+        read = _read_record(index, item, hook)
+        if isinstance(read, InvalidPushRecord):
+            invalid.append(read)
+        else:
+            results.append(read)
+    return PushBatch(results, invalid)
+
+
+def parse_push(body: bytes) -> list[CallResult]:
+    """The pushed call results, all of them well formed, or :class:`PushFormatError` naming the first bad one.
+
+    The strict form of :func:`parse_push_batch`, for code that must take a push whole.
+    """
+    batch = parse_push_batch(body)
+    if batch.invalid:
+        first = batch.invalid[0]
+        raise PushFormatError(f"item {first.index} {first.reason}")
+    return batch.results
+
+
+def _read_record(index: int, item: Any, hook: Callable[[Any, Any], CallResult]) -> CallResult | InvalidPushRecord:
+    if not isinstance(item, dict):
+        return InvalidPushRecord(index, item, f"is not a JSON object but {_json_type(item)}")
+    call_id = item.get("callId")
+    if call_id is None:
+        return InvalidPushRecord(index, item, "has no callId")
+    if not isinstance(call_id, str) or not call_id.strip():
+        # The callId is the key of de-duplication: it is taken exactly as sent or not at all.
+        return InvalidPushRecord(index, item, f"has callId {call_id!r}, not a non-empty string")
+    try:
+        result = hook(item, CallResult)
+    except Exception as exc:
+        return InvalidPushRecord(index, item, f"is not a call result: {_failing_field(item) or exc}")
+    return result
+
+
+def _failing_field(item: Mapping[str, Any]) -> str | None:
+    """Which field of a record the model refused, and why (the model's own error names none)."""
+    for key, field_type in _CALL_RESULT_FIELDS:
+        if key in item:
+            try:
+                converter.structure(item[key], field_type)
+            except Exception as exc:
+                return f"{key} {item[key]!r}: {exc}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def log_invalid_record(record: InvalidPushRecord) -> None:
+    """The default ``on_invalid``: log the record, raw, at ERROR on the ``isales_async.push`` logger."""
+    logger.error(
+        "pushed record %d %s; it is not delivered and will not be pushed again: %s",
+        record.index,
+        record.reason,
+        orjson.dumps(record.raw).decode(),
+    )
 
 
 class RecentIds:
@@ -91,10 +185,22 @@ class PushResponse:
     message: str
 
 
+class _Outcome(enum.Enum):
+    """What became of one queued batch, and the answer it earns."""
+
+    PROCESSED = PushResponse(200, "ok")
+    FAILED = PushResponse(500, "the batch was not processed; push again")
+    TIMED_OUT = PushResponse(503, "the batch was not processed in time; push again")
+    CLOSED = PushResponse(503, "the receiver is shutting down; push again")
+
+
 @attrs.define
 class _Job:
     results: list[CallResult]
-    done: asyncio.Future[bool]
+    done: asyncio.Future[_Outcome]
+
+
+_WORST_FIRST = (_Outcome.FAILED, _Outcome.TIMED_OUT, _Outcome.CLOSED)
 
 
 class PushReceiver:
@@ -104,11 +210,22 @@ class PushReceiver:
     Args:
         callback: ``async def callback(results)``; a batch counts as accepted once it returns.
         queue_size: batches waiting for a worker; beyond it a push is answered 503.
-        workers: callbacks running at once.
+        workers: callbacks running at once; they start with the first push.
         dedupe_window: seconds a processed ``callId`` is remembered; re-pushes within it are dropped.
-        token: a shared secret expected as ``?token=`` in the callback URL.
-        allowed_ips: addresses or networks allowed to push.
-        clock: replaces the real clock (tests).
+        token: a shared secret expected as ``?token=`` in the callback URL (not empty).
+        allowed_ips: addresses or networks allowed to push (IPv4 ones also match their
+            IPv4-mapped IPv6 form, as dual-stack servers report them).
+        on_invalid: called with each :class:`InvalidPushRecord` of a push once its good
+            records are taken (default: :func:`log_invalid_record`). It runs inside the
+            request, so keep it quick; if it raises, the push is answered 500 and the
+            server's re-push hands the invalid records to it again.
+        callback_timeout: seconds a callback may run (``None``: no limit). When it
+            passes, the callback is cancelled, the push is answered 503 (the server
+            pushes again) and its call IDs are not marked processed.
+        max_waiters: pushes allowed to wait for a batch of the same call IDs already in
+            progress (re-pushes); beyond it a push is answered 503 at once.
+        clock: replaces the real clock (tests); the callback timeout and the drain of
+            :meth:`aclose` run on it.
 
     With neither ``token`` nor ``allowed_ips`` anyone who can reach the URL can push;
     that is allowed (the API signs nothing) but warned about.
@@ -123,17 +240,29 @@ class PushReceiver:
         dedupe_window: float = 24 * 3600,
         token: str | None = None,
         allowed_ips: Iterable[str] | None = None,
+        on_invalid: InvalidRecordHandler = log_invalid_record,
+        callback_timeout: float | None = 60.0,
+        max_waiters: int = 100,
         clock: Clock | None = None,
     ) -> None:
         self._callback = callback
         self._queue: asyncio.Queue[_Job] | None = None
-        self._queue_size = queue_size
-        self._workers_wanted = workers
+        self._queue_size = _at_least("queue_size", queue_size, 1)
+        self._workers_wanted = _at_least("workers", workers, 1)
         self._workers: list[asyncio.Task[None]] = []
         self._recent = RecentIds(dedupe_window)
-        self._pending: dict[str, asyncio.Future[bool]] = {}
-        self._token = token
-        self._networks = [ipaddress.ip_network(n, strict=False) for n in allowed_ips] if allowed_ips else None
+        self._pending: dict[str, asyncio.Future[_Outcome]] = {}
+        self._token = _checked_token(token)
+        self._networks = _networks(allowed_ips) if allowed_ips is not None else None
+        if inspect.iscoroutinefunction(on_invalid):
+            raise ValidationError("on_invalid", "must be a plain function: it runs inside the request")
+        self._on_invalid = on_invalid
+        if callback_timeout is not None and not callback_timeout > 0:
+            raise ValidationError("callback_timeout", f"must be positive seconds or None, got {callback_timeout!r}")
+        self._callback_timeout = callback_timeout
+        self._max_waiters = _at_least("max_waiters", max_waiters, 0)
+        self._waiters = 0
+        self._closed = False
         self._clock = clock or SystemClock()
         if token is None and self._networks is None:
             warnings.warn(
@@ -145,32 +274,23 @@ class PushReceiver:
         if self._token is not None and not hmac.compare_digest((token or "").encode(), self._token.encode()):
             return False
         if self._networks is not None:
-            try:
-                address = ipaddress.ip_address(client_ip or "")
-            except ValueError:
-                return False
-            return any(address in network for network in self._networks)
+            return _address_allowed(client_ip, self._networks)
         return True
 
     async def handle(self, body: bytes, *, token: str | None = None, client_ip: str | None = None) -> PushResponse:
         """Process one push and return what to answer."""
         if not self.authorized(token, client_ip):
             return PushResponse(403, "forbidden")
+        if self._closed:
+            return _Outcome.CLOSED.value
         try:
-            results = parse_push(body)
+            batch = parse_push_batch(body)
         except PushFormatError as exc:
             return PushResponse(400, str(exc))
-        now = self._clock.monotonic()
-        self._recent.expire(now)
-        fresh, waits = [], []
-        for result in results:
-            call_id = result.call_id or ""
-            if call_id in self._recent:
-                continue
-            if call_id in self._pending:
-                waits.append(self._pending[call_id])
-            else:
-                fresh.append(result)
+        fresh, in_progress = self._split(batch.results)
+        if in_progress and self._waiters >= self._max_waiters:
+            return PushResponse(503, "too many pushes wait for batches in progress; push again later")
+        waits = set(in_progress)
         if fresh:
             job = _Job(fresh, asyncio.get_running_loop().create_future())
             try:
@@ -179,11 +299,58 @@ class PushReceiver:
                 return PushResponse(503, "busy: push again later")
             for result in fresh:
                 self._pending[result.call_id or ""] = job.done
-            waits.append(job.done)
-        outcomes = await asyncio.gather(*waits)
-        if all(outcomes):
-            return PushResponse(200, "ok")
-        return PushResponse(500, "the batch was not processed; push again")
+            waits.add(job.done)
+        answer = await self._wait(waits, count_as_waiter=bool(in_progress))
+        if answer.status == 200 and batch.invalid:
+            return self._report_invalid(batch.invalid)
+        return answer
+
+    def _split(self, results: Sequence[CallResult]) -> tuple[list[CallResult], list[asyncio.Future[_Outcome]]]:
+        """The results to process, and the batches in progress that hold the others.
+
+        Drops call IDs processed within the window and repeats inside this push.
+        """
+        now = self._clock.monotonic()
+        self._recent.expire(now)
+        fresh, in_progress, seen = [], [], set()
+        for result in results:
+            call_id = result.call_id or ""
+            if call_id in seen or call_id in self._recent:
+                continue
+            seen.add(call_id)
+            pending = self._pending.get(call_id)
+            if pending is not None:
+                in_progress.append(pending)
+            else:
+                fresh.append(result)
+        return fresh, in_progress
+
+    async def _wait(self, waits: set[asyncio.Future[_Outcome]], *, count_as_waiter: bool) -> PushResponse:
+        if not waits:
+            return _Outcome.PROCESSED.value
+        self._waiters += count_as_waiter
+        try:
+            # asyncio.wait, not gather: a pusher that goes away must not cancel the
+            # futures other pushes of the same call IDs wait on.
+            await asyncio.wait(waits)
+        finally:
+            self._waiters -= count_as_waiter
+        outcomes = {future.result() for future in waits}
+        return next((o.value for o in _WORST_FIRST if o in outcomes), _Outcome.PROCESSED.value)
+
+    def _report_invalid(self, invalid: Sequence[InvalidPushRecord]) -> PushResponse:
+        failed = 0
+        for record in invalid:
+            try:
+                self._on_invalid(record)
+            except Exception:
+                failed += 1
+                logger.exception(
+                    "on_invalid failed on pushed record %d; answering 500 so the server pushes again", record.index
+                )
+        if failed:
+            return PushResponse(500, f"{failed} invalid records were not taken; push again")
+        return _Outcome.PROCESSED.value
 
     def _ensure_workers(self) -> asyncio.Queue[_Job]:
         if self._queue is None:
@@ -195,28 +362,136 @@ class PushReceiver:
     async def _work(self, queue: asyncio.Queue[_Job]) -> None:
         while True:
             job = await queue.get()
-            ok = False
+            outcome = _Outcome.CLOSED  # unless the callback finishes: the worker is being stopped
             try:
-                await self._callback(job.results)
-                ok = True
-                now = self._clock.monotonic()
-                for result in job.results:
-                    self._recent.add(result.call_id or "", now)
-            except Exception:
-                logger.exception(
-                    "the push callback failed on %d results; answering 500 so the server pushes again", len(job.results)
-                )
+                outcome = await self._run(job)
             finally:
-                # Also on cancellation: whoever waits on this batch is answered (500).
-                for result in job.results:
-                    self._pending.pop(result.call_id or "", None)
+                self._settle(job, outcome)
                 queue.task_done()
-                if not job.done.done():
-                    job.done.set_result(ok)
 
-    async def aclose(self) -> None:
-        """Stop the workers (a batch being processed is cancelled)."""
+    async def _run(self, job: _Job) -> _Outcome:
+        """Run the callback on one batch within the callback timeout."""
+        call = asyncio.ensure_future(self._callback(job.results))
+        try:
+            in_time = await self._finishes_in_time(call)
+            if not in_time:
+                logger.error(
+                    "the push callback on %d results took over %s s; cancelled, answering 503 so the server pushes again",
+                    len(job.results),
+                    self._callback_timeout,
+                )
+                job.done.set_result(_Outcome.TIMED_OUT)
+                call.cancel()
+            # Also after a timeout: the worker is busy until the callback has really ended.
+            await asyncio.wait({call})
+        except asyncio.CancelledError:  # the receiver is closing
+            call.cancel()
+            await asyncio.wait({call})
+            raise
+        if call.cancelled():
+            return _Outcome.TIMED_OUT
+        if call.exception() is not None:
+            logger.error(
+                "the push callback failed on %d results; answering 500 so the server pushes again",
+                len(job.results),
+                exc_info=call.exception(),
+            )
+            return _Outcome.FAILED
+        return _Outcome.PROCESSED
+
+    async def _finishes_in_time(self, call: asyncio.Future[None]) -> bool:
+        if self._callback_timeout is None:
+            await asyncio.wait({call})
+            return True
+        timer = asyncio.ensure_future(self._clock.sleep(self._callback_timeout))
+        try:
+            await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return call.done()
+
+    def _settle(self, job: _Job, outcome: _Outcome) -> None:
+        if outcome is _Outcome.PROCESSED:
+            now = self._clock.monotonic()
+            for result in job.results:
+                self._recent.add(result.call_id or "", now)
+        for result in job.results:
+            self._pending.pop(result.call_id or "", None)
+        if not job.done.done():
+            job.done.set_result(outcome)
+
+    async def aclose(self, *, timeout: float = 10.0) -> None:
+        """Refuse new pushes, drain the queue for at most ``timeout`` seconds, then stop.
+
+        From the call on, every new push is answered 503 (the server pushes again, to
+        this process once it restarts or to another). Batches already queued or running
+        are processed while the drain lasts and answered as usual; what is still queued
+        or running when it ends is cancelled and answered 503, and its call IDs are not
+        marked processed. Closing twice is harmless; a closed receiver stays closed.
+        """
+        self._closed = True
+        queue = self._queue
+        if queue is None:
+            return
+        if self._workers:
+            await self._drain(queue, timeout)
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        while not queue.empty():
+            self._settle(queue.get_nowait(), _Outcome.CLOSED)
+            queue.task_done()
+
+    async def _drain(self, queue: asyncio.Queue[_Job], timeout: float) -> None:
+        drained = asyncio.ensure_future(queue.join())
+        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait({drained, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            timer.cancel()
+
+
+def _at_least(field: str, value: int, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValidationError(field, f"must be an integer of at least {low}, got {value!r}")
+    return value
+
+
+def _checked_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    if not isinstance(token, str) or not token.strip():
+        # An empty token would silently turn the check off; refusing it makes the choice explicit.
+        raise ValidationError("token", "must be a non-empty secret, or None to rely on allowed_ips")
+    return token
+
+
+def _networks(allowed_ips: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if isinstance(allowed_ips, str):
+        raise ValidationError("allowed_ips", f"must be a list of addresses or networks, not one string {allowed_ips!r}")
+    networks = []
+    for entry in allowed_ips:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("allowed_ips", f"{entry!r} is not an address or network: {exc}") from None
+    return networks
+
+
+def _address_allowed(client_ip: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether the peer address is in an allowed network.
+
+    An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``) is also tried as the IPv4 address it
+    carries. A scope id (``fe80::1%eth0``) names an interface, not an address: it is
+    ignored in the match.
+    """
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return False
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    return any(candidate in network for candidate in candidates for network in networks)

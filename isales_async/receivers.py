@@ -3,15 +3,20 @@
 - aiohttp: :func:`aiohttp_handler` (a route handler) or :func:`aiohttp_app` (a
   sub-application: ``app.add_subapp("/isales", aiohttp_app(receiver))``).
 - ASGI (FastAPI, Starlette, ...): :class:`AsgiPushApp`
-  (``app.mount("/isales/callback", AsgiPushApp(receiver))``).
+  (``app.mount("/isales/callback", push_app)``, with ``lifespan=push_app.lifespan``
+  on the parent app: a mounted app never sees the lifespan events itself).
 
 Both read the optional ``?token=`` from the URL and the peer address, and answer what
-:meth:`PushReceiver.handle` decides.
+:meth:`PushReceiver.handle` decides. The receiver's workers start with the first push,
+so nothing needs a startup event; shutting down (:meth:`PushReceiver.aclose`) drains
+the queued pushes and answers the rest 503, so it should run while the server still
+holds their connections: in aiohttp's ``on_shutdown``, in the ASGI app's lifespan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,14 +42,18 @@ def aiohttp_handler(receiver: PushReceiver) -> Callable[[web.Request], Awaitable
 
 
 def aiohttp_app(receiver: PushReceiver, path: str = "/") -> web.Application:
-    """A sub-application serving the receiver at ``path``; its cleanup stops the workers."""
+    """A sub-application serving the receiver at ``path``; the app's shutdown closes the receiver.
+
+    ``on_shutdown`` runs before aiohttp drops the open connections, so the pushes still
+    queued are processed or answered 503 (see :meth:`PushReceiver.aclose`).
+    """
     app = web.Application(client_max_size=MAX_PUSH_BYTES)
     app.router.add_route("*", path, aiohttp_handler(receiver))
 
     async def stop(_: web.Application) -> None:
         await receiver.aclose()
 
-    app.on_cleanup.append(stop)
+    app.on_shutdown.append(stop)
     return app
 
 
@@ -54,7 +63,13 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class AsgiPushApp:
-    """An ASGI application for ``POST`` pushes; mount it under any ASGI framework."""
+    """An ASGI application for ``POST`` pushes; mount it under any ASGI framework.
+
+    Served as the root application it handles the lifespan protocol itself. Mounted
+    (Starlette's ``Mount``, FastAPI's ``app.mount``) it never receives lifespan events,
+    so hand :meth:`lifespan` to the parent app, or enter it from your own lifespan, or
+    call :meth:`aclose` from your shutdown code.
+    """
 
     def __init__(self, receiver: PushReceiver, *, max_body: int = MAX_PUSH_BYTES) -> None:
         self.receiver = receiver
@@ -84,6 +99,21 @@ class AsgiPushApp:
         client = scope.get("client")
         answer = await self.receiver.handle(bytes(body), token=token, client_ip=client[0] if client else None)
         await self._answer(send, answer.status, answer.message)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A lifespan for the parent app: ``Starlette(..., lifespan=push_app.lifespan)``.
+
+        Nothing needs starting; on exit the receiver is closed (:meth:`PushReceiver.aclose`).
+        """
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the receiver: drain what is queued, answer the rest 503, refuse new pushes."""
+        await self.receiver.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

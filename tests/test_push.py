@@ -1,8 +1,11 @@
-"""Pushed call results: the pure parser, and the aiohttp and ASGI receivers under the same tests."""
+"""Pushed call results: the pure parser, and the receivers (aiohttp, ASGI, ASGI mounted in a
+real Starlette app) under the same tests, over real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -11,11 +14,25 @@ import orjson
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from isales_async import CallResult, CallStatus, PushFormatError, PushReceiver, parse_push
-from isales_async._push import RecentIds
+from isales_async import (
+    CallResult,
+    CallStatus,
+    InvalidPushRecord,
+    PushFormatError,
+    PushReceiver,
+    PushResponse,
+    ValidationError,
+    parse_push,
+    parse_push_batch,
+)
+from isales_async._push import RecentIds, _address_allowed, _networks
 from isales_async.receivers import AsgiPushApp, aiohttp_app
 from isales_async.testing import FakeClock, FakeISales
+
+from .asgi_bridge import asgi_under_aiohttp
 
 PUSH_EXAMPLE = b"""[{"campaignId": "1001", "sessionId": "s-1", "called": "88881955", "callTimeStr": "2022-02-10 11:45:43",
  "callStatus": 6, "failCode": "00000", "vdnId": 8, "callId": "1644464743-1388", "customField": "order-1", "recordPath": "",
@@ -41,6 +58,89 @@ def test_parse_push_into_call_results() -> None:
 def test_malformed_pushes_are_refused_with_a_reason(body: bytes) -> None:
     with pytest.raises(PushFormatError):
         parse_push(body)
+
+
+def test_parse_push_batch_keeps_the_good_records_and_says_why_each_bad_one_was_refused() -> None:
+    good = orjson.loads(PUSH_EXAMPLE)[0]
+    body = orjson.dumps(
+        [
+            good,
+            {**good, "callStatus": "six"},
+            {**good, "vdnId": "eight"},
+            "text",
+            {**good, "callId": 7},
+            {"called": "1"},
+        ]
+    )
+    batch = parse_push_batch(body)
+    assert [r.call_id for r in batch.results] == ["1644464743-1388"]
+    assert [(r.index, r.raw) for r in batch.invalid] == [
+        (1, {**good, "callStatus": "six"}),
+        (2, {**good, "vdnId": "eight"}),
+        (3, "text"),
+        (4, {**good, "callId": 7}),
+        (5, {"called": "1"}),
+    ]
+    reasons = [r.reason for r in batch.invalid]
+    assert reasons[0].startswith("is not a call result: callStatus 'six'")
+    assert reasons[1].startswith("is not a call result: vdnId 'eight'")
+    assert reasons[2:] == ["is not a JSON object but a string", "has callId 7, not a non-empty string", "has no callId"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"callId": "1"}', b'"text"', b"null"])
+def test_parse_push_batch_refuses_a_body_that_is_not_a_json_list(body: bytes) -> None:
+    with pytest.raises(PushFormatError, match=r"^the body "):
+        parse_push_batch(body)
+
+
+def test_the_strict_parse_push_names_the_first_bad_record() -> None:
+    with pytest.raises(PushFormatError, match=r"^item 1 is not a JSON object but a number$"):
+        parse_push(PUSH_EXAMPLE[:-1] + b", 2, 3]")
+
+
+@pytest.mark.parametrize(
+    ("client_ip", "allowed"),
+    [
+        ("10.1.2.3", True),
+        ("::ffff:10.1.2.3", True),  # IPv4 mapped into IPv6, as a dual-stack server reports it
+        ("::ffff:10.2.0.1", False),
+        ("10.2.0.1", False),
+        ("fe80::1%eth0", True),  # a scope id names the interface: matched on the address
+        ("fe80::1%", False),
+        ("2001:db8::1", False),
+        ("not an address", False),
+        (None, False),
+    ],
+)
+def test_the_allow_list_matches_mapped_and_scoped_addresses(client_ip: str | None, allowed: bool) -> None:
+    assert _address_allowed(client_ip, _networks(["10.1.0.0/16", "fe80::/10"])) is allowed
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"token": ""}, "token"),
+        ({"token": "  \t"}, "token"),
+        ({"token": None, "allowed_ips": "10.0.0.0/8"}, "allowed_ips"),
+        ({"token": None, "allowed_ips": ["10.0.0.300"]}, "allowed_ips"),
+        ({"queue_size": 0}, "queue_size"),
+        ({"workers": 0}, "workers"),
+        ({"max_waiters": -1}, "max_waiters"),
+        ({"callback_timeout": 0}, "callback_timeout"),
+    ],
+)
+def test_receiver_options_are_checked_at_construction(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PushReceiver(Calls(), **{"token": "t", **options})
+    assert caught.value.field == field
+
+
+def test_an_async_on_invalid_is_refused() -> None:
+    async def on_invalid(record: InvalidPushRecord) -> None: ...
+
+    with pytest.raises(ValidationError) as caught:
+        PushReceiver(Calls(), token="t", on_invalid=on_invalid)  # type: ignore[arg-type]
+    assert caught.value.field == "on_invalid"
 
 
 def test_recent_ids_expire_after_the_window() -> None:
@@ -75,67 +175,80 @@ class Calls:
         return [call_id for batch in self.batches for call_id in batch]
 
 
-def asgi_under_aiohttp(app: AsgiPushApp) -> web.Application:
-    """A minimal ASGI server inside aiohttp, so the ASGI receiver is reached over real HTTP."""
+class ObservedReceiver(PushReceiver):
+    """A receiver that notes each push as it arrives, so a test can wait until one is queued or waiting."""
 
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        sent: dict[str, Any] = {}
-        scope = {
-            "type": "http",
-            "method": request.method,
-            "path": request.path,
-            "query_string": request.query_string.encode(),
-            "headers": [(k.lower().encode(), v.encode()) for k, v in request.headers.items()],
-            "client": (request.remote, 0),
-        }
-        messages = [
-            {"type": "http.request", "body": body[:7], "more_body": True},
-            {"type": "http.request", "body": body[7:], "more_body": False},
-        ]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client_ips: list[str | None] = []
+        self._arrived = asyncio.Condition()
 
-        async def receive() -> dict[str, Any]:
-            return messages.pop(0)
+    async def handle(self, body: bytes, *, token: str | None = None, client_ip: str | None = None) -> PushResponse:
+        self.client_ips.append(client_ip)
+        async with self._arrived:
+            self._arrived.notify_all()
+        # A waiter woken here runs only once the push below has been queued (or answered).
+        return await super().handle(body, token=token, client_ip=client_ip)
 
-        async def send(message: Any) -> None:
-            sent.setdefault("status", message.get("status"))
-            if message["type"] == "http.response.body":
-                sent["body"] = message["body"]
-
-        await app(scope, receive, send)
-        return web.Response(status=sent["status"], body=sent["body"])
-
-    web_app = web.Application()
-    web_app.router.add_route("*", "/", handle)
-    return web_app
+    async def wait_for_pushes(self, count: int) -> None:
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.client_ips) >= count)
 
 
 MakeReceiver = Callable[..., Awaitable[str]]
+RECEIVER_KINDS = ["aiohttp", "asgi", "starlette"]
 
 
-@pytest_asyncio.fixture(params=["aiohttp", "asgi"])
+def receiver_app(kind: str, receiver: PushReceiver) -> tuple[web.Application, str]:
+    """The receiver served the way a user serves it, and the path it answers at."""
+    if kind == "aiohttp":
+        return aiohttp_app(receiver), "/"
+    push_app = AsgiPushApp(receiver)
+    if kind == "asgi":
+        return asgi_under_aiohttp(push_app), "/"
+    mounted = Starlette(routes=[Mount("/isales/callback", app=push_app)], lifespan=push_app.lifespan)
+    return asgi_under_aiohttp(mounted), "/isales/callback/"
+
+
+def loopback_socket(*, dual_stack: bool) -> socket.socket:
+    """A listening loopback socket; ``dual_stack`` reports IPv4 peers as ``::ffff:127.0.0.1``."""
+    if dual_stack:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::ffff:127.0.0.1", 0))
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest_asyncio.fixture(params=RECEIVER_KINDS)
 async def make_receiver(request: pytest.FixtureRequest) -> AsyncIterator[MakeReceiver]:
+    """Serve a receiver over real HTTP and return its URL: ``make(callback, **options)``
+    builds a ``PushReceiver``; ``receiver=`` serves one already built; ``dual_stack=True``
+    listens on an IPv6 socket that takes IPv4 connections."""
     runners: list[web.AppRunner] = []
     receivers: list[PushReceiver] = []
 
-    async def make(callback: Calls, **options: Any) -> str:
+    async def make(
+        callback: Calls, *, receiver: PushReceiver | None = None, dual_stack: bool = False, **options: Any
+    ) -> str:
         options.setdefault("token", "t0ken")
-        receiver = PushReceiver(callback, **options)
+        receiver = receiver or PushReceiver(callback, **options)
         receivers.append(receiver)
-        app = aiohttp_app(receiver) if request.param == "aiohttp" else asgi_under_aiohttp(AsgiPushApp(receiver))
+        app, path = receiver_app(request.param, receiver)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        sock = loopback_socket(dual_stack=dual_stack)
+        await web.SockSite(runner, sock).start()
         runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}/"
+        return f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
 
     yield make
-    for receiver in receivers:
-        await receiver.aclose()
     for runner in runners:
         await runner.cleanup()
+    for receiver in receivers:
+        await receiver.aclose()
 
 
 async def post(url: str, body: bytes) -> int:
@@ -186,7 +299,7 @@ async def test_after_the_window_a_push_is_processed_again(
     make_receiver: MakeReceiver, isales_server: FakeISales
 ) -> None:
     calls = Calls()
-    clock = FakeClock()
+    clock = FakeClock(autojump=False)
     url = await make_receiver(calls, dedupe_window=60, clock=clock) + "?token=t0ken"
     records = isales_server.push_records(count=1)
     await isales_server.push_results(url, records)
@@ -195,12 +308,79 @@ async def test_after_the_window_a_push_is_processed_again(
     assert len(calls.batches) == 2
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"callId": "1"}', b"[1]"])
-async def test_a_malformed_push_gets_400(make_receiver: MakeReceiver, body: bytes) -> None:
+@pytest.mark.parametrize("body", [b"{not json", b'{"callId": "1"}', b"null"])
+async def test_a_body_that_is_not_a_json_list_gets_400(
+    make_receiver: MakeReceiver, isales_server: FakeISales, body: bytes
+) -> None:
     calls = Calls()
     url = await make_receiver(calls) + "?token=t0ken"
-    assert await post(url, body) == 400
+    assert await isales_server.push_results(url, body=body, clock=FakeClock()) == [400] * 6
     assert calls.batches == []
+
+
+async def test_a_record_repeated_inside_one_push_reaches_the_callback_once(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls = Calls()
+    url = await make_receiver(calls) + "?token=t0ken"
+    a, b = isales_server.push_records(count=2)
+    assert await isales_server.push_results(url, [a, a, b, a], clock=FakeClock()) == [200]
+    assert calls.batches == [[a["callId"], b["callId"]]]
+
+
+async def test_malformed_records_go_to_on_invalid_and_the_good_ones_are_delivered_with_200(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls, invalid = Calls(), []
+    url = await make_receiver(calls, on_invalid=invalid.append) + "?token=t0ken"
+    good, bad = isales_server.push_records(count=3), isales_server.malformed_push_records(start=3)
+    pushed = [good[0], *bad[:4], good[1], *bad[4:], good[2]]
+    assert await isales_server.push_results(url, pushed, clock=FakeClock()) == [200]
+    assert calls.batches == [[r["callId"] for r in good]]
+    assert [(r.index, r.raw) for r in invalid] == [(i, pushed[i]) for i in (1, 2, 3, 4, 6, 7, 8)]
+    assert [r.reason.split(":")[0] for r in invalid] == [
+        "is not a call result",
+        "is not a call result",
+        "has no callId",
+        "has callId 1644464743, not a non-empty string",
+        "is not a JSON object but a string",
+        "is not a JSON object but a number",
+        "is not a JSON object but null",
+    ]
+    assert "callStatus 'succeeded'" in invalid[0].reason
+    assert "vdnId 'eight'" in invalid[1].reason
+
+
+async def test_malformed_records_are_logged_at_error_by_default(
+    make_receiver: MakeReceiver, isales_server: FakeISales, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = Calls()
+    url = await make_receiver(calls) + "?token=t0ken"
+    (good,), bad = isales_server.push_records(count=1), isales_server.malformed_push_records()[2]
+    with caplog.at_level(logging.ERROR, logger="isales_async.push"):
+        assert await isales_server.push_results(url, [bad, good], clock=FakeClock()) == [200]
+    assert calls.processed == [good["callId"]]
+    (logged,) = caplog.records
+    assert (logged.name, logged.levelno) == ("isales_async.push", logging.ERROR)
+    assert logged.getMessage().startswith("pushed record 0 has no callId;")
+    assert logged.getMessage().endswith(orjson.dumps(bad).decode())
+
+
+async def test_an_on_invalid_that_raises_gets_500_and_the_repush_hands_it_the_records_again(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls, seen = Calls(), []
+
+    def on_invalid(record: InvalidPushRecord) -> None:
+        seen.append(record.index)
+        if len(seen) == 1:
+            raise RuntimeError("the dead-letter table is down")
+
+    url = await make_receiver(calls, on_invalid=on_invalid) + "?token=t0ken"
+    (good,), bad = isales_server.push_records(count=1), isales_server.malformed_push_records()[4]
+    assert await isales_server.push_results(url, [good, bad], clock=FakeClock()) == [500, 200]
+    assert seen == [1, 1]
+    assert calls.processed == [good["callId"]]  # the re-push of the delivered record is dropped
 
 
 async def test_a_full_queue_answers_503_and_loses_nothing(isales_server: FakeISales) -> None:
@@ -250,6 +430,17 @@ async def test_token_and_ip_allow_list(make_receiver: MakeReceiver, isales_serve
     assert await post(near, body) == 200
 
 
+async def test_an_ipv4_peer_of_a_dual_stack_server_matches_the_ipv4_allow_list(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    body = orjson.dumps(isales_server.push_records(count=1))
+    near = ObservedReceiver(Calls(), token=None, allowed_ips=["127.0.0.0/8"])
+    far = ObservedReceiver(Calls(), token=None, allowed_ips=["10.0.0.0/8"])
+    assert await post(await make_receiver(Calls(), receiver=near, dual_stack=True), body) == 200
+    assert await post(await make_receiver(Calls(), receiver=far, dual_stack=True), body) == 403
+    assert near.client_ips == far.client_ips == ["::ffff:127.0.0.1"]
+
+
 def test_an_unprotected_receiver_warns() -> None:
     with pytest.warns(UserWarning, match="neither a token nor an IP allow-list"):
         PushReceiver(Calls())
@@ -279,3 +470,154 @@ async def test_asgi_app_lifespan_methods_and_size_cap() -> None:
     assert (await asgi_call(app, {**http, "method": "POST"}, big))[0]["status"] == 413
     assert await asgi_call(app, {**http, "method": "POST"}, [{"type": "http.disconnect"}]) == []
     assert calls.batches == []
+
+
+async def test_a_callback_that_never_returns_times_out_with_503_and_frees_its_worker(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls, clock = Calls(), FakeClock(autojump=False)
+    calls.gate = asyncio.Event()
+    url = await make_receiver(calls, workers=1, callback_timeout=30, clock=clock) + "?token=t0ken"
+    records = orjson.dumps(isales_server.push_records(count=2))
+    first = asyncio.ensure_future(post(url, records))
+    await calls.entered.wait()
+    await clock.wait_for_sleepers(1)
+    assert clock.sleeper_deadlines == [30.0]
+    clock.advance(30)
+    assert await first == 503
+    assert calls.batches == []
+    calls.gate.set()
+    assert await post(url, records) == 200  # the only worker is free, and the call IDs were not marked processed
+    assert calls.processed == [r["callId"] for r in isales_server.push_records(count=2)]
+
+
+async def test_repushes_waiting_for_a_batch_in_progress_are_bounded(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    receiver = ObservedReceiver(calls, token="t0ken", max_waiters=2)
+    url = await make_receiver(calls, receiver=receiver) + "?token=t0ken"
+    body = orjson.dumps(isales_server.push_records(count=2))
+    first = asyncio.ensure_future(post(url, body))
+    await calls.entered.wait()
+    waiting = [asyncio.ensure_future(post(url, body)) for _ in range(2)]
+    await receiver.wait_for_pushes(3)
+    assert await post(url, body) == 503  # at once: the callback is still blocked
+    calls.gate.set()
+    assert [await first, *[await w for w in waiting]] == [200, 200, 200]
+    assert len(calls.batches) == 1
+
+
+async def test_a_pusher_that_goes_away_does_not_fail_a_repush_waiting_on_the_same_batch(
+    isales_server: FakeISales,
+) -> None:
+    calls = Calls()
+    calls.gate = asyncio.Event()
+    receiver = PushReceiver(calls, token="t")
+    body = orjson.dumps(isales_server.push_records(count=1))
+    first = asyncio.ensure_future(receiver.handle(body, token="t"))
+    await calls.entered.wait()
+    again = asyncio.ensure_future(receiver.handle(body, token="t"))
+    first.cancel()  # the server hung up on the first push
+    calls.gate.set()
+    assert (await again).status == 200
+    assert first.cancelled()
+    assert len(calls.batches) == 1
+    await receiver.aclose()
+
+
+async def start_blocked_pushes(
+    url: str, receiver: ObservedReceiver, calls: Calls, bodies: Sequence[bytes]
+) -> list[asyncio.Future[int]]:
+    """Push ``bodies``; the first blocks the only worker in the callback, the others queue behind it."""
+    pushes = [asyncio.ensure_future(post(url, bodies[0]))]
+    await calls.entered.wait()
+    pushes += [asyncio.ensure_future(post(url, body)) for body in bodies[1:]]
+    await receiver.wait_for_pushes(len(bodies))
+    return pushes
+
+
+async def test_aclose_drains_the_queued_pushes_and_refuses_new_ones(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls, clock = Calls(), FakeClock(autojump=False)
+    calls.gate = asyncio.Event()
+    receiver = ObservedReceiver(calls, token="t0ken", workers=1, callback_timeout=None, clock=clock)
+    url = await make_receiver(calls, receiver=receiver) + "?token=t0ken"
+    a, b, c = (isales_server.push_records(count=1, start=i) for i in range(3))
+    pushes = await start_blocked_pushes(url, receiver, calls, [orjson.dumps(a), orjson.dumps(b)])
+    closing = asyncio.ensure_future(receiver.aclose(timeout=30))
+    await clock.wait_for_sleepers(1)  # draining, for at most 30 s
+    assert await post(url, orjson.dumps(c)) == 503
+    calls.gate.set()
+    await closing
+    assert [await p for p in pushes] == [200, 200]
+    assert calls.processed == [a[0]["callId"], b[0]["callId"]]
+    assert await post(url, orjson.dumps(c)) == 503
+    assert len(calls.batches) == 2
+
+
+async def test_aclose_answers_503_for_what_the_drain_did_not_finish(
+    make_receiver: MakeReceiver, isales_server: FakeISales
+) -> None:
+    calls, clock = Calls(), FakeClock(autojump=False)
+    calls.gate = asyncio.Event()
+    receiver = ObservedReceiver(calls, token="t0ken", workers=1, callback_timeout=None, clock=clock)
+    url = await make_receiver(calls, receiver=receiver) + "?token=t0ken"
+    bodies = [orjson.dumps(isales_server.push_records(count=1, start=i)) for i in range(3)]
+    pushes = await start_blocked_pushes(url, receiver, calls, bodies)
+    closing = asyncio.ensure_future(receiver.aclose(timeout=30))
+    await clock.wait_for_sleepers(1)
+    clock.advance(30)  # the drain's deadline: the running callback is cancelled, the queued pushes answered
+    await closing
+    assert [await p for p in pushes] == [503, 503, 503]
+    assert calls.batches == []
+    assert await post(url, bodies[1]) == 503
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def test_mounted_in_starlette_the_parent_lifespan_drains_and_closes_the_receiver(
+    isales_server: FakeISales,
+) -> None:
+    calls, clock = Calls(), FakeClock(autojump=False)
+    calls.gate = asyncio.Event()
+    receiver = ObservedReceiver(calls, token="t", workers=1, callback_timeout=None, clock=clock)
+    push_app = AsgiPushApp(receiver)
+    app = Starlette(routes=[Mount("/isales/callback", app=push_app)], lifespan=push_app.lifespan)
+    runner, base = await serve(asgi_under_aiohttp(app))
+    a, b = (isales_server.push_records(count=1, start=i) for i in range(2))
+    pushes = await start_blocked_pushes(
+        f"{base}/isales/callback/?token=t", receiver, calls, [orjson.dumps(a), orjson.dumps(b)]
+    )
+    stopping = asyncio.ensure_future(runner.cleanup())  # the ASGI server shuts the Starlette app down
+    await clock.wait_for_sleepers(1)  # the receiver drains
+    calls.gate.set()
+    await stopping
+    assert [await p for p in pushes] == [200, 200]
+    assert calls.processed == [a[0]["callId"], b[0]["callId"]]
+    assert await receiver.handle(orjson.dumps(a), token="t") == PushResponse(
+        503, "the receiver is shutting down; push again"
+    )
+
+
+async def test_mounted_in_starlette_without_a_lifespan_the_workers_start_on_the_first_push(
+    isales_server: FakeISales,
+) -> None:
+    calls = Calls()
+    push_app = AsgiPushApp(PushReceiver(calls, token="t"))
+    runner, base = await serve(asgi_under_aiohttp(Starlette(routes=[Mount("/isales", app=push_app)])))
+    records = isales_server.push_records(count=3)
+    assert await isales_server.push_results(f"{base}/isales/?token=t", records) == [200]
+    assert calls.processed == [r["callId"] for r in records]
+    await runner.cleanup()
+    await push_app.aclose()  # the explicit hook, for apps that run no lifespan
+    assert (await push_app.receiver.handle(orjson.dumps(records), token="t")).status == 503

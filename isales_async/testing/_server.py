@@ -33,6 +33,7 @@ from aiohttp import web
 
 from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
+from .._errors import ValidationError
 from . import _auth, _data
 
 __all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "PagingQuirk", "RecordedRequest"]
@@ -536,17 +537,47 @@ class FakeISales:
         calls = self.campaign_calls[campaign_id][start : start + count]
         return [{key: call[key] for key in PUSH_FIELDS} for call in calls]
 
+    def malformed_push_records(self, campaign_id: str = "1001", start: int = 0) -> list[Any]:
+        """Pushed records no receiver can read, one of each kind, to mix with :meth:`push_records`.
+
+        In order: a record whose ``callStatus`` is not a number, one whose ``vdnId`` is
+        not a number, one without ``callId``, one whose ``callId`` is a number (built on
+        the calls from ``start`` on), then a string, a number and ``null`` in place of a
+        record.
+        """
+        wrong_status, wrong_vdn, no_call_id, numeric_call_id = self.push_records(campaign_id, count=4, start=start)
+        del no_call_id["callId"]
+        return [
+            {**wrong_status, "callStatus": "succeeded"},
+            {**wrong_vdn, "vdnId": "eight"},
+            no_call_id,
+            {**numeric_call_id, "callId": 1644464743},
+            "not a call result",
+            1388,
+            None,
+        ]
+
     async def push_results(
-        self, url: str, records: Sequence[dict[str, Any]] | None = None, *, clock: Clock | None = None
+        self,
+        url: str,
+        records: Sequence[Any] | None = None,
+        *,
+        body: bytes | None = None,
+        clock: Clock | None = None,
     ) -> list[int]:
         """POST ``records`` to a callback URL the way CC-iSales does, re-pushing until answered 200.
 
         Pushes again at once after a failure, then every 10 minutes, at most 6 pushes
-        (``clock`` lets a test skip the waits). Returns the status of each push (0 when
-        the connection failed).
+        (``clock`` lets a test skip the waits). ``records`` may hold anything JSON can
+        carry (see :meth:`malformed_push_records`); ``body`` sends these exact bytes
+        instead, for bodies that are not a JSON list at all. Returns the status of each
+        push (0 when the connection failed).
         """
+        if records is not None and body is not None:
+            raise ValidationError("body", "give records or body, not both")
         clock = clock or SystemClock()
-        body = orjson.dumps(list(records) if records is not None else self.push_records())
+        if body is None:
+            body = orjson.dumps(list(records) if records is not None else self.push_records())
         statuses: list[int] = []
         async with aiohttp.ClientSession() as session:
             for attempt in range(MAX_PUSHES):
