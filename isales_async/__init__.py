@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from ._batch import BatchReport, Outcome, OutcomeKind, Progress, Writeback
+from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     AuthenticationError,
+    BatchAbortedError,
     BusinessError,
     ConnectError,
     ConnectionLostError,
+    DuplicateRecordError,
     HTTPStatusError,
     InvalidParameterError,
     ISalesError,
+    JournalError,
+    JournalLockedError,
     NotFoundError,
     OutcomeUnknownError,
     PaginationError,
@@ -26,7 +30,7 @@ from ._errors import (
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
-from ._journal import Journal
+from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._push import PushFormatError, PushReceiver, PushResponse, parse_push
 from ._retry import RetryBudget, RetryPolicy
@@ -37,6 +41,8 @@ from .resources.call_results import CallResultQuery
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "AuthenticationError",
+    "BatchAbortedError",
+    "BatchControl",
     "BatchReport",
     "BusinessError",
     "BusinessResult",
@@ -47,6 +53,7 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "DefLevel",
+    "DuplicateRecordError",
     "Event",
     "ExternalResult",
     "GaveUp",
@@ -56,6 +63,9 @@ __all__ = [
     "ISalesError",
     "InvalidParameterError",
     "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "ObsResultCode",
     "Outcome",
@@ -78,6 +88,7 @@ __all__ = [
     "RetryScheduled",
     "RouteLimit",
     "ServerError",
+    "Status",
     "SystemClock",
     "TLSError",
     "Timeouts",

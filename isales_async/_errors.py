@@ -4,6 +4,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
 
     ISalesError
     ├── ValidationError            bad input, refused before anything is sent (names the field)
+    │   └── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
     │   │   └── TLSError           certificate or handshake failure (not retried)
@@ -19,21 +20,33 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── InvalidParameterError  the endpoint's parameter-error codes
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
-    └── PaginationError            a server that pages inconsistently (repeats, no end)
+    ├── PaginationError            a server that pages inconsistently (repeats, no end)
+    ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
+    │   └── JournalLockedError     another run holds the journal (``.holder``)
+    └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
 
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._batch import BatchReport
+
 __all__ = [
     "AuthenticationError",
+    "BatchAbortedError",
     "BusinessError",
     "ConnectError",
     "ConnectionLostError",
+    "DuplicateRecordError",
     "HTTPStatusError",
     "ISalesError",
     "InvalidParameterError",
+    "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "OutcomeUnknownError",
     "PaginationError",
@@ -58,6 +71,14 @@ class ValidationError(ISalesError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class DuplicateRecordError(ValidationError):
+    """A batch record whose canonical dataId (``key``) an earlier record of the batch has; it is not sent."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("data_id", f"{key} appears earlier in this batch; not sent twice")
+        self.key = key
 
 
 class TransportError(ISalesError):
@@ -152,3 +173,42 @@ class OutcomeUnknownError(ISalesError):
 
 class PaginationError(ISalesError):
     """The server paged inconsistently: a page repeated, or the page cap was reached."""
+
+
+class JournalError(ISalesError):
+    """A batch journal could not be opened, read or written.
+
+    ``path`` is the journal file; the message and ``__cause__`` carry the OS or SQLite error.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"journal {path}: {message}")
+        self.path = path
+
+
+class JournalLockedError(JournalError):
+    """Another run holds the journal; ``holder`` says who (process id, host, start time).
+
+    The lock is the operating system's: it goes when the holder ends or dies, ``kill -9`` included.
+    """
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(path, f"in use by another run ({holder}); one run at a time may use a journal")
+        self.holder = holder
+
+
+class BatchAbortedError(ISalesError):
+    """A fatal error stopped a batch: nothing more was sent, and records not yet sent stay pending.
+
+    ``report`` is the :class:`~isales_async.BatchReport` so far (records taken but never
+    sent are in ``report.not_sent``), ``reason`` says why in words, ``cause`` (also
+    ``__cause__``) is the error: an :class:`AuthenticationError`, a :class:`ConnectError`
+    once the retries are spent, a :class:`TLSError`, a :class:`JournalError`, or the
+    input iterable's own exception.
+    """
+
+    def __init__(self, reason: str, *, report: BatchReport, cause: BaseException | None) -> None:
+        super().__init__(f"the batch stopped: {reason}")
+        self.reason = reason
+        self.report = report
+        self.cause = cause

@@ -88,7 +88,7 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
     assert threaded.applied_counts() == {str(i): 1 for i in range(1, 201) if i not in (11, 21)}
     followup = [orjson.loads(line) for line in (tmp_path / "results.csv.followup.jsonl").read_text().splitlines()]
     assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {
-        ("failed", "11", None),
+        ("failed", "11", 12),
         ("malformed", None, 22),
     }
 
@@ -96,6 +96,11 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
     assert "succeeded in an earlier run" in output
     assert len(threaded.requests_to("callBusiResult")) == 199  # nothing sent again
     assert code == 1  # record 11 is still not written
+    followup = [orjson.loads(line) for line in (tmp_path / "results.csv.followup.jsonl").read_text().splitlines()]
+    assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {
+        ("earlier_failed", "11", None),
+        ("malformed", None, 22),
+    }
 
 
 def test_writeback_jsonl(threaded: FakeISales, tmp_path: Path) -> None:
