@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 import orjson
@@ -127,8 +127,13 @@ def _run(coro: Awaitable[T]) -> T:
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     except ISalesError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True)
-        raise SystemExit(2) from None
+        _exit_with(exc)
+
+
+def _exit_with(exc: ISalesError) -> NoReturn:
+    """Print a library error as one line (unwrapped, so it can be copied) and exit 2."""
+    err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise SystemExit(2) from None
 
 
 def _json_line(obj: Any) -> None:
@@ -395,14 +400,15 @@ def _detect_format(path: Path, fmt: str) -> str:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
 
 
-def _undecodable(text: str, encoding: str) -> str | None:
-    """Why ``text`` (read with ``errors="surrogateescape"``) is not valid ``encoding`` text, if it is not."""
+def _undecodable(text: str, encoding: str, where: str = "column") -> str | None:
+    """Why ``text`` (read with ``errors="surrogateescape"``) is not valid ``encoding`` text, if it is not;
+    ``where`` names what the position counts in."""
     found = None if text.isascii() else _ESCAPED_BYTE.search(text)
     if found is None:
         return None
     byte = ord(found.group()) - 0xDC00
     return (
-        f"is not valid {encoding} text (byte 0x{byte:02X} at column {found.start() + 1}); "
+        f"is not valid {encoding} text (byte 0x{byte:02X} at {where} {found.start() + 1}); "
         "if the file has another encoding, pass it with --encoding (for example --encoding gbk)"
     )
 
@@ -458,7 +464,10 @@ def _read_csv(handle: Iterable[str], malformed: list[Malformed], encoding: str) 
             continue
         number = reader.line_num
         text = ",".join(str(v) for v in row.values() if v is not None)
-        problem = next((p for v in row.values() if isinstance(v, str) and (p := _undecodable(v, encoding))), None)
+        problem = next(
+            (p for k, v in row.items() if isinstance(v, str) and (p := _undecodable(v, encoding, f"{k} character"))),
+            None,
+        )
         if problem is not None:
             malformed.append(Malformed(number, _printable(text), f"line {number} {problem}"))
         elif None in row or None in row.values():
@@ -474,7 +483,9 @@ def check_csv_header(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
     """Refuse, before anything is sent, a CSV whose header is not the writeback columns."""
     with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
         header = next(csv.reader(handle), [])
-    problem = next((p for name in header if (p := _undecodable(name, encoding))), None)
+    problem = next(
+        (p for i, name in enumerate(header, 1) if (p := _undecodable(name, encoding, f"column {i} character"))), None
+    )
     if problem is not None:
         raise click.UsageError(f"{path.name}: the CSV header {problem}")
     if set(header) - set(WRITEBACK_COLUMNS) or "dataId" not in header:
@@ -686,10 +697,13 @@ def _stopped_by_signals(control: BatchControl) -> Iterator[list[int]]:
             err.print(
                 f"{name}: stopping: no new records; waiting for those in flight ({name} again abandons them)",
                 highlight=False,
+                soft_wrap=True,
             )
         else:
             control.abandon()
-            err.print(f"{name}: abandoning the records in flight: they are listed as unknown", highlight=False)
+            err.print(
+                f"{name}: abandoning the records in flight: they are listed as unknown", highlight=False, soft_wrap=True
+            )
 
     installed = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -723,8 +737,7 @@ def _open_journal(path: Path | None) -> Journal | None:
     try:
         return Journal(path)
     except JournalError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-        raise SystemExit(2) from None
+        _exit_with(exc)
 
 
 @cli.command("writeback")
@@ -786,7 +799,7 @@ def writeback(
     if fmt == "csv":
         check_csv_header(file, encoding)
     if retry_unknown:
-        err.print("warning: --retry-unknown is deprecated; use --resend-unknown", highlight=False)
+        err.print("warning: --retry-unknown is deprecated; use --resend-unknown", highlight=False, soft_wrap=True)
         resend_unknown = True
     journal_file = None if no_journal else (journal_path or file.with_name(file.name + ".journal.sqlite"))
     followup_path = followup or file.with_name(file.name + ".followup.jsonl")
@@ -820,11 +833,11 @@ def writeback(
     finally:
         if journal is not None:
             journal.close()
-    stopped = aborted or (f"by {signal.Signals(received[0]).name}" if received else report.stop_reason)
+    stopped = f"by {signal.Signals(received[0]).name}" if received else aborted or report.stop_reason
     _print_summary(report, len(malformed), journal.path if journal else None, followup_path, count, stopped)
     if aborted or received:
         if journal_file is None:
-            err.print("no journal was kept: running the command again sends every record again", highlight=False)
+            resume = "none: no journal was kept, so running the command again sends every record again"
         else:
             options = {
                 "--format": fmt_given if fmt_given != "auto" else None,
@@ -832,7 +845,8 @@ def writeback(
                 "--followup": followup,
             }
             resume = _resume_command(file, journal_path, options)
-            err.print(f"stopped {stopped}; to resume: {resume}", highlight=False, soft_wrap=True)
+        separator = " " if received else ": "
+        err.print(f"stopped{separator}{stopped}; resume with: {resume}", highlight=False, soft_wrap=True)
     if received:
         raise SystemExit(128 + received[0])
     if aborted:
@@ -854,8 +868,7 @@ def _read_journal(path: Path) -> Journal:
     try:
         return Journal(path, readonly=True)
     except JournalError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-        raise SystemExit(2) from None
+        _exit_with(exc)
 
 
 @journal_group.command("show")
@@ -869,8 +882,7 @@ def journal_show(file: Path, as_json: bool) -> None:
             runs, last = journal.runs()
             schema = journal.schema_version()
         except JournalError as exc:
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-            raise SystemExit(2) from None
+            _exit_with(exc)
     last_run = _dt.datetime.fromtimestamp(last, _dt.timezone.utc).isoformat(timespec="seconds") if last else None
     if as_json:
         _json_line(
@@ -914,8 +926,7 @@ def journal_export(file: Path, output: Path | None) -> None:
                 line = {**entry.to_json(), "action": outcome_action(status, None, entry.key)}
                 sink.write(orjson.dumps(line) + b"\n")
         except JournalError as exc:
-            err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-            raise SystemExit(2) from None
+            _exit_with(exc)
 
 
 # -- the fake server and the demo ------------------------------------------------------------
