@@ -258,16 +258,15 @@ class _Store:
         self.succeeded: list[Outcome] = []
 
     def claim(self, prepared: PreparedWriteback, record: Writeback) -> tuple[str | None, bool]:
-        """``(None, in_doubt_before)`` to send, or ``(reason, False)``: ``"duplicate"`` or a skip reason.
-
-        Synchronous: no await between the check and the mark.
+        """``(None or the reason not to send, whether the journal had it in doubt)``; a reason is
+        ``"duplicate"`` or a skip reason. Synchronous: no await between the check and the mark.
         """
         if prepared.key in self._seen:
             return _DUPLICATE, False
         self._seen.add(prepared.key)
         return None, False
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback) -> None:
+    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
         """Without a journal nothing outlives the process, so there is nothing to record."""
 
     def finish(self, outcome: Outcome, status: Status) -> None:
@@ -300,14 +299,18 @@ class _JournalStore(_Store):
             resend_unknown=self._resend_unknown,
         )
         if skip is not None or status in IN_DOUBT:
-            # A record in doubt keeps its state and stored payload until this one really leaves.
+            # Only claim it for this run: a record in doubt keeps its state and stored payload
+            # until this one really leaves (on_send), so a stop before that leaves it in doubt.
             self.journal.touch(prepared.key)
         else:
             self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
         return skip, status in IN_DOUBT
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback) -> None:
-        self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
+    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
+        if in_doubt_before:  # the claim left the earlier payload in place: store the one now leaving
+            self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
+        else:  # the claim stored this payload already
+            self.journal.mark(prepared.key, Status.SENDING)
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         self.journal.finish(outcome.key, status, outcome.error)
@@ -465,7 +468,7 @@ class _Batch:
             if not self.sending_allowed:
                 raise _NotSent
             try:
-                self.store.sending(prepared, record)
+                self.store.sending(prepared, record, in_doubt_before)
             except JournalError as exc:  # what the journal cannot record is not sent
                 self.abort(exc)
                 raise _NotSent from exc

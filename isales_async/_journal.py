@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import IO, Any
@@ -143,6 +143,13 @@ class Journal:
                 raise
             return db
 
+    def _execute(self, doing: str, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        """One statement, its failure raised as :class:`JournalError` (the per-record path: no context manager)."""
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise JournalError(self.path, f"{doing}: {_describe(exc)}") from exc
+
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
         """Raise SQLite and OS failures as :class:`JournalError` naming this file and the cause."""
@@ -156,8 +163,7 @@ class Journal:
     # -- schema ------------------------------------------------------------------------
 
     def schema_version(self) -> int:
-        with self._guard("cannot be read"):
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._execute("cannot be read", "PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -252,10 +258,9 @@ class Journal:
 
     def lookup(self, key: str) -> tuple[Status, int, str | None] | None:
         """The status, the last run that claimed it, and the fingerprint of ``key``'s row, if it has one."""
-        with self._guard("cannot be read"):
-            row = self._db.execute(
-                "SELECT status, claimed, fingerprint FROM records WHERE data_id = ?", (key,)
-            ).fetchone()
+        row = self._execute(
+            "cannot be read", "SELECT status, claimed, fingerprint FROM records WHERE data_id = ?", (key,)
+        ).fetchone()
         return (Status(row[0]), int(row[1]), row[2]) if row else None
 
     def mark(
@@ -264,50 +269,49 @@ class Journal:
         """Set ``key``'s status in this run, clearing an earlier error; a given ``record`` and
         ``fingerprint`` replace the stored ones."""
         run = self._current_run()
-        with self._guard("cannot be written"):
-            self._db.execute(
-                "INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (data_id) DO UPDATE SET status = excluded.status, run = excluded.run, claimed = excluded.claimed, "
-                "record = COALESCE(excluded.record, records.record), "
-                "fingerprint = COALESCE(excluded.fingerprint, records.fingerprint), updated = excluded.updated, "
-                "error_type = NULL, code = NULL, message = NULL",
-                (
-                    key,
-                    status.value,
-                    run,
-                    run,
-                    orjson.dumps(record) if record is not None else None,
-                    fingerprint,
-                    time.time(),
-                ),
-            )
+        self._execute(
+            "cannot be written",
+            "INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (data_id) DO UPDATE SET status = excluded.status, run = excluded.run, claimed = excluded.claimed, "
+            "record = COALESCE(excluded.record, records.record), "
+            "fingerprint = COALESCE(excluded.fingerprint, records.fingerprint), updated = excluded.updated, "
+            "error_type = NULL, code = NULL, message = NULL",
+            (
+                key,
+                status.value,
+                run,
+                run,
+                orjson.dumps(record) if record is not None else None,
+                fingerprint,
+                time.time(),
+            ),
+        )
 
     def touch(self, key: str) -> None:
         """Claim ``key`` for this run and change nothing else: a later record with it is a duplicate,
         while its state (and the run that set it) stay as they were."""
         run = self._current_run()
-        with self._guard("cannot be written"):
-            self._db.execute("UPDATE records SET claimed = ? WHERE data_id = ?", (run, key))
+        self._execute("cannot be written", "UPDATE records SET claimed = ? WHERE data_id = ?", (run, key))
 
     def finish(self, key: str, status: Status, error: BaseException | None = None) -> None:
         """Record the outcome of ``key`` in this run."""
         run = self._current_run()
-        with self._guard("cannot be written"):
-            self._db.execute(
-                "UPDATE records SET status = ?, run = ?, claimed = ?, error_type = ?, code = ?, message = ?, "
-                "updated = ? WHERE data_id = ?",
-                (
-                    status.value,
-                    run,
-                    run,
-                    type(error).__name__ if error is not None else None,
-                    getattr(error, "code", None),
-                    str(error) if error is not None else None,
-                    time.time(),
-                    key,
-                ),
-            )
+        self._execute(
+            "cannot be written",
+            "UPDATE records SET status = ?, run = ?, claimed = ?, error_type = ?, code = ?, message = ?, "
+            "updated = ? WHERE data_id = ?",
+            (
+                status.value,
+                run,
+                run,
+                type(error).__name__ if error is not None else None,
+                getattr(error, "code", None),
+                str(error) if error is not None else None,
+                time.time(),
+                key,
+            ),
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -348,8 +352,7 @@ class Journal:
     def count(self, status: Status, run: int | None = None) -> int:
         sql = "SELECT COUNT(*) FROM records WHERE status = ?" + (" AND run = ?" if run is not None else "")
         params = (status.value,) if run is None else (status.value, run)
-        with self._guard("cannot be read"):
-            return int(self._db.execute(sql, params).fetchone()[0])
+        return int(self._execute("cannot be read", sql, params).fetchone()[0])
 
     def counts(self) -> dict[Status, int]:
         """How many records are in each state (every state present, 0 included)."""
