@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from ._batch import BatchReport, Outcome, OutcomeKind, Progress, Writeback
+from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     AuthenticationError,
+    BatchAbortedError,
     BusinessError,
     ClientClosedError,
     ConnectError,
     ConnectionLostError,
     DeadlineExceededError,
+    DuplicateRecordError,
     HTTPStatusError,
     InvalidParameterError,
     ISalesError,
+    JournalError,
+    JournalLockedError,
     NotFoundError,
     OutcomeUnknownError,
     PaginationError,
@@ -28,7 +32,7 @@ from ._errors import (
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
-from ._journal import Journal
+from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._push import (
     InvalidPushRecord,
@@ -49,6 +53,8 @@ from .resources.call_results import CallResultQuery
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "AuthenticationError",
+    "BatchAbortedError",
+    "BatchControl",
     "BatchReport",
     "BusinessError",
     "BusinessResult",
@@ -61,6 +67,7 @@ __all__ = [
     "ConnectionLostError",
     "DeadlineExceededError",
     "DefLevel",
+    "DuplicateRecordError",
     "Event",
     "ExternalResult",
     "GaveUp",
@@ -71,6 +78,9 @@ __all__ = [
     "InvalidParameterError",
     "InvalidPushRecord",
     "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "ObsResultCode",
     "Outcome",
@@ -95,6 +105,7 @@ __all__ = [
     "RouteLimit",
     "Secret",
     "ServerError",
+    "Status",
     "SystemClock",
     "TLSError",
     "Timeouts",

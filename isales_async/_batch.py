@@ -2,15 +2,21 @@
 
 Input is streamed: ``concurrency`` workers each take the next record only when they are
 free, so at most ``concurrency`` records are read ahead, whatever the input's size.
-A record's outcome is exactly one of succeeded, failed (with the typed error) or
-unknown (sent, fate unknown, never resent); records skipped because a journal already
-settled them are counted by reason.
+Every record taken is reported exactly once: succeeded, failed (with the typed error),
+unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
+before sending it), or counted as skipped by reason (a journal settled it earlier).
+
+One bad record fails alone, whatever is wrong with it. What no record can fix stops the
+batch (:func:`fatal_reason`): nothing more is sent, requests already on the wire finish,
+and :class:`~isales_async.BatchAbortedError` carries the report. A
+:class:`BatchControl` stops a batch from outside, gracefully or not.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
@@ -19,65 +25,62 @@ from typing import TYPE_CHECKING, Any, overload
 import anyio
 import attrs
 
-from ._errors import BusinessError, ISalesError, OutcomeUnknownError, ValidationError
-from ._journal import Journal, Status
-from ._validation import check_data_id, check_int_range
+from ._errors import (
+    AuthenticationError,
+    BatchAbortedError,
+    BusinessError,
+    ConnectError,
+    DuplicateRecordError,
+    ISalesError,
+    JournalError,
+    OutcomeUnknownError,
+    TLSError,
+    ValidationError,
+)
+from ._hooks import logger
+from ._journal import Journal
+from ._rerun import IN_DOUBT, SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, Status, decide
+from ._validation import check_int_range
+from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
     from .resources.business_results import BusinessResults
 
-__all__ = ["BatchReport", "Outcome", "OutcomeKind", "Progress", "Writeback", "write_back_many"]
-
-_JSON_FIELDS = {
-    "dataId": "data_id",
-    "busiResult": "busi_result",
-    "subStatus": "sub_status",
-    "busiResultDesc": "busi_result_desc",
-    "workNo": "work_no",
-}
-
-
-@attrs.frozen
-class Writeback:
-    """One business result to write back for the outbound call record ``data_id``."""
-
-    data_id: int | str
-    busi_result: str
-    sub_status: str | None = None
-    busi_result_desc: str | None = None
-    work_no: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The record with the API's camelCase names, empty fields left out."""
-        return {api: getattr(self, name) for api, name in _JSON_FIELDS.items() if getattr(self, name) is not None}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Writeback:
-        """Build from camelCase keys (``dataId``, ``busiResult``, ...); blank optional fields are ``None``."""
-        unknown = set(data) - set(_JSON_FIELDS)
-        if unknown:
-            raise ValidationError(sorted(unknown)[0], "is not a writeback field")
-        if data.get("dataId") in (None, ""):
-            raise ValidationError("dataId", "is required")
-        values = {name: (data.get(api) if data.get(api) != "" else None) for api, name in _JSON_FIELDS.items()}
-        values["busi_result"] = values["busi_result"] or ""
-        return cls(**values)  # type: ignore[arg-type]
+__all__ = [
+    "SKIP_FAILED",
+    "SKIP_SUCCEEDED",
+    "SKIP_UNKNOWN",
+    "BatchControl",
+    "BatchReport",
+    "Outcome",
+    "OutcomeKind",
+    "Progress",
+    "Writeback",
+    "fatal_reason",
+    "write_back_many",
+]
 
 
 class OutcomeKind(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    NOT_SENT = "not_sent"  # taken, then the batch stopped before sending it: a re-run sends it
 
 
 @attrs.frozen
 class Outcome:
-    """What happened to one record; ``error`` is the typed error when it is not ok."""
+    """What happened to one record; ``error`` is the typed error when it is not ok.
 
-    data_id: str
+    ``data_id`` is the record's dataId as given (an int stays an int); ``key`` is its
+    canonical form, the server's and the journal's key ("" when the dataId is invalid).
+    """
+
+    data_id: int | str
     record: Writeback | None
     kind: OutcomeKind
     error: BaseException | None = None
+    key: str = ""
 
     @property
     def ok(self) -> bool:
@@ -93,28 +96,36 @@ class Progress:
     unknown: int
     skipped: int
     elapsed: float
+    not_sent: int = 0
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed + self.unknown + self.skipped
+        return self.succeeded + self.failed + self.unknown + self.skipped + self.not_sent
 
 
 class _JournalSucceeded(Sequence[Outcome]):
-    """The succeeded outcomes of one journal run, read from disk so memory stays flat."""
+    """The succeeded outcomes of one journal run, read from disk so memory stays flat.
 
-    def __init__(self, journal: Journal, run: int) -> None:
-        self._journal, self._run = journal, run
-        self._len = journal.count(Status.SUCCEEDED, run)
+    Each read opens the journal read-only, so the report outlives the batch's own
+    connection; ``extra`` are successes the journal failed to record. Read it before
+    the next run on the same journal, which takes the rows over.
+    """
+
+    def __init__(self, path: str, run: int, count: int, extra: Sequence[Outcome]) -> None:
+        self._path, self._run, self._count, self._extra = path, run, count, list(extra)
 
     def __len__(self) -> int:
-        return self._len
+        return self._count + len(self._extra)
 
     def __iter__(self) -> Iterator[Outcome]:
-        return self._read()
+        yield from self._read()
+        yield from self._extra
 
     def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
-        for data_id, record, _, _ in self._journal.rows(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
-            yield Outcome(data_id, Writeback.from_json(record), OutcomeKind.SUCCEEDED)
+        with Journal(self._path, readonly=True) as journal:
+            for entry in journal.entries(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
+                record = Writeback.from_json(entry.record)
+                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=entry.key)
 
     @overload
     def __getitem__(self, index: int) -> Outcome: ...
@@ -123,16 +134,24 @@ class _JournalSucceeded(Sequence[Outcome]):
     def __getitem__(self, index: int | slice) -> Outcome | Sequence[Outcome]:
         if isinstance(index, slice):
             return list(self)[index]
-        position = index + self._len if index < 0 else index
-        if not 0 <= position < self._len:
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
             raise IndexError(index)
-        return next(self._read(offset=position, limit=1))  # one row read, not the whole run
+        if position >= self._count:
+            return self._extra[position - self._count]
+        (outcome,) = self._read(offset=position, limit=1)  # one row read (and its connection closed)
+        return outcome
 
 
 @attrs.frozen
 class BatchReport:
-    """The outcome of every record of a batch; each input record is in exactly one place:
-    ``succeeded``, ``failed``, ``unknown``, or counted in ``skipped`` (by reason)."""
+    """The outcome of every record a batch took; each is in exactly one place:
+    ``succeeded``, ``failed``, ``unknown``, ``not_sent``, or counted in ``skipped`` (by reason).
+
+    ``stopped_early`` says the batch stopped before its input ended (``fail_fast``, a
+    :class:`BatchControl`, or a fatal error), and ``stop_reason`` why; records never
+    taken from the input are in no list: a re-run with the journal takes them.
+    """
 
     succeeded: Sequence[Outcome]
     failed: Sequence[Outcome]
@@ -140,10 +159,14 @@ class BatchReport:
     skipped: Mapping[str, int]
     elapsed: float
     stopped_early: bool = False
+    not_sent: Sequence[Outcome] = ()
+    stop_reason: str | None = None
 
     @property
     def total(self) -> int:
-        return len(self.succeeded) + len(self.failed) + len(self.unknown) + sum(self.skipped.values())
+        return (
+            len(self.succeeded) + len(self.failed) + len(self.unknown) + len(self.not_sent) + sum(self.skipped.values())
+        )
 
     @property
     def rate(self) -> float:
@@ -154,15 +177,77 @@ class BatchReport:
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
         return (
-            f"{len(self.succeeded)} succeeded, {len(self.failed)} failed, {len(self.unknown)} unknown; "
-            f"skipped: {skipped}; {self.elapsed:.1f}s ({self.rate:.0f}/s)"
-            + ("; stopped early (fail_fast)" if self.stopped_early else "")
+            f"{len(self.succeeded)} succeeded, {len(self.failed)} failed, {len(self.unknown)} unknown, "
+            f"{len(self.not_sent)} not sent; skipped: {skipped}; {self.elapsed:.1f}s ({self.rate:.0f}/s)"
+            + (f"; stopped early: {self.stop_reason}" if self.stopped_early else "")
         )
 
 
-SKIP_SUCCEEDED = "succeeded in an earlier run"
-SKIP_FAILED = "failed permanently in an earlier run"
-SKIP_UNKNOWN = "outcome unknown from an earlier run (not resent)"
+class BatchControl:
+    """Stops a running batch from outside: a signal handler, a web request, a shutdown hook.
+
+    Pass it as ``write_back_many(..., control=control)``, then from the same event loop:
+
+    - :meth:`stop`: take no new record and send nothing new; requests on the wire finish.
+      The batch returns its report (``stopped_early``); records taken but not sent are
+      ``not_sent`` and stay pending in the journal.
+    - :meth:`abandon`: also stop waiting for the requests on the wire; their records are
+      reported unknown (they may have been applied) and are never resent unless asked.
+
+    From another thread, use ``loop.call_soon_threadsafe(control.stop)``. One control
+    serves one batch; calling ``stop`` before the batch starts makes it take nothing.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.abandoned = False
+        self._batch: _Batch | None = None
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self._batch is not None:
+            self._batch.halt("stopped by BatchControl.stop()")
+
+    def abandon(self) -> None:
+        self.stopping = self.abandoned = True
+        if self._batch is not None:
+            self._batch.abandon()
+
+
+def fatal_reason(error: BaseException) -> str | None:
+    """Why ``error`` must stop a whole batch, or ``None`` when it concerns only its record.
+
+    No record can succeed past these, so sending more would only multiply the failure
+    (20,000 doomed 401s): a refused signature, a TLS failure, a server unreachable
+    once the session's retries are spent, a journal that cannot record.
+    """
+    if isinstance(error, AuthenticationError):
+        return f"the server refused the credentials (HTTP 401: check the AK/SK and the clock): {error}"
+    if isinstance(error, TLSError):
+        return f"TLS failed (check the CA file and the server's certificate): {error}"
+    if isinstance(error, ConnectError):
+        return f"the server is unreachable and the retries are spent: {error}"
+    if isinstance(error, JournalError):
+        return f"the journal failed, so nothing more can be recorded before sending: {error}"
+    return None
+
+
+_END = object()
+_DUPLICATE = "duplicate"
+
+
+class _NotSent(Exception):
+    """Raised from ``on_send`` to keep an attempt off the wire (the batch stopped, or the journal failed)."""
+
+
+class _InProgress:
+    """A record between its claim and its outcome; ``sent``: its journal says it may be on the server."""
+
+    __slots__ = ("scope", "sent")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.sent = False
 
 
 class _Store:
@@ -172,52 +257,68 @@ class _Store:
         self._seen: set[str] = set()
         self.succeeded: list[Outcome] = []
 
-    def claim(self, data_id: str, record: Writeback) -> str | None:
-        """``None`` to send, ``"duplicate"``, or a skip reason. Synchronous: no await between check and mark."""
-        if data_id in self._seen:
-            return "duplicate"
-        self._seen.add(data_id)
-        return None
+    def claim(self, prepared: PreparedWriteback, record: Writeback) -> tuple[str | None, bool]:
+        """``(None or the reason not to send, whether the journal had it in doubt)``; a reason is
+        ``"duplicate"`` or a skip reason. Synchronous: no await between the check and the mark.
+        """
+        if prepared.key in self._seen:
+            return _DUPLICATE, False
+        self._seen.add(prepared.key)
+        return None, False
 
-    def sending(self, data_id: str) -> None:
+    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
         """Without a journal nothing outlives the process, so there is nothing to record."""
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         if outcome.ok:
             self.succeeded.append(outcome)
 
-    def succeeded_view(self) -> Sequence[Outcome]:
+    def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
         return self.succeeded
 
 
 class _JournalStore(_Store):
-    def __init__(self, journal: Journal, retry_unknown: bool) -> None:  # the journal replaces the in-memory state
-        self.journal = journal
-        self._retry_unknown = retry_unknown
+    def __init__(self, journal: Journal, *, retry_failed: bool, resend_unknown: bool) -> None:
+        self.journal = journal  # replaces the in-memory state
+        self._retry_failed = retry_failed
+        self._resend_unknown = resend_unknown
 
-    def claim(self, data_id: str, record: Writeback) -> str | None:
-        found = self.journal.lookup(data_id)
-        if found is not None:
-            status, run = found
-            if run == self.journal.run:
-                return "duplicate"
-            if status is Status.SUCCEEDED:
-                return SKIP_SUCCEEDED
-            if status is Status.FAILED:
-                return SKIP_FAILED
-            if status in (Status.UNKNOWN, Status.SENDING) and not self._retry_unknown:
-                return SKIP_UNKNOWN
-        self.journal.mark(data_id, Status.QUEUED, record.to_json())
-        return None
+    def claim(self, prepared: PreparedWriteback, record: Writeback) -> tuple[str | None, bool]:
+        found = self.journal.lookup(prepared.key)
+        if found is None:
+            self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
+            return None, False
+        status, run, previous_fingerprint = found
+        if run == self.journal.run:
+            return _DUPLICATE, False
+        skip = decide(
+            status,
+            previous_fingerprint,
+            prepared.fingerprint,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+        )
+        if skip is not None or status in IN_DOUBT:
+            # Only claim it for this run: a record in doubt keeps its state and stored payload
+            # until this one really leaves (on_send), so a stop before that leaves it in doubt.
+            self.journal.touch(prepared.key)
+        else:
+            self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
+        return skip, status in IN_DOUBT
 
-    def sending(self, data_id: str) -> None:
-        self.journal.mark(data_id, Status.SENDING)
+    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
+        if in_doubt_before:  # the claim left the earlier payload in place: store the one now leaving
+            self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
+        else:  # the claim stored this payload already
+            self.journal.mark(prepared.key, Status.SENDING)
 
     def finish(self, outcome: Outcome, status: Status) -> None:
-        self.journal.finish(outcome.data_id, status, outcome.error)
+        self.journal.finish(outcome.key, status, outcome.error)
 
-    def succeeded_view(self) -> Sequence[Outcome]:
-        return _JournalSucceeded(self.journal, self.journal.run)
+    def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
+        assert self.journal.run is not None
+        count = self.journal.count(Status.SUCCEEDED, self.journal.run)
+        return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
 
 
 async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
@@ -236,12 +337,272 @@ def _drop_tracebacks(error: BaseException | None) -> None:
         error = error.__cause__ or error.__context__
 
 
-def _journal_status(error: BaseException) -> Status:
-    if isinstance(error, OutcomeUnknownError):
-        return Status.UNKNOWN
+def _failure_status(error: BaseException) -> Status:
+    """The journal state of a record that failed with ``error`` without an unknown outcome."""
     if isinstance(error, (ValidationError, BusinessError)):
         return Status.FAILED
-    return Status.NOT_SENT  # connect failure, 429/503/401 after retries: provably not applied
+    return Status.NOT_SENT  # 429/503 after retries, a bug before sending: provably not applied
+
+
+class _Batch:
+    """The state of one ``write_back_many`` call."""
+
+    def __init__(
+        self,
+        resource: BusinessResults,
+        store: _Store,
+        *,
+        on_progress: Callable[[Progress], None] | None,
+        fail_fast: bool,
+    ) -> None:
+        self.resource = resource
+        self.store = store
+        self.on_progress = on_progress
+        self.fail_fast = fail_fast
+        self.clock = resource._client._session.clock
+        self.started = self.clock.monotonic()
+        self.failed: list[Outcome] = []
+        self.unknown: list[Outcome] = []
+        self.not_sent: list[Outcome] = []
+        self.unrecorded: list[Outcome] = []  # succeeded, but the journal could not record it
+        self.skipped: Counter[str] = Counter()
+        self.counts: Counter[OutcomeKind] = Counter()
+        self.taking = True  # workers take new records
+        self.sending_allowed = True  # attempts may go on the wire
+        self.stop_reason: str | None = None
+        self.fatal: BaseException | None = None
+        self.in_progress: set[_InProgress] = set()
+        self.take_scope: anyio.CancelScope | None = None
+        self.take_lock = anyio.Lock()
+        self.progress_failed = False
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def halt(self, reason: str) -> None:
+        """Take and send nothing more; records not yet on the wire are dropped as not sent."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.taking = self.sending_allowed = False
+        if self.take_scope is not None:
+            self.take_scope.cancel()
+        for state in self.in_progress:
+            if not state.sent:
+                state.scope.cancel()
+
+    def abandon(self) -> None:
+        """Halt, and stop waiting for requests on the wire too (their records become unknown)."""
+        self.halt("abandoned by BatchControl.abandon()")
+        for state in self.in_progress:
+            state.scope.cancel()
+
+    def abort(self, cause: BaseException, reason: str | None = None) -> None:
+        """A fatal error: halt, and remember the first cause for :class:`BatchAbortedError`."""
+        if self.fatal is None:
+            self.fatal = cause
+            self.stop_reason = reason or fatal_reason(cause) or str(cause)
+        self.halt(self.stop_reason or "")
+
+    # -- the workers ---------------------------------------------------------------------------
+
+    async def run(self, records: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> BatchReport:
+        source = _aiter(records)
+        async with contextlib.aclosing(source), anyio.create_task_group() as group:
+            for _ in range(concurrency):
+                group.start_soon(self.worker, source)
+        return self.report()
+
+    async def worker(self, source: AsyncGenerator[Any, None]) -> None:
+        while True:
+            record = await self.take(source)
+            if record is _END:
+                return
+            await self.process(record)
+
+    async def take(self, source: AsyncGenerator[Any, None]) -> Any:
+        async with self.take_lock:
+            if not self.taking:
+                return _END
+            with anyio.CancelScope() as self.take_scope:  # halt() cancels a wait on a slow input
+                try:
+                    return await anext(source, _END)
+                except Exception as exc:  # the input itself broke: no record's fault, and no more records
+                    self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
+                finally:
+                    self.take_scope = None
+            return _END
+
+    async def process(self, record: Any) -> None:
+        data_id = getattr(record, "data_id", "")
+        try:
+            prepared = prepare(record)
+        except Exception as exc:  # ValidationError, or a record that breaks the checks themselves
+            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, exc), None)
+            return
+        outcome = Outcome(data_id, record, OutcomeKind.NOT_SENT, key=prepared.key)
+        if not self.sending_allowed:  # taken just as the batch stopped
+            self.settle(outcome, None)
+            return
+        try:
+            skip, in_doubt_before = self.store.claim(prepared, record)
+        except JournalError as exc:
+            self.abort(exc)
+            self.settle(attrs.evolve(outcome, error=exc), None)
+            return
+        except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
+            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=exc), None)
+            return
+        if skip == _DUPLICATE:
+            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
+        elif skip is not None:
+            self.skipped[skip] += 1
+            self.report_progress()
+        else:
+            await self.send(outcome, prepared, in_doubt_before)
+
+    async def send(self, outcome: Outcome, prepared: PreparedWriteback, in_doubt_before: bool) -> None:
+        assert isinstance(outcome.record, Writeback)
+        record = outcome.record
+        state = _InProgress()
+
+        def on_send() -> None:
+            if not self.sending_allowed:
+                raise _NotSent
+            try:
+                self.store.sending(prepared, record, in_doubt_before)
+            except JournalError as exc:  # what the journal cannot record is not sent
+                self.abort(exc)
+                raise _NotSent from exc
+            state.sent = True
+
+        result: tuple[OutcomeKind, BaseException | None] | None = None
+        self.in_progress.add(state)
+        try:
+            with state.scope:
+                try:
+                    await self.resource._send_write_back(prepared.key, prepared.body, on_send=on_send)
+                except _NotSent as refused:
+                    # A write is retried only when provably not applied, so a refused attempt means not applied.
+                    result = (OutcomeKind.NOT_SENT, refused.__cause__)
+                except ISalesError as exc:
+                    result = self.classify(exc)
+                except Exception as exc:  # a bug in one record's processing: that record alone pays
+                    result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, exc)
+                else:
+                    result = (OutcomeKind.SUCCEEDED, None)
+        finally:
+            self.in_progress.discard(state)
+        if result is None:  # cancelled by halt() (not yet sent) or abandon()
+            result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
+        kind, error = result
+        self.settle(
+            attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, in_doubt_before)
+        )
+
+    def classify(self, error: ISalesError) -> tuple[OutcomeKind, BaseException]:
+        if isinstance(error, OutcomeUnknownError):
+            return OutcomeKind.UNKNOWN, error
+        if fatal_reason(error) is not None:
+            self.abort(error)
+            return OutcomeKind.NOT_SENT, error  # 401, TLS, unreachable: provably not applied
+        return OutcomeKind.FAILED, error
+
+    def settle(self, outcome: Outcome, status: Status | None) -> None:
+        """Count, file and journal one outcome; ``status`` is what the journal records (``None``: nothing)."""
+        _drop_tracebacks(outcome.error)
+        self.counts[outcome.kind] += 1
+        if status is not None:
+            try:
+                self.store.finish(outcome, status)
+            except JournalError as exc:
+                self.abort(exc)
+                if outcome.ok:
+                    self.unrecorded.append(outcome)
+        if outcome.kind is OutcomeKind.FAILED:
+            self.failed.append(outcome)
+        elif outcome.kind is OutcomeKind.UNKNOWN:
+            self.unknown.append(outcome)
+        elif outcome.kind is OutcomeKind.NOT_SENT:
+            self.not_sent.append(outcome)
+        if self.fail_fast and outcome.kind in (OutcomeKind.FAILED, OutcomeKind.UNKNOWN) and self.taking:
+            self.taking = False
+            self.stop_reason = self.stop_reason or "fail_fast: a record failed"
+        self.report_progress()
+
+    def report_progress(self) -> None:
+        if self.on_progress is None:
+            return
+        c = self.counts
+        progress = Progress(
+            c[OutcomeKind.SUCCEEDED],
+            c[OutcomeKind.FAILED],
+            c[OutcomeKind.UNKNOWN],
+            sum(self.skipped.values()),
+            self.clock.monotonic() - self.started,
+            c[OutcomeKind.NOT_SENT],
+        )
+        try:
+            self.on_progress(progress)
+        except Exception:  # a broken progress display must not break the batch it observes
+            if not self.progress_failed:
+                logger.exception("on_progress callback %r failed; its later failures are not logged", self.on_progress)
+            self.progress_failed = True
+
+    def report(self) -> BatchReport:
+        try:
+            succeeded = self.store.succeeded_view(self.unrecorded)
+        except JournalError as exc:  # the journal cannot even be counted: report what memory holds
+            self.abort(exc)
+            succeeded = self.unrecorded
+        return BatchReport(
+            succeeded=succeeded,
+            failed=self.failed,
+            unknown=self.unknown,
+            skipped=dict(self.skipped),
+            elapsed=self.clock.monotonic() - self.started,
+            stopped_early=self.stop_reason is not None,
+            not_sent=self.not_sent,
+            stop_reason=self.stop_reason,
+        )
+
+
+def _as_record(record: object) -> Writeback | None:
+    return record if isinstance(record, Writeback) else None
+
+
+def _unknown_after(error: Exception) -> OutcomeUnknownError:
+    unknown = OutcomeUnknownError(
+        f"callBusiResult: an unexpected {type(error).__name__} after the request was sent ({error}); not resent",
+        endpoint="callBusiResult",
+    )
+    unknown.__cause__ = error
+    return unknown
+
+
+def _abandoned() -> OutcomeUnknownError:
+    return OutcomeUnknownError(
+        "callBusiResult: abandoned while on the wire when the batch was stopped; it may have been applied",
+        endpoint="callBusiResult",
+    )
+
+
+def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, in_doubt_before: bool) -> Status | None:
+    """What the journal records for an outcome; ``None`` leaves the claimed row as it is.
+
+    A record that was in doubt before this run stays in doubt unless this run got a
+    definite answer: a resend that provably did not happen says nothing about the first.
+    """
+    if kind is OutcomeKind.SUCCEEDED:
+        return Status.SUCCEEDED
+    if kind is OutcomeKind.UNKNOWN:
+        return Status.UNKNOWN
+    if kind is OutcomeKind.NOT_SENT and not sent:
+        return None  # still queued (or still in doubt from before): a re-run decides again
+    if kind is OutcomeKind.NOT_SENT:
+        status = Status.NOT_SENT
+    else:
+        assert error is not None  # a failure always carries its error
+        status = _failure_status(error)
+    return Status.UNKNOWN if status is Status.NOT_SENT and in_doubt_before else status
 
 
 async def write_back_many(
@@ -252,125 +613,87 @@ async def write_back_many(
     journal: Journal | str | PathLike[str] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     fail_fast: bool = False,
-    retry_unknown: bool = False,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    retry_unknown: bool | None = None,
+    control: BatchControl | None = None,
 ) -> BatchReport:
-    """Write back many business results concurrently; every record is accounted for once.
+    """Write back many business results concurrently; every record taken is reported once.
 
     Args:
         records: a sync or async iterable of :class:`~isales_async.Writeback`, read
             only as workers free up (at most ``concurrency`` records read ahead).
         concurrency: records in flight at once (the client's ``max_concurrency``
             still bounds requests across everything it does).
-        journal: an SQLite file path (or :class:`~isales_async.Journal`) recording
-            each outcome as it completes; a re-run with the same journal skips what
-            succeeded or failed for good, and does not resend unknown records
-            unless ``retry_unknown``. With a journal, ``report.succeeded`` is read
-            from disk, so memory stays flat for millions of records.
+        journal: an SQLite file path (or :class:`~isales_async.Journal`) recording each
+            record's fate and payload fingerprint; held by this batch alone while it
+            runs (:class:`~isales_async.JournalLockedError` otherwise). A re-run with
+            the same journal skips what was applied with the same payload, sends what
+            changed or never left, and never resends what is in doubt unless asked.
+            With a journal, ``report.succeeded`` is read from disk, so memory stays
+            flat for millions of records.
         on_progress: called with :class:`~isales_async.Progress` as records settle.
         fail_fast: stop taking new records after the first failure or unknown.
-        retry_unknown: resend records whose outcome an earlier run left unknown.
+        retry_failed: with a journal, also resend records that failed definitely in an
+            earlier run with an unchanged payload (a changed one is always sent).
+        resend_unknown: with a journal, resend records an earlier run left in doubt.
+        retry_unknown: deprecated alias of ``resend_unknown``.
+        control: a :class:`BatchControl` to stop the batch from outside.
 
-    A bad record (invalid, ``0200033``, ``0200034``) fails alone; a duplicate
-    ``data_id`` fails as a duplicate and is not sent twice; a write of unknown fate
-    is reported unknown and not resent.
+    Raises:
+        BatchAbortedError: a fatal error (see :func:`fatal_reason`) stopped the batch;
+            ``.report`` has every record taken so far, those never sent in ``not_sent``.
+        JournalError: the journal could not be opened or locked; nothing was sent.
+
+    Any one bad record (invalid, a duplicate dataId, ``0200033``, ``0200034``, even an
+    unexpected exception while processing it) fails alone; a write of unknown fate is
+    reported unknown and not resent.
 
     Called as ``client.business_results.write_back_many(records, ...)``; ``resource``
     is that ``BusinessResults``.
     """
     check_int_range("concurrency", concurrency, 1)
-    if journal is not None and not isinstance(journal, Journal):
-        journal = Journal(journal)
-    store = _JournalStore(journal, retry_unknown) if journal is not None else _Store()
-    clock = resource._client._session.clock
-    started = clock.monotonic()
-    failed: list[Outcome] = []
-    unknown: list[Outcome] = []
-    skipped: Counter[str] = Counter()
-    counts: Counter[OutcomeKind] = Counter()
-    source = _aiter(records)
-    take_lock = anyio.Lock()
-    stopped = False
-    end = object()
+    if retry_unknown is not None:
+        warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
+        resend_unknown = resend_unknown or retry_unknown
 
-    def report_progress() -> None:
-        if on_progress is not None:
-            on_progress(
-                Progress(
-                    counts[OutcomeKind.SUCCEEDED],
-                    counts[OutcomeKind.FAILED],
-                    counts[OutcomeKind.UNKNOWN],
-                    sum(skipped.values()),
-                    clock.monotonic() - started,
-                )
-            )
+    async def run(store: _Store) -> BatchReport:
+        return await _run_batch(resource, store, records, concurrency, on_progress, fail_fast, control)
 
-    def settle(outcome: Outcome, status: Status | None) -> None:
-        """Count and file one outcome; ``status`` is what the journal records (``None``: nothing was claimed)."""
-        nonlocal stopped
-        _drop_tracebacks(outcome.error)
-        counts[outcome.kind] += 1
-        if status is not None:
-            store.finish(outcome, status)
-        if outcome.kind is OutcomeKind.FAILED:
-            failed.append(outcome)
-        elif outcome.kind is OutcomeKind.UNKNOWN:
-            unknown.append(outcome)
-        if fail_fast and not outcome.ok:
-            stopped = True
-        report_progress()
-
-    async def process(record: Any) -> None:
-        if not isinstance(record, Writeback):
-            settle(
-                Outcome(
-                    "",
-                    None,
-                    OutcomeKind.FAILED,
-                    ValidationError("record", f"expected a Writeback, got {type(record).__name__}"),
-                ),
-                None,
-            )
-            return
+    async def run_journaled(opened: Journal) -> BatchReport:
+        opened.begin_run()
         try:
-            data_id = check_data_id(record.data_id)
-            body = resource.validate_write_back(record)
-        except ValidationError as exc:
-            settle(Outcome(str(record.data_id), record, OutcomeKind.FAILED, exc), None)
-            return
-        claim = store.claim(data_id, record)
-        if claim == "duplicate":
-            error = ValidationError("data_id", f"{data_id} appears earlier in this batch; not sent twice")
-            settle(Outcome(data_id, record, OutcomeKind.FAILED, error), None)
-            return
-        if claim is not None:
-            skipped[claim] += 1
-            report_progress()
-            return
-        try:
-            await resource._send_write_back(data_id, body, on_send=lambda: store.sending(data_id))
-        except ISalesError as exc:
-            status = _journal_status(exc)
-            kind = OutcomeKind.UNKNOWN if status is Status.UNKNOWN else OutcomeKind.FAILED
-            settle(Outcome(data_id, record, kind, exc), status)
-        else:
-            settle(Outcome(data_id, record, OutcomeKind.SUCCEEDED), Status.SUCCEEDED)
+            return await run(_JournalStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown))
+        finally:
+            opened.end_run()
 
-    async def worker() -> None:
-        while True:
-            async with take_lock:
-                record = end if stopped else await anext(source, end)
-            if record is end:
-                return
-            await process(record)
+    if journal is None:
+        return await run(_Store())
+    if isinstance(journal, Journal):
+        return await run_journaled(journal)
+    with Journal(journal) as opened:
+        return await run_journaled(opened)
 
-    async with contextlib.aclosing(source), anyio.create_task_group() as group:
-        for _ in range(concurrency):
-            group.start_soon(worker)
-    return BatchReport(
-        succeeded=store.succeeded_view(),
-        failed=failed,
-        unknown=unknown,
-        skipped=dict(skipped),
-        elapsed=clock.monotonic() - started,
-        stopped_early=stopped,
-    )
+
+async def _run_batch(
+    resource: BusinessResults,
+    store: _Store,
+    records: Iterable[Any] | AsyncIterable[Any],
+    concurrency: int,
+    on_progress: Callable[[Progress], None] | None,
+    fail_fast: bool,
+    control: BatchControl | None,
+) -> BatchReport:
+    batch = _Batch(resource, store, on_progress=on_progress, fail_fast=fail_fast)
+    if control is not None:
+        control._batch = batch
+        if control.stopping:
+            batch.halt("stopped by BatchControl.stop() before it began")
+    try:
+        report = await batch.run(records, concurrency)
+    finally:
+        if control is not None:
+            control._batch = None
+    if batch.fatal is not None:
+        raise BatchAbortedError(report.stop_reason or "", report=report, cause=batch.fatal) from batch.fatal
+    return report

@@ -4,6 +4,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
 
     ISalesError
     ├── ValidationError            bad input, refused before anything is sent (names the field)
+    │   └── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
     ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
     ├── TransportError             no usable HTTP response
@@ -22,7 +23,10 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
-    └── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
+    ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
+    ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
+    │   └── JournalLockedError     another run holds the journal (``.holder``)
+    └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
 
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 
@@ -35,18 +39,25 @@ as with any pickled exception.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._batch import BatchReport
 
 __all__ = [
     "AuthenticationError",
+    "BatchAbortedError",
     "BusinessError",
     "ClientClosedError",
     "ConnectError",
     "ConnectionLostError",
     "DeadlineExceededError",
+    "DuplicateRecordError",
     "HTTPStatusError",
     "ISalesError",
     "InvalidParameterError",
+    "JournalError",
+    "JournalLockedError",
     "NotFoundError",
     "OutcomeUnknownError",
     "PaginationError",
@@ -103,6 +114,14 @@ class DeadlineExceededError(ISalesError):
         super().__init__(message)
         self.endpoint = endpoint
         self.wait = wait
+
+
+class DuplicateRecordError(ValidationError):
+    """A batch record whose canonical dataId (``key``) an earlier record of the batch has; it is not sent."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("data_id", f"{key} appears earlier in this batch; not sent twice")
+        self.key = key
 
 
 class TransportError(ISalesError):
@@ -205,3 +224,42 @@ class PaginationError(ISalesError):
     """The server paged inconsistently: a page repeated the one before it (``pageNum``
     ignored), a page came back short twice before the reported total, or the page cap was
     reached. The items yielded before it were in order and never repeated."""
+
+
+class JournalError(ISalesError):
+    """A batch journal could not be opened, read or written.
+
+    ``path`` is the journal file; the message and ``__cause__`` carry the OS or SQLite error.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"journal {path}: {message}")
+        self.path = path
+
+
+class JournalLockedError(JournalError):
+    """Another run holds the journal; ``holder`` says who (process id, host, start time).
+
+    The lock is the operating system's: it goes when the holder ends or dies, ``kill -9`` included.
+    """
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(path, f"in use by another run ({holder}); one run at a time may use a journal")
+        self.holder = holder
+
+
+class BatchAbortedError(ISalesError):
+    """A fatal error stopped a batch: nothing more was sent, and records not yet sent stay pending.
+
+    ``report`` is the :class:`~isales_async.BatchReport` so far (records taken but never
+    sent are in ``report.not_sent``), ``reason`` says why in words, ``cause`` (also
+    ``__cause__``) is the error: an :class:`AuthenticationError`, a :class:`ConnectError`
+    once the retries are spent, a :class:`TLSError`, a :class:`JournalError`, or the
+    input iterable's own exception.
+    """
+
+    def __init__(self, reason: str, *, report: BatchReport, cause: BaseException | None) -> None:
+        super().__init__(f"the batch stopped: {reason}")
+        self.reason = reason
+        self.report = report
+        self.cause = cause

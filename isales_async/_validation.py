@@ -62,13 +62,16 @@ def field_check(check: Callable[..., object], **options: Any) -> Callable[[objec
 def check_text(
     field: str, value: str | None, *, max_len: int | None = None, required: bool = False, below: int | None = None
 ) -> str | None:
-    """A string field: present when ``required``, at most ``max_len`` (or fewer than ``below``) characters."""
+    """A string field: valid Unicode (no lone surrogates, which cannot be encoded as UTF-8),
+    present when ``required``, at most ``max_len`` (or fewer than ``below``) characters."""
     if value is None:
         if required:
             raise ValidationError(field, "is required")
         return None
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not value.isascii():
+        _check_encodable(field, value)
     if required and not value.strip():
         raise ValidationError(field, "must not be empty")
     if max_len is not None and len(value) > max_len:
@@ -76,6 +79,15 @@ def check_text(
     if below is not None and len(value) >= below:
         raise ValidationError(field, f"must be fewer than {below} characters, got {len(value)}")
     return value
+
+
+def _check_encodable(field: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            field, f"is not valid Unicode text: a lone surrogate U+{ord(value[exc.start]):04X} at position {exc.start}"
+        ) from None
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -122,9 +134,28 @@ def check_path_param(field: str, value: str | int) -> str:
     return text
 
 
+#: The largest dataId the server can read: it parses the path segment as a Java ``long``.
+MAX_DATA_ID = 2**63 - 1
+
+
 def check_data_id(data_id: int | str) -> str:
-    """``dataId`` is a positive integer, given as an int or as digits."""
-    text = str(data_id)
-    if isinstance(data_id, bool) or not text.isdigit() or int(text) < 1:
-        raise ValidationError("data_id", f"must be a positive integer, got {data_id!r}")
-    return text
+    """The canonical form of a ``dataId``: ASCII digits without sign or leading zeros, 1 to 2**63-1.
+
+    An ``int`` (not a ``bool``) or a ``str`` of ASCII digits is accepted; ``"0001"`` is
+    dataId ``1``. Other digits (fullwidth U+FF11, superscript U+00B2), signs, spaces
+    and anything else are refused: the server would read some of them as another number.
+    """
+    if isinstance(data_id, bool) or not isinstance(data_id, (int, str)):
+        raise ValidationError("data_id", f"must be an integer or a string of digits, got {type(data_id).__name__}")
+    if isinstance(data_id, str):
+        if not (data_id.isascii() and data_id.isdigit()):  # ASCII only: isdigit() alone takes "²"
+            raise ValidationError(
+                "data_id", f"must be ASCII digits only (no sign, space or other digits), got {data_id!r}"
+            )
+        digits = data_id.lstrip("0")
+        if len(digits) > len(str(MAX_DATA_ID)):  # before int(): a huge digit string is refused, not parsed
+            raise ValidationError("data_id", f"must be at most {MAX_DATA_ID}, got {len(digits)} digits")
+        data_id = int(digits or "0")
+    if not 1 <= data_id <= MAX_DATA_ID:
+        raise ValidationError("data_id", f"must be between 1 and {MAX_DATA_ID}, got {data_id}")
+    return str(data_id)

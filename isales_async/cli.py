@@ -8,17 +8,22 @@ The secret is never a flag: a command line shows in the process list.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import csv
+import datetime as _dt
 import logging
 import os
+import re
 import secrets
+import shlex
+import signal
 import sys
 import tempfile
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 import orjson
@@ -40,10 +45,25 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 
 from aiohttp import web
 
-from . import CallResult, ISalesClient, ISalesError, Journal, PushReceiver, ValidationError, Writeback
+from . import (
+    BatchAbortedError,
+    BatchControl,
+    BusinessError,
+    CallResult,
+    DuplicateRecordError,
+    ISalesClient,
+    ISalesError,
+    Journal,
+    JournalEntry,
+    JournalError,
+    Outcome,
+    PushReceiver,
+    Status,
+    ValidationError,
+    Writeback,
+)
 from ._batch import BatchReport
 from ._batch import Progress as BatchProgress
-from ._journal import Status
 from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
@@ -107,8 +127,13 @@ def _run(coro: Awaitable[T]) -> T:
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     except ISalesError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True)
-        raise SystemExit(2) from None
+        _exit_with(exc)
+
+
+def _exit_with(exc: ISalesError) -> NoReturn:
+    """Print a library error as one line (unwrapped, so it can be copied) and exit 2."""
+    err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise SystemExit(2) from None
 
 
 def _json_line(obj: Any) -> None:
@@ -343,6 +368,9 @@ def call_results(
 
 
 WRITEBACK_COLUMNS = ("dataId", "busiResult", "subStatus", "busiResultDesc", "workNo")
+DEFAULT_ENCODING = "utf-8-sig"
+# What errors="surrogateescape" turns an undecodable byte into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @attrs.frozen
@@ -352,54 +380,126 @@ class Malformed:
     error: str
 
 
+@attrs.frozen
+class FileRecord(Writeback):
+    """A record read from a file, with its line number (not part of its identity), so the
+    follow-up file can point at the line."""
+
+    line: int = attrs.field(default=0, eq=False, kw_only=True)
+
+    @classmethod
+    def numbered(cls, record: Writeback, line: int) -> FileRecord:
+        return cls(
+            record.data_id, record.busi_result, record.sub_status, record.busi_result_desc, record.work_no, line=line
+        )
+
+
 def _detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
 
 
-def read_records(path: Path, fmt: str, malformed: list[Malformed]) -> Iterator[Writeback]:
-    """Stream :class:`Writeback` records from a CSV (with a header) or JSON Lines file.
+def _undecodable(text: str, encoding: str, where: str = "column") -> str | None:
+    """Why ``text`` (read with ``errors="surrogateescape"``) is not valid ``encoding`` text, if it is not;
+    ``where`` names what the position counts in."""
+    found = None if text.isascii() else _ESCAPED_BYTE.search(text)
+    if found is None:
+        return None
+    byte = ord(found.group()) - 0xDC00
+    return (
+        f"is not valid {encoding} text (byte 0x{byte:02X} at {where} {found.start() + 1}); "
+        "if the file has another encoding, pass it with --encoding (for example --encoding gbk)"
+    )
 
-    A line that cannot be parsed is appended to ``malformed`` with its line number and skipped.
+
+def _printable(text: str) -> str:
+    """``text`` with each undecodable byte shown as U+FFFD, so it can be written as JSON."""
+    return _ESCAPED_BYTE.sub("\ufffd", text)
+
+
+def read_records(
+    path: Path, fmt: str, malformed: list[Malformed], encoding: str = DEFAULT_ENCODING
+) -> Iterator[FileRecord]:
+    """Stream records from a CSV (with a header) or JSON Lines file.
+
+    A line that cannot be read (bad JSON or CSV, wrong columns, bytes that are not
+    ``encoding`` text) is appended to ``malformed`` with its line number and skipped;
+    reading never raises because of one line.
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
         if fmt == "jsonl":
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    data = orjson.loads(line)
-                    if not isinstance(data, dict):
-                        raise ValueError("not a JSON object")
-                    yield Writeback.from_json(data)
-                except (ValueError, ValidationError) as exc:
-                    malformed.append(Malformed(number, line.rstrip("\n"), str(exc)))
+            yield from _read_jsonl(handle, malformed, encoding)
+        else:
+            yield from _read_csv(handle, malformed, encoding)
+
+
+def _read_jsonl(handle: Iterable[str], malformed: list[Malformed], encoding: str) -> Iterator[FileRecord]:
+    for number, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        text = line.rstrip("\r\n")
+        problem = _undecodable(line, encoding)
+        if problem is not None:
+            malformed.append(Malformed(number, _printable(text), f"line {number} {problem}"))
+            continue
+        try:
+            data = orjson.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            yield FileRecord.numbered(Writeback.from_json(data), number)
+        except (ValueError, ValidationError) as exc:
+            malformed.append(Malformed(number, text, f"line {number}: {exc}"))
+
+
+def _read_csv(handle: Iterable[str], malformed: list[Malformed], encoding: str) -> Iterator[FileRecord]:
+    reader = csv.DictReader(handle)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
             return
-        reader = csv.DictReader(handle)
-        for row in reader:
-            number = reader.line_num
-            if None in row or None in row.values():
-                malformed.append(
-                    Malformed(
-                        number, ",".join(str(v) for v in row.values() if v is not None), "wrong number of columns"
-                    )
-                )
-                continue
+        except csv.Error as exc:
+            malformed.append(Malformed(reader.line_num, "", f"line {reader.line_num} cannot be read as CSV: {exc}"))
+            continue
+        number = reader.line_num
+        text = ",".join(str(v) for v in row.values() if v is not None)
+        problem = next(
+            (p for k, v in row.items() if isinstance(v, str) and (p := _undecodable(v, encoding, f"{k} character"))),
+            None,
+        )
+        if problem is not None:
+            malformed.append(Malformed(number, _printable(text), f"line {number} {problem}"))
+        elif None in row or None in row.values():
+            malformed.append(Malformed(number, text, f"line {number} has the wrong number of columns"))
+        else:
             try:
-                yield Writeback.from_json(row)
+                yield FileRecord.numbered(Writeback.from_json(row), number)
             except ValidationError as exc:
-                malformed.append(Malformed(number, ",".join(row.values()), str(exc)))
+                malformed.append(Malformed(number, text, f"line {number}: {exc}"))
 
 
-def check_csv_header(path: Path) -> None:
+def check_csv_header(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
     """Refuse, before anything is sent, a CSV whose header is not the writeback columns."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
         header = next(csv.reader(handle), [])
+    problem = next(
+        (p for i, name in enumerate(header, 1) if (p := _undecodable(name, encoding, f"column {i} character"))), None
+    )
+    if problem is not None:
+        raise click.UsageError(f"{path.name}: the CSV header {problem}")
     if set(header) - set(WRITEBACK_COLUMNS) or "dataId" not in header:
         raise click.UsageError(
             f"{path.name}: the CSV header must use the columns {','.join(WRITEBACK_COLUMNS)}; got {','.join(header)}"
         )
+
+
+def _check_encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise click.BadParameter(f"unknown encoding {value!r}") from None
+    return value
 
 
 def _count_lines(path: Path, fmt: str) -> int:
@@ -408,35 +508,104 @@ def _count_lines(path: Path, fmt: str) -> int:
     return max(0, lines - (1 if fmt == "csv" else 0))
 
 
-def _write_followup(path: Path, report: BatchReport, malformed: list[Malformed], journal: Journal | None) -> int:
+# The follow-up file: one JSON object a line, for every record that is not written.
+
+RETRY_FAILED_HINT = "an unchanged one only with --retry-failed"
+
+
+def outcome_action(status: str, error: BaseException | None, key: str = "") -> str:
+    """What the user can do about a record listed in the follow-up file with ``status``."""
+    if status == "duplicate":
+        return "remove or merge this line: an earlier line has the same dataId, and only that one was processed"
+    if status == "unknown":
+        return (
+            f"it may have been applied: check dataId {key} on the server; re-runs do not resend it "
+            "unless you pass --resend-unknown"
+        )
+    if status == "not_sent":
+        return "it was not sent because the batch stopped: run the same command again to send it"
+    if status == "earlier_unknown":
+        return (
+            f"an earlier run left it in doubt (it may have been applied): check dataId {key} on the server; "
+            "pass --resend-unknown to send it again"
+        )
+    if status == "earlier_failed":
+        return "it failed in an earlier run: correct it in the file (a changed record is sent again), or pass --retry-failed"
+    if isinstance(error, ValidationError):
+        return f"correct {error.field} on this line, then run the same command again"
+    if isinstance(error, BusinessError):
+        return (
+            f"correct the record ({error.meaning}), then run again: a changed record is sent again, {RETRY_FAILED_HINT}"
+        )
+    return "it was not applied: run the same command again to send it"
+
+
+def _outcome_entry(status: str, outcome: Outcome, stop_reason: str | None) -> dict[str, Any]:
+    record, error = outcome.record, outcome.error
+    if error is not None:
+        message = str(error)
+    elif status == "not_sent":
+        message = f"not sent: the batch stopped ({stop_reason or 'stopped'})"
+    else:
+        message = status
+    return {
+        "status": status,
+        **({"line": record.line} if isinstance(record, FileRecord) else {}),
+        **(record.to_json() if record is not None else {"dataId": outcome.data_id}),
+        "error": type(error).__name__ if error is not None else None,
+        "code": getattr(error, "code", None),
+        "message": message,
+        "action": outcome_action(status, error, outcome.key),
+    }
+
+
+def _earlier_entry(entry: JournalEntry) -> dict[str, Any]:
+    status = "earlier_failed" if entry.status is Status.FAILED else "earlier_unknown"
+    data = entry.to_json()
+    message = entry.message or (
+        "an earlier run stopped (killed, or abandoned) while this record was on the wire; it may have been applied"
+    )
+    return {
+        **data,
+        "status": status,
+        "message": message,
+        "action": outcome_action(status, None, entry.key),
+    }
+
+
+def followup_entries(
+    report: BatchReport, malformed: Sequence[Malformed], journal: Journal | None
+) -> Iterator[dict[str, Any]]:
+    """Every record of this input that is not written, each once, with what happened and what to do."""
+    for outcome in report.failed:
+        yield _outcome_entry(
+            "duplicate" if isinstance(outcome.error, DuplicateRecordError) else "failed", outcome, report.stop_reason
+        )
+    for outcome in report.unknown:
+        yield _outcome_entry("unknown", outcome, report.stop_reason)
+    for outcome in report.not_sent:
+        yield _outcome_entry("not_sent", outcome, report.stop_reason)
+    for bad in malformed:
+        yield {
+            "status": "malformed",
+            "line": bad.line,
+            "text": bad.text,
+            "message": bad.error,
+            "action": f"correct line {bad.line} of the file, then run the same command again",
+        }
+    if journal is not None:
+        this_run = {o.key for o in [*report.failed, *report.unknown, *report.not_sent]}
+        for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN):
+            if entry.key not in this_run:
+                yield _earlier_entry(entry)
+
+
+def _write_followup(path: Path, entries: Iterable[dict[str, Any]]) -> int:
     count = 0
     with path.open("wb") as handle:
-
-        def emit(entry: dict[str, Any]) -> None:
-            nonlocal count
+        for entry in entries:
             handle.write(orjson.dumps(entry) + b"\n")
             count += 1
-
-        for outcome in [*report.failed, *report.unknown]:
-            error = outcome.error
-            emit(
-                {
-                    "status": outcome.kind.value,
-                    **(outcome.record.to_json() if outcome.record else {"dataId": outcome.data_id}),
-                    "error": type(error).__name__ if error else None,
-                    "code": getattr(error, "code", None),
-                    "message": str(error) if error else None,
-                }
-            )
-        for bad in malformed:
-            emit({"status": "malformed", "line": bad.line, "text": bad.text, "message": bad.error})
-        if journal is not None:
-            this_run = {o.data_id for o in [*report.failed, *report.unknown]}
-            for data_id, record, error_type, message in journal.rows(Status.SENDING, Status.UNKNOWN, Status.FAILED):
-                if data_id not in this_run:
-                    emit(
-                        {"status": "earlier-run", "dataId": data_id, **record, "error": error_type, "message": message}
-                    )
     return count
 
 
@@ -447,9 +616,11 @@ async def run_writeback(
     total: int | None,
     concurrency: int,
     journal: Journal | None,
-    retry_unknown: bool,
     fail_fast: bool,
     show_progress: bool,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    control: BatchControl | None = None,
 ) -> BatchReport:
     """Run a batch with a rich progress bar (rate and ETA) on stderr."""
     columns = [
@@ -471,13 +642,20 @@ async def run_writeback(
             concurrency=concurrency,
             journal=journal,
             on_progress=on_progress,
-            retry_unknown=retry_unknown,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
             fail_fast=fail_fast,
+            control=control,
         )
 
 
 def _print_summary(
-    report: BatchReport, malformed: int, journal_path: str | None, followup: Path | None, followup_count: int
+    report: BatchReport,
+    malformed: int,
+    journal_path: str | None,
+    followup: Path | None,
+    followup_count: int,
+    stopped: str | None = None,
 ) -> None:
     table = Table(title="Writeback summary", title_justify="left", show_header=False)
     table.add_column("what")
@@ -485,11 +663,15 @@ def _print_summary(
     table.add_row("succeeded", str(len(report.succeeded)))
     table.add_row("failed", str(len(report.failed)))
     table.add_row("unknown (sent, fate unknown, not resent)", str(len(report.unknown)))
+    if report.not_sent:
+        table.add_row("not sent (the batch stopped; a re-run sends them)", str(len(report.not_sent)))
     for reason, n in sorted(report.skipped.items()):
         table.add_row(f"skipped: {reason}", str(n))
     table.add_row("malformed input lines", str(malformed))
     table.add_row("elapsed", f"{report.elapsed:.2f} s")
     table.add_row("rate", f"{report.rate:.0f} records/s")
+    if stopped:
+        table.add_row("stopped", stopped)
     if journal_path:
         table.add_row("journal", journal_path)
     if followup is not None and followup_count:
@@ -497,19 +679,91 @@ def _print_summary(
     out.print(table)
 
 
+@contextlib.contextmanager
+def _stopped_by_signals(control: BatchControl) -> Iterator[list[int]]:
+    """The first SIGINT/SIGTERM stops the batch gracefully, a second abandons what is in flight.
+
+    Yields the signals received. Where the loop cannot take signal handlers (Windows, a
+    thread), Ctrl-C keeps its default effect.
+    """
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            control.stop()
+            err.print(
+                f"{name}: stopping: no new records; waiting for those in flight ({name} again abandons them)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            control.abandon()
+            err.print(
+                f"{name}: abandoning the records in flight: they are listed as unknown", highlight=False, soft_wrap=True
+            )
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, handle, signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(signum)
+    try:
+        yield received
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def _resume_command(file: Path, journal_path: Path | None, options: dict[str, Any]) -> str:
+    """The command that resumes this run; never with --retry-failed or --resend-unknown, which
+    would resend what this run left in doubt."""
+    parts = ["isales", "writeback", str(file)]
+    if journal_path is not None:
+        parts += ["--journal", str(journal_path)]
+    for flag, value in options.items():
+        if value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def _open_journal(path: Path | None) -> Journal | None:
+    if path is None:
+        return None
+    try:
+        return Journal(path)
+    except JournalError as exc:
+        _exit_with(exc)
+
+
 @cli.command("writeback")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
+@click.option(
+    "--encoding",
+    default=DEFAULT_ENCODING,
+    show_default=True,
+    callback=_check_encoding,
+    help="the file's text encoding, e.g. gbk or cp1252 (the default also reads UTF-8 with or without a BOM)",
+)
 @click.option("--concurrency", default=10, show_default=True, help="records in flight")
 @click.option(
     "--journal",
     "journal_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="default: FILE.journal.sqlite (a re-run resumes)",
+    help="default: FILE.journal.sqlite (a re-run resumes; one run at a time)",
 )
-@click.option("--no-journal", is_flag=True, help="do not keep a journal")
-@click.option("--retry-unknown", is_flag=True, help="resend records an earlier run left unknown")
+@click.option("--no-journal", is_flag=True, help="do not keep a journal (a re-run then sends everything again)")
+@click.option("--retry-failed", is_flag=True, help="resend records that failed in an earlier run, even unchanged")
+@click.option(
+    "--resend-unknown", is_flag=True, help="resend records an earlier run left in doubt (they may have been applied)"
+)
+@click.option("--retry-unknown", is_flag=True, hidden=True, help="deprecated alias of --resend-unknown")
 @click.option("--fail-fast", is_flag=True, help="stop at the first failure")
 @click.option(
     "--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl"
@@ -520,9 +774,12 @@ def writeback(
     settings: Settings,
     file: Path,
     fmt: str,
+    encoding: str,
     concurrency: int,
     journal_path: Path | None,
     no_journal: bool,
+    retry_failed: bool,
+    resend_unknown: bool,
     retry_unknown: bool,
     fail_fast: bool,
     followup: Path | None,
@@ -530,36 +787,146 @@ def writeback(
 ) -> None:
     """Write back the business results in FILE (CSV or JSON Lines with dataId,busiResult,subStatus,busiResultDesc,workNo).
 
-    Exits 1 when any record is not written (failed, unknown or malformed), 2 on a usage or connection error.
+    Records not written are listed in the follow-up file with what to do. The first
+    SIGINT or SIGTERM stops after the records in flight (a second abandons them).
+
+    Exits 0 when every record is written, 1 when any is not (failed, unknown, malformed),
+    2 on a usage, connection, credentials or journal error (the batch stops; nothing more
+    is sent), 130 or 143 when stopped by SIGINT or SIGTERM.
     """
+    fmt_given = fmt
     fmt = _detect_format(file, fmt)
     if fmt == "csv":
-        check_csv_header(file)
-    journal = None if no_journal else Journal(journal_path or file.with_name(file.name + ".journal.sqlite"))
-    followup = followup or file.with_name(file.name + ".followup.jsonl")
+        check_csv_header(file, encoding)
+    if retry_unknown:
+        err.print("warning: --retry-unknown is deprecated; use --resend-unknown", highlight=False, soft_wrap=True)
+        resend_unknown = True
+    journal_file = None if no_journal else (journal_path or file.with_name(file.name + ".journal.sqlite"))
+    followup_path = followup or file.with_name(file.name + ".followup.jsonl")
     malformed: list[Malformed] = []
+    journal = _open_journal(journal_file)
 
-    async def run() -> BatchReport:
-        async with settings.client() as client:
-            return await run_writeback(
-                client,
-                read_records(file, fmt, malformed),
-                total=_count_lines(file, fmt),
-                concurrency=concurrency,
-                journal=journal,
-                retry_unknown=retry_unknown,
-                fail_fast=fail_fast,
-                show_progress=not no_progress,
-            )
+    async def run() -> tuple[BatchReport, str | None, list[int]]:
+        control = BatchControl()
+        with _stopped_by_signals(control) as received:
+            async with settings.client() as client:
+                try:
+                    report = await run_writeback(
+                        client,
+                        read_records(file, fmt, malformed, encoding),
+                        total=_count_lines(file, fmt),
+                        concurrency=concurrency,
+                        journal=journal,
+                        retry_failed=retry_failed,
+                        resend_unknown=resend_unknown,
+                        fail_fast=fail_fast,
+                        show_progress=not no_progress,
+                        control=control,
+                    )
+                except BatchAbortedError as exc:
+                    return exc.report, exc.reason, received
+        return report, None, received
 
-    report = _run(run())
-    count = _write_followup(followup, report, malformed, journal)
-    _print_summary(report, len(malformed), journal.path if journal else None, followup, count)
-    if journal is not None:
-        journal.close()
+    try:
+        report, aborted, received = _run(run())
+        count = _write_followup(followup_path, followup_entries(report, malformed, journal))
+    finally:
+        if journal is not None:
+            journal.close()
+    stopped = f"by {signal.Signals(received[0]).name}" if received else aborted or report.stop_reason
+    _print_summary(report, len(malformed), journal.path if journal else None, followup_path, count, stopped)
+    if aborted or received:
+        if journal_file is None:
+            resume = "none: no journal was kept, so running the command again sends every record again"
+        else:
+            options = {
+                "--format": fmt_given if fmt_given != "auto" else None,
+                "--encoding": encoding if encoding != DEFAULT_ENCODING else None,
+                "--followup": followup,
+            }
+            resume = _resume_command(file, journal_path, options)
+        separator = " " if received else ": "
+        err.print(f"stopped{separator}{stopped}; resume with: {resume}", highlight=False, soft_wrap=True)
+    if received:
+        raise SystemExit(128 + received[0])
+    if aborted:
+        raise SystemExit(2)
     if count:
         raise SystemExit(1)
-    followup.unlink(missing_ok=True)
+    followup_path.unlink(missing_ok=True)
+
+
+# -- journal inspection -------------------------------------------------------------------------
+
+
+@cli.group("journal")
+def journal_group() -> None:
+    """Inspect a writeback journal without SQL: read-only, and safe while a run holds it."""
+
+
+def _read_journal(path: Path) -> Journal:
+    try:
+        return Journal(path, readonly=True)
+    except JournalError as exc:
+        _exit_with(exc)
+
+
+@journal_group.command("show")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def journal_show(file: Path, as_json: bool) -> None:
+    """Count the records of the journal FILE by state."""
+    with _read_journal(file) as journal:
+        try:
+            counts = journal.counts()
+            runs, last = journal.runs()
+            schema = journal.schema_version()
+        except JournalError as exc:
+            _exit_with(exc)
+    last_run = _dt.datetime.fromtimestamp(last, _dt.timezone.utc).isoformat(timespec="seconds") if last else None
+    if as_json:
+        _json_line(
+            {
+                "journal": str(file),
+                "schema": schema,
+                "runs": runs,
+                "last_run": last_run,
+                "counts": {status.value: n for status, n in counts.items()},
+                "total": sum(counts.values()),
+            }
+        )
+        return
+    rows: list[list[Any]] = [[status.value, n, JOURNAL_STATES[status]] for status, n in counts.items()]
+    rows.append(["total", sum(counts.values()), f"{runs} runs, the last started {last_run or 'never'}"])
+    out.print(_table(f"Journal {file} (schema {schema})", ["state", "records", "meaning"], rows))
+
+
+JOURNAL_STATES = {
+    Status.QUEUED: "taken, not sent (the run stopped): a re-run sends it",
+    Status.SENDING: "was on the wire when a run died: in doubt, not resent",
+    Status.SUCCEEDED: "applied",
+    Status.FAILED: "refused (invalid or a business error): sent again once changed, or with --retry-failed",
+    Status.NOT_SENT: "not applied (connection, 401, 429, 503): a re-run sends it",
+    Status.UNKNOWN: "sent, fate unknown: in doubt, resent only with --resend-unknown",
+}
+
+
+@journal_group.command("export")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: stdout")
+def journal_export(file: Path, output: Path | None) -> None:
+    """Write the in-doubt (sending, unknown) and failed records of the journal FILE as JSON Lines."""
+    with (
+        _read_journal(file) as journal,
+        output.open("wb") if output else contextlib.nullcontext(sys.stdout.buffer) as sink,
+    ):
+        try:
+            for entry in journal.entries(Status.SENDING, Status.UNKNOWN, Status.FAILED):
+                status = "earlier_failed" if entry.status is Status.FAILED else "earlier_unknown"
+                line = {**entry.to_json(), "action": outcome_action(status, None, entry.key)}
+                sink.write(orjson.dumps(line) + b"\n")
+        except JournalError as exc:
+            _exit_with(exc)
 
 
 # -- the fake server and the demo ------------------------------------------------------------
@@ -646,7 +1013,6 @@ def demo(records: int, concurrency: int, no_progress: bool) -> None:
                         total=records + 1,
                         concurrency=concurrency,
                         journal=journal,
-                        retry_unknown=False,
                         fail_fast=False,
                         show_progress=not no_progress,
                     )
@@ -657,7 +1023,7 @@ def demo(records: int, concurrency: int, no_progress: bool) -> None:
                     f"  failed {outcome.data_id}: {type(outcome.error).__name__}: {outcome.error}", highlight=False
                 )
             applied = server.applied_counts()
-            unknown_applied = sum(1 for o in report.unknown if o.data_id in applied)
+            unknown_applied = sum(1 for o in report.unknown if o.key in applied)
             out.print(
                 f"server applied {len(applied)} writebacks, none twice: {max(applied.values(), default=0) <= 1}; "
                 f"reported succeeded {len(report.succeeded)}, unknown {len(report.unknown)} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -14,8 +15,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from isales_async import Journal, Status, Writeback
+from isales_async._writeback import prepare
 from isales_async.cli import cli
-from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, Fault
 
 from .server_thread import server_in_thread
 
@@ -88,7 +91,7 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
     assert threaded.applied_counts() == {str(i): 1 for i in range(1, 201) if i not in (11, 21)}
     followup = [orjson.loads(line) for line in (tmp_path / "results.csv.followup.jsonl").read_text().splitlines()]
     assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {
-        ("failed", "11", None),
+        ("failed", "11", 12),
         ("malformed", None, 22),
     }
 
@@ -96,6 +99,11 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
     assert "succeeded in an earlier run" in output
     assert len(threaded.requests_to("callBusiResult")) == 199  # nothing sent again
     assert code == 1  # record 11 is still not written
+    followup = [orjson.loads(line) for line in (tmp_path / "results.csv.followup.jsonl").read_text().splitlines()]
+    assert {(f["status"], f.get("dataId"), f.get("line")) for f in followup} == {
+        ("earlier_failed", "11", None),
+        ("malformed", None, 22),
+    }
 
 
 def test_writeback_jsonl(threaded: FakeISales, tmp_path: Path) -> None:
@@ -161,7 +169,7 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
             assert halfway.wait(60), "the first run never got halfway"
             process.send_signal(signal.SIGKILL)
         finally:
-            process.wait(30)
+            process.communicate(timeout=30)
         assert len(server.applied) < 3000
         rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         applied = server.applied_counts()
@@ -209,4 +217,162 @@ def test_a_csv_with_unknown_columns_is_refused_before_sending(threaded: FakeISal
     source.write_text("dataId,busiresult\n1,B01\n")
     code, output = invoke(threaded, "writeback", str(source), "--no-progress")
     assert code == 2 and "CSV header" in output
+    assert threaded.requests == []
+
+
+# -- issue 12: the writeback command ----------------------------------------------------------------------
+
+
+def followup_lines(source: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in source.with_name(source.name + ".followup.jsonl").read_text().splitlines()]
+
+
+def journal_of(source: Path) -> Path:
+    return source.with_name(source.name + ".journal.sqlite")
+
+
+def leave_in_flight(journal_path: Path, data_id: int) -> None:
+    """A row as a run killed while the record was on the wire leaves it: ``sending``, no message."""
+    with Journal(journal_path) as journal:
+        journal.begin_run()
+        record = Writeback(data_id, "B01")
+        journal.mark(str(data_id), Status.SENDING, record.to_json(), prepare(record).fingerprint)
+
+
+def test_every_followup_line_says_what_happened_and_what_to_do(threaded: FakeISales, tmp_path: Path) -> None:
+    rows = [
+        "1,B01,,,",  # line 2: applied, but the answer is lost: unknown
+        "2,B01,,,",
+        "3,B01,B02-1,,",  # line 4: 0200034
+        "4,,,,",  # line 5: busiResult is empty
+        "0002,B01,,,",  # line 6: dataId 2 again
+        "x,y",  # line 7: wrong number of columns
+        "²,B01,,,",  # line 8: not ASCII digits
+        "9,B01,,,",  # line 9: in doubt since a killed run
+    ]
+    source = write_csv(tmp_path / "mixed.csv", rows)
+    leave_in_flight(journal_of(source), 9)
+    threaded.inject(Fault.reset(after=True, endpoint="callBusiResult"))
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
+    assert code == 1
+    lines = followup_lines(source)
+    assert all(isinstance(f[k], str) and f[k] for f in lines for k in ("status", "message", "action")), lines
+    found = {(f["status"], f.get("line"), f.get("dataId")) for f in lines}
+    assert found == {
+        ("unknown", 2, "1"),
+        ("failed", 4, "3"),
+        ("failed", 5, "4"),
+        ("duplicate", 6, "0002"),
+        ("malformed", 7, None),
+        ("failed", 8, "²"),
+        ("earlier_unknown", None, 9),
+    }
+    by_status = {(f["status"], f.get("line")): f for f in lines}
+    assert by_status[("failed", 4)]["code"] == "0200034" and "correct the record" in str(
+        by_status[("failed", 4)]["action"]
+    )
+    assert "correct busi_result" in str(by_status[("failed", 5)]["action"])
+    assert "correct data_id" in str(by_status[("failed", 8)]["action"])
+    assert "check dataId 1 on the server" in str(by_status[("unknown", 2)]["action"])
+    assert "killed, or abandoned" in str(by_status[("earlier_unknown", None)]["message"])
+
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress")
+    assert code == 1
+    again = {(f["status"], f.get("dataId")) for f in followup_lines(source)}
+    assert {("earlier_failed", "3"), ("earlier_unknown", "1"), ("earlier_unknown", 9)} <= again
+    assert all(f["message"] and f["action"] for f in followup_lines(source))
+    assert threaded.applied_counts() == {"1": 1, "2": 1}
+
+
+def test_an_excel_bom_is_fine_and_an_undecodable_json_line_is_malformed(threaded: FakeISales, tmp_path: Path) -> None:
+    source = tmp_path / "excel.csv"
+    source.write_bytes(b"\xef\xbb\xbfdataId,busiResult,subStatus,busiResultDesc,workNo\r\n1,B01,,,\r\n")
+    assert invoke(threaded, "writeback", str(source), "--no-progress")[0] == 0
+    jsonl = tmp_path / "bytes.jsonl"
+    jsonl.write_bytes(b'{"dataId": 2, "busiResult": "B01"}\n{"dataId": 3, "busiResult": "B\xfe01"}\n')
+    code, _ = invoke(threaded, "writeback", str(jsonl), "--no-progress")
+    assert code == 1 and threaded.applied_counts() == {"1": 1, "2": 1}
+    (line,) = followup_lines(jsonl)
+    assert (line["status"], line["line"]) == ("malformed", 2) and "0xFE at column 31" in str(line["message"])
+
+
+def test_an_unknown_encoding_is_a_usage_error(threaded: FakeISales, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "r.csv", ["1,B01,,,"])
+    code, output = invoke(threaded, "writeback", str(source), "--encoding", "klingon")
+    assert code == 2 and "unknown encoding" in output and threaded.requests == []
+
+
+def test_retry_failed_and_resend_unknown_from_the_command_line(threaded: FakeISales, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "flags.csv", ["1,B01,,,", "2,B01,B02-1,,"])
+    threaded.inject(Fault.reset(after=False, endpoint="callBusiResult"))  # record 1: never processed, in doubt
+    invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
+    invoke(threaded, "writeback", str(source), "--no-progress")
+    assert len(threaded.requests_to("callBusiResult")) == 2  # the re-run sent neither
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--retry-failed")
+    assert code == 1 and len(threaded.requests_to("callBusiResult")) == 3  # 2 again (it fails again)
+    result = CliRunner().invoke(
+        cli, ["writeback", str(source), "--no-progress", "--retry-unknown"], env=env_for(threaded)
+    )
+    assert "--retry-unknown is deprecated" in result.output
+    assert threaded.applied_counts() == {"1": 1}
+
+
+def file_digests(path: Path) -> list[str]:
+    """Digests of a journal file and of its write-ahead log."""
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in (path, path.with_name(path.name + "-wal"))]
+
+
+def test_journal_show_and_export_read_without_writing_even_during_a_run(threaded: FakeISales, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "r.csv", ["1,B01,,,", "2,B01,,,", "3,B01,B02-1,,", "4,B01,,,"])
+    threaded.inject(Fault.reset(after=True, endpoint="callBusiResult"))
+    invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
+    path = journal_of(source)
+    with Journal(path) as running:
+        running.begin_run()  # a run holds the journal's lock meanwhile
+        before = file_digests(path)
+        code, output = invoke(threaded, "journal", "show", str(path), "--json")
+        assert code == 0
+        shown = orjson.loads(output)
+        assert shown["counts"] == {
+            "queued": 0,
+            "sending": 0,
+            "succeeded": 2,
+            "failed": 1,
+            "not_sent": 0,
+            "unknown": 1,
+        }
+        assert (shown["total"], shown["schema"], shown["runs"]) == (4, 1, 2)
+        code, table = invoke(threaded, "journal", "show", str(path))
+        assert code == 0 and all(state.value in table for state in Status) and "--resend-unknown" in table
+        code, exported = invoke(threaded, "journal", "export", str(path))
+        assert file_digests(path) == before  # neither the journal nor its write-ahead log changed
+    assert code == 0
+    lines = [orjson.loads(line) for line in exported.splitlines()]
+    assert sorted((f["status"], f["dataId"]) for f in lines) == [("failed", "3"), ("unknown", "1")]
+    assert all(f["message"] and f["action"] for f in lines)
+
+
+def test_journal_show_reads_a_journal_of_the_previous_version_without_migrating_it(tmp_path: Path) -> None:
+    from .test_journal import write_legacy_journal
+
+    path = tmp_path / "old.journal"
+    write_legacy_journal(path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["journal", "show", str(path), "--json"])
+    assert result.exit_code == 0
+    shown = orjson.loads(result.output)
+    assert shown["schema"] == 0 and shown["total"] == 9 and shown["counts"]["succeeded"] == 3
+    exported = CliRunner().invoke(cli, ["journal", "export", str(path)]).output.splitlines()
+    assert len(exported) == 4  # failed 2, sending 3, unknown 4 and 7
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_a_corrupt_journal_is_one_error_line_and_exit_2(threaded: FakeISales, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "r.csv", ["1,B01,,,"])
+    journal_of(source).write_bytes(b"garbage" * 500)
+    for args in (["writeback", str(source), "--no-progress"], ["journal", "show", str(journal_of(source))]):
+        result = CliRunner().invoke(cli, args, env=env_for(threaded))
+        assert result.exit_code == 2, result.output
+        assert "JournalError" in result.output and str(journal_of(source)) in result.output
+        assert "not a database" in result.output and "Traceback" not in result.output
     assert threaded.requests == []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import isales_async
-from isales_async import ISalesError
+from isales_async import BatchReport, ISalesError
 
 # A representative value for each constructor parameter of the public errors. A new error
 # with a parameter not named here fails the test below, asking for one.
@@ -26,6 +26,12 @@ SAMPLES: dict[str, Any] = {
     "snippet": "<html>login</html>",
     "wait": 30.0,
     "value": {"callStatus": "x"},
+    "reason": "the server refused the signature",
+    "key": "42",
+    "path": "/tmp/results.csv.journal.sqlite",
+    "holder": "pid 4242 on host-1 since 2026-12-01T20:00:00Z",
+    "report": BatchReport(succeeded=[], failed=[], unknown=[], skipped={"succeeded in an earlier run": 3}, elapsed=1.5),
+    "cause": None,
 }
 PUBLIC_ERRORS = sorted(
     (

@@ -21,6 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isales_async import (
+    BatchAbortedError,
+    ConnectError,
     ISalesClient,
     ISalesError,
     OutcomeUnknownError,
@@ -132,17 +134,21 @@ async def test_an_outage_mid_batch_is_capped_by_the_budget_then_resumed(
     server.on_request.append(go_down_at_100)
     hooks = [lambda e: isinstance(e, RetryScheduled) and retries.append(e)]
     async with make_client(hooks=hooks, retry_budget=RetryBudget(ratio=0.1, capacity=10)) as client:
-        first = await client.business_results.write_back_many(records, concurrency=5, journal=journal)
-    assert len(first.failed) > 100  # the outage made records fail: provably unsent
+        with pytest.raises(BatchAbortedError) as aborted:  # unreachable past the retries: the batch stops
+            await client.business_results.write_back_many(records, concurrency=5, journal=journal)
+    first = aborted.value.report
+    assert isinstance(aborted.value.cause, ConnectError)
+    assert first.not_sent and not first.failed  # records the outage caught stay pending, not failed
     assert len(retries) <= 10 + 0.1 * 300  # the budget, not attempts x records
-    assert_each_once(records, first)
+    taken = [o.record for o in [*first.succeeded, *first.unknown, *first.not_sent]]
+    assert len(taken) == len(set(taken)) == first.total and set(taken) <= set(records)
 
     await server.come_back()
     async with make_client() as client:
         second = await client.business_results.write_back_many(records, concurrency=5, journal=journal)
     assert all(n == 1 for n in server.applied_counts().values())
     everything = {str(r.data_id) for r in records}
-    assert everything - {o.data_id for o in first.unknown} <= set(server.applied_counts()) <= everything
+    assert everything - {o.key for o in first.unknown} <= set(server.applied_counts()) <= everything
     assert not second.failed
 
 

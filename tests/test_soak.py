@@ -81,8 +81,8 @@ async def test_soak_50k_writebacks_with_random_faults(tmp_path: Path) -> None:
     applied = state["applied"]["callBusiResult"]
     assert report.total == RECORDS
     assert all(n == 1 for n in applied.values()), "a record was applied twice"
-    succeeded = {o.data_id for o in report.succeeded}
-    unknown = {o.data_id for o in report.unknown}
+    succeeded = {o.key for o in report.succeeded}
+    unknown = {o.key for o in report.unknown}
     assert succeeded <= set(applied) and set(applied) - succeeded <= unknown
     assert len(report.succeeded) + len(report.failed) + len(report.unknown) == RECORDS
     # Flat memory: from 10% done to the end (measured: +1.6 MiB, SQLite's page cache and bounded caches).

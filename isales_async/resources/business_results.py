@@ -5,29 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._batch import Writeback, write_back_many
+from .._batch import write_back_many
 from .._endpoints import ENDPOINTS
 from .._models import BusinessResult
-from .._validation import check_data_id, check_text
+from .._validation import check_data_id
+from .._writeback import MAX_CODE_LEN, Writeback, writeback_body
 from ._base import PagedResource
 
-__all__ = ["BusinessResults", "writeback_body"]
-
-MAX_CODE_LEN = 50
-
-
-def writeback_body(
-    busi_result: str, sub_status: str | None, busi_result_desc: str | None, work_no: str | None
-) -> dict[str, Any]:
-    """Validate a writeback and build its JSON body (optional fields that are ``None`` or ``""`` are left out)."""
-    body: dict[str, Any] = {"busiResult": check_text("busi_result", busi_result, max_len=MAX_CODE_LEN, required=True)}
-    optional = {
-        "subStatus": check_text("sub_status", sub_status, max_len=MAX_CODE_LEN),
-        "busiResultDesc": check_text("busi_result_desc", busi_result_desc),
-        "workNo": check_text("work_no", work_no),
-    }
-    body.update((key, value) for key, value in optional.items() if value)
-    return body
+__all__ = ["MAX_CODE_LEN", "BusinessResults", "writeback_body"]
 
 
 class BusinessResults(PagedResource[BusinessResult]):

@@ -464,6 +464,7 @@ class FakeISales:
         self.in_flight = 0
         self.max_in_flight = 0
         self._release = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._next_def_id = 1645244637
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -481,6 +482,7 @@ class FakeISales:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None) -> str:
         """Listen on ``host:port`` (0 picks a free port; https with ``ssl_context``) and return the base URL."""
+        self._loop = asyncio.get_running_loop()
         self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
@@ -525,8 +527,12 @@ class FakeISales:
         self.faults.extend(faults)
 
     def release(self) -> None:
-        """Let every request held by a ``HANG`` fault go on."""
-        self._release.set()
+        """Let every request held by a ``HANG`` fault go on; callable from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and asyncio._get_running_loop() is not loop:
+            loop.call_soon_threadsafe(self._release.set)  # from another thread: asyncio.Event is not thread-safe
+        else:
+            self._release.set()
 
     def applied_counts(self, endpoint: str = "callBusiResult") -> collections.Counter[str]:
         """How many times each key (dataId, defId) was applied."""

@@ -35,6 +35,6 @@ async def usage() -> None:
         created: ExternalResult = await client.external_results.create("shown", ["00602"], result_code="007")
         def_id: str | None = created.def_id  # None when the server confirmed without a defId
         report: BatchReport = await client.business_results.write_back_many([Writeback(1, "B01")], concurrency=4)
-        ids: list[str] = [o.data_id for o in report.succeeded]
+        ids: list[str] = [o.key for o in report.succeeded]
         await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")
         del code, total, children, call, calls, ids
