@@ -1,4 +1,4 @@
-"""The package as users install it: its version, its entry points, the README's testing example."""
+"""The package as users install it: version, entry points, the README's testing example, sdist and wheel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,79 @@ def test_without_pytest_asyncio_the_fixtures_say_what_they_need(tmp_path: Path) 
     )
     assert (run.returncode, summary(run)) == (1, "1 passed, 1 error"), run.stdout + run.stderr
     assert "the isales_server and isales_client fixtures need pytest-asyncio" in run.stdout
+
+
+# -- sdist and wheel ----------------------------------------------------------------------
+
+NEVER_SHIPPED = re.compile(
+    r"(^|/)(\.coverage[^/]*|coverage\.xml|htmlcov/.*|__pycache__/.*|.*\.pyc|.*\.journal\.sqlite.*)$"
+)
+
+
+def wheel_problems(names: list[str], version: str) -> list[str]:
+    """What is wrong with a wheel holding ``names``: what it lacks, and what it must not hold."""
+    dist_info = f"isales_async-{version}.dist-info/"
+    required = ["isales_async/__init__.py", "isales_async/py.typed", dist_info + "licenses/LICENSE"]
+    problems = [f"missing {name}" for name in required if name not in names]
+    problems += [f"outside the package: {n}" for n in names if not n.startswith(("isales_async/", dist_info))]
+    problems += [f"never shipped: {n}" for n in names if NEVER_SHIPPED.search(n)]
+    return problems
+
+
+def sdist_problems(names: list[str], version: str) -> list[str]:
+    """What is wrong with an sdist holding ``names`` (all under ``isales_async-<version>/``)."""
+    root = f"isales_async-{version}/"
+    required = ["LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "isales_async/py.typed"]
+    problems = [f"missing {name}" for name in required if root + name not in names]
+    problems += [f"outside {root}: {n}" for n in names if not n.startswith(root)]
+    problems += [f"never shipped: {n}" for n in names if NEVER_SHIPPED.search(n)]
+    return problems
+
+
+def test_the_content_checks_catch_what_they_look_for() -> None:
+    good_wheel = ["isales_async/__init__.py", "isales_async/py.typed", "isales_async-1.0.dist-info/licenses/LICENSE"]
+    assert wheel_problems(good_wheel, "1.0") == []
+    bad_wheel = [*good_wheel[1:], "tests/test_x.py", "isales_async/__pycache__/cli.cpython-311.pyc", ".coverage"]
+    assert wheel_problems(bad_wheel, "1.0") == [
+        "missing isales_async/__init__.py",
+        "outside the package: tests/test_x.py",
+        "outside the package: .coverage",
+        "never shipped: isales_async/__pycache__/cli.cpython-311.pyc",
+        "never shipped: .coverage",
+    ]
+    root = "isales_async-1.0/"
+    good_sdist = [root + n for n in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "isales_async/py.typed")]
+    assert sdist_problems(good_sdist, "1.0") == []
+    bad_sdist = [*good_sdist[1:], root + ".coverage", root + "htmlcov/index.html", "elsewhere/x"]
+    assert sdist_problems(bad_sdist, "1.0") == [
+        "missing LICENSE",
+        "outside isales_async-1.0/: elsewhere/x",
+        "never shipped: isales_async-1.0/.coverage",
+        "never shipped: isales_async-1.0/htmlcov/index.html",
+    ]
+
+
+@pytest.mark.build
+def test_sdist_and_wheel_contents(tmp_path: Path) -> None:
+    build = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    version = project_version()
+    (wheel,) = tmp_path.glob("*.whl")
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    with zipfile.ZipFile(wheel) as archive:
+        wheel_names = archive.namelist()
+        metadata = archive.read(f"isales_async-{version}.dist-info/METADATA").decode()
+        entry_points = archive.read(f"isales_async-{version}.dist-info/entry_points.txt").decode()
+    with tarfile.open(sdist) as archive:
+        sdist_names = [m.name + ("/" if m.isdir() else "") for m in archive.getmembers()]
+    assert wheel_problems(wheel_names, version) == [], wheel_names
+    assert sdist_problems(sdist_names, version) == [], sdist_names
+    assert not [n for n in wheel_names if n.startswith("tests/")]
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
+    assert "License-File: LICENSE" in metadata.splitlines()
+    assert "isales_async = isales_async.testing.pytest_plugin" in entry_points.splitlines()
