@@ -1,16 +1,76 @@
-"""Developer sessions: ``nox -s tests lint mypy``; ``nox -s bench`` runs the benchmarks."""
+"""Developer sessions.
+
+``nox`` runs the suite on every supported Python (``tests-3.10`` ... ``tests-3.13``), ruff
+and strict mypy; ``nox -s lowest`` runs the suite on the lowest version of every direct
+dependency; ``nox -s build`` builds the sdist and wheel and checks what they hold;
+``nox -s bench`` runs the benchmarks.
+"""
 
 from __future__ import annotations
 
+import glob
+import shutil
+
 import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+LOWEST_PYTHON = PYTHONS[0]
 
 nox.options.sessions = ["tests", "lint", "mypy"]
 
+# Run inside the lowest environment: every direct requirement with a ">=" floor (the extras
+# installed there included) must be installed at exactly that floor, or the floor is not
+# what the suite proved.
+CHECK_FLOORS = """
+import sys
+from importlib.metadata import requires, version
+from packaging.requirements import Requirement
+from packaging.version import Version
 
-@nox.session
+extras = set(sys.argv[1:])
+floors = {}
+for text in requires("isales-async"):
+    req = Requirement(text)
+    if req.name != "isales-async" and (not req.marker or any(req.marker.evaluate({"extra": e}) for e in extras)):
+        (floors[req.name],) = [s.version for s in req.specifier if s.operator == ">="]
+wrong = []
+for name, floor in sorted(floors.items()):
+    installed = version(name)
+    print(f"{name:16} floor {floor:8} installed {installed}")
+    if Version(installed) != Version(floor):
+        wrong.append(f"{name}: the floor is {floor} but {installed} was installed")
+sys.exit("\\n".join(wrong) or None)
+"""
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     session.install(".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=LOWEST_PYTHON)
+def lowest(session: nox.Session) -> None:
+    """The suite on the lowest direct versions of every dependency, on the lowest Python."""
+    session.install("uv")
+    python = f"{session.bin}/python"
+    session.run("uv", "pip", "install", "--python", python, "--resolution", "lowest-direct", ".[test]")
+    session.run("python", "-c", CHECK_FLOORS, "cli", "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel, list what they hold, and run the test that checks it."""
+    session.install(".[test]")
+    outdir = f"{session.create_tmp()}/dist"
+    shutil.rmtree(outdir, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", outdir)
+    for wheel in glob.glob(f"{outdir}/*.whl"):
+        session.run("python", "-m", "zipfile", "-l", wheel)
+    for sdist in glob.glob(f"{outdir}/*.tar.gz"):
+        session.run("python", "-m", "tarfile", "-l", sdist)
+    session.run("pytest", "-m", "build", "tests/test_packaging.py")
 
 
 @nox.session

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
@@ -49,6 +52,11 @@ from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
 from .resources.call_results import CallResultQuery
+
+try:
+    __version__ = _distribution_version("isales-async")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",

@@ -61,6 +61,7 @@ from . import (
     Status,
     ValidationError,
     Writeback,
+    __version__,
 )
 from ._batch import BatchReport
 from ._batch import Progress as BatchProgress
@@ -154,6 +155,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 
 @click.group()
+@click.version_option(__version__, prog_name="isales", message="%(prog)s %(version)s")
 @click.option("--base-url", envvar="ISALES_BASE_URL", help="https://ip:port of CC-iSales [ISALES_BASE_URL]")
 @click.option(
     "--ak", envvar="ISALES_AK", help="access key [ISALES_AK]; the SK comes only from ISALES_SK or ISALES_SK_FILE"

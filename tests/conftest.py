@@ -10,8 +10,6 @@ import pytest_asyncio
 from isales_async import ISalesClient
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
 
-pytest_plugins = ["isales_async.testing.pytest_plugin"]
-
 MakeClient = Callable[..., ISalesClient]
 
 

@@ -164,7 +164,7 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
             "--concurrency",
             "8",
         ]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert halfway.wait(60), "the first run never got halfway"
             process.send_signal(signal.SIGKILL)
@@ -191,9 +191,17 @@ def test_fake_server_command_serves_signed_requests(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "isales_async", "fake-server", "--port", str(port)], stdout=subprocess.PIPE, text=True
-    )
+    # A process started in the background by a shell ignores SIGINT, and a child inherits that:
+    # start the server with SIGINT caught (exec resets a caught signal to its default).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "isales_async", "fake-server", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         selector = selectors.DefaultSelector()
         selector.register(process.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
@@ -209,7 +217,12 @@ def test_fake_server_command_serves_signed_requests(tmp_path: Path) -> None:
         assert result.exit_code == 0 and len(result.output.splitlines()) == 3
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(30)
+        try:
+            process.communicate(timeout=30)  # reads to the end, which closes the pipe, and reaps the process
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
 
 
 def test_a_csv_with_unknown_columns_is_refused_before_sending(threaded: FakeISales, tmp_path: Path) -> None:

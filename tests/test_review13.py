@@ -130,11 +130,6 @@ async def test_a_server_that_ignores_page_num_in_no_fixed_order_raises_at_page_t
 # -- bodies are bounded after decoding (issue 13) --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the decoded-body bound relies on aiohttp 3.13.3+ inflating at most 256 KiB a step, but the "
-    "package accepts aiohttp>=3.10: on 3.13.2 the GiB bomb peaks at 225 MB against an 8 MiB cap",
-)
 def test_the_aiohttp_requirement_admits_only_versions_that_bound_decoding() -> None:
     requirements = importlib.metadata.requires("isales-async") or []
     (aiohttp_requirement,) = [r for r in requirements if re.match(r"aiohttp\b", r)]

@@ -6,8 +6,9 @@ Use them in your own tests::
         async with ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
             ...
 
-or, with pytest-asyncio, add ``pytest_plugins = ["isales_async.testing.pytest_plugin"]``
-to your ``conftest.py`` for the ``isales_server`` and ``isales_client`` fixtures.
+or, with pytest-asyncio installed, the ``isales_server`` and ``isales_client`` fixtures,
+which pytest loads by itself (the ``pytest11`` entry point of
+:mod:`isales_async.testing.pytest_plugin`; no ``pytest_plugins`` line is needed).
 """
 
 from __future__ import annotations
