@@ -170,17 +170,20 @@ class CoolDown:
     """
 
     until: float = 0.0
+    #: The hint that set ``until``: ``until - now`` can exceed it by a rounding error.
+    length: float = 0.0
 
     def pause(self, now: float, seconds: float | None, cap: float) -> bool:
         """Pause until ``now + seconds`` (unless already paused longer); whether it was taken."""
         if seconds is None or not 0 < seconds <= cap:
             return False
-        self.until = max(self.until, now + seconds)
+        if now + seconds > self.until:
+            self.until, self.length = now + seconds, seconds
         return True
 
     def wait(self, now: float) -> float:
         """Seconds from ``now`` until the pause ends; 0 when there is none."""
-        return max(0.0, self.until - now)
+        return max(0.0, min(self.length, self.until - now))
 
 
 @attrs.define

@@ -132,6 +132,15 @@ def test_the_cool_down_never_outlives_the_cap(hints: list[tuple[float, float | N
         assert 0.0 <= cool_down.wait(now) <= 60.0
 
 
+def test_the_cool_down_never_outlives_the_cap_by_a_rounding_error() -> None:
+    # (now + 60) - now is 60.00000000000001 for this now: the wait must still be 60 at most.
+    cool_down, now = CoolDown(), 18.731086049035234
+    assert cool_down.pause(now, 60.0, cap=60.0)
+    assert cool_down.wait(now) == 60.0
+    assert cool_down.wait(now + 59.5) == pytest.approx(0.5)
+    assert cool_down.wait(now + 60.0) == 0.0
+
+
 @pytest.mark.parametrize(
     ("field", "options"),
     [
