@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback
+from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
+from ._definitions import Definitions
 from ._errors import (
     AuthenticationError,
     BatchAbortedError,
@@ -13,6 +14,7 @@ from ._errors import (
     ConnectError,
     ConnectionLostError,
     DeadlineExceededError,
+    DefinitionsUnavailableError,
     DuplicateRecordError,
     HTTPStatusError,
     InvalidParameterError,
@@ -29,6 +31,7 @@ from ._errors import (
     ServerError,
     TLSError,
     TransportError,
+    UndefinedResultError,
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
@@ -67,6 +70,8 @@ __all__ = [
     "ConnectionLostError",
     "DeadlineExceededError",
     "DefLevel",
+    "Definitions",
+    "DefinitionsUnavailableError",
     "DuplicateRecordError",
     "Event",
     "ExternalResult",
@@ -110,8 +115,10 @@ __all__ = [
     "TLSError",
     "Timeouts",
     "TransportError",
+    "UndefinedResultError",
     "ValidationError",
     "Writeback",
+    "WritebackPlan",
     "log_event",
     "log_invalid_record",
     "parse_push",
