@@ -138,7 +138,7 @@ def _quoted(codes: Sequence[str]) -> str:
 
 
 def _offer(suggestions: Sequence[str], parent: str | None) -> str:
-    whose = f" of {parent!r}'s" if parent is not None else ""
+    among = f" of the sub-statuses of {parent!r}" if parent is not None else ""
     if suggestions:
-        return f"closest{whose}: {_quoted(suggestions)}"
-    return f"none{whose} is close to it"
+        return f"closest{among}: {_quoted(suggestions)}"
+    return f"none{among} is close to it"
