@@ -1021,7 +1021,7 @@ def writeback(
 def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followup: Path, as_json: bool) -> NoReturn:
     """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1."""
     count = _write_followup(followup, plan_followup_entries(plan, malformed))
-    refused = dict(sorted({**plan.refused_by_reason, **refused_by_reason((), len(malformed))}.items()))
+    refused = refused_by_reason(plan.refused, len(malformed))  # counted as a run's summary counts them
     if as_json:
         _json_line(
             {
