@@ -22,9 +22,10 @@ def good(i: int) -> Writeback:
 
 
 def digests(path: Path) -> list[str]:
-    """The journal file, its write-ahead log and its lock file, as bytes on disk."""
+    """The journal, its write-ahead log and its lock file, as bytes on disk (a missing log has
+    no frames, like an empty one: a reader of a journal in WAL mode may create it empty)."""
     return [
-        hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "absent"
+        hashlib.sha256(p.read_bytes() if p.exists() else b"").hexdigest()
         for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + ".lock"))
     ]
 
