@@ -15,6 +15,7 @@ import io
 import json
 import platform
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -27,10 +28,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from isales_async import ISalesClient, ObsResultCode, Writeback, sign
+from isales_async import BusinessResult, Definitions, ISalesClient, ObsResultCode, Writeback, sign
+from isales_async._batch import _Batch
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
 from isales_async._signing import format_timestamp
+from isales_async._writeback import prepare
 from isales_async.resources._base import structure_list
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK
 from isales_async.testing import fake_server_process as server_process
@@ -246,6 +249,110 @@ def batch(records: int, latency: float, concurrencies: tuple[int, ...]) -> dict[
     return {"records": records, "latency_s": latency, "by_concurrency": out}
 
 
+def checked_records(count: int) -> Any:
+    """Records the fake's default tenant defines (B01-B12, each with -1 to -3), so every one is sent."""
+    for i in range(1, count + 1):
+        parent = f"B{i % 12 + 1:02d}"
+        yield Writeback(i, parent, sub_status=f"{parent}-{i % 3 + 1}", work_no="2033")
+
+
+def definitions_check(records: int, repetitions: int, latency: float = 0.0) -> dict[str, Any]:
+    """What ``check_definitions=True`` costs a batch at concurrency 10. With no server latency
+    the client's CPU is the limit, so the per-record check shows in full; with latency, the
+    one fetch of the definitions a batch waits for shows instead.
+
+    Runs with and without the check alternate (which goes first alternates too), each on a
+    fresh client, so every checked run fetches the definitions; the time is the whole call.
+    The figures are medians of the per-pair ratios: of throughput (wall clock, which other
+    load on the machine disturbs) and of the client process's CPU time per record (which
+    it disturbs much less; at zero latency the client's CPU is what bounds throughput).
+    """
+    with server_process(data_id_count=records, latency=latency) as base_url:
+
+        async def run(check: bool) -> tuple[float, float]:
+            async with client(base_url, 10) as c:
+                await c.obs_result_codes.page(page_size=1)  # warm the pool, as the unchecked run's first requests would
+                started, cpu = time.perf_counter(), time.process_time()
+                report = await c.business_results.write_back_many(
+                    checked_records(records), concurrency=10, check_definitions=check
+                )
+                seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+                assert len(report.succeeded) == records, report.summary()
+                return records / seconds, cpu_seconds / records
+
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for repetition in range(repetitions):
+            for check in (True, False) if repetition % 2 == 0 else (False, True):
+                rate, cpu_per_record = asyncio.run(run(check))
+                rates[check].append(rate)
+                cpu[check].append(cpu_per_record)
+        attributed = [asyncio.run(share_of_the_check(base_url, records)) for _ in range(3)]
+    throughput_ratios = [a / b for a, b in zip(rates[True], rates[False], strict=True)]
+    cpu_ratios = [b / a for a, b in zip(cpu[True], cpu[False], strict=True)]  # as throughput: higher is faster
+    definitions = Definitions(
+        BusinessResult(f"B{p:02d}", children=tuple(BusinessResult(f"B{p:02d}-{c}") for c in range(1, 4)))
+        for p in range(1, 13)
+    )
+    record = Writeback(12345, "B05", sub_status="B05-2", work_no="2033")
+    check_us = min(timeit.repeat(lambda: definitions.refusal("B05", "B05-2"), number=100_000, repeat=5)) * 10
+    prepare_us = min(timeit.repeat(lambda: prepare(record), number=20_000, repeat=5)) / 20_000 * 1e6
+    return {
+        "records": records,
+        "concurrency": 10,
+        "server_latency_s": latency,
+        "repetitions": repetitions,
+        "records_per_second": {
+            "checked": [round(r) for r in rates[True]],
+            "unchecked": [round(r) for r in rates[False]],
+        },
+        "throughput_ratio_checked_over_unchecked": [round(r, 4) for r in throughput_ratios],
+        "median_throughput_ratio": round(statistics.median(throughput_ratios), 4),
+        "client_cpu_us_per_record": {
+            "checked": [round(c * 1e6, 1) for c in cpu[True]],
+            "unchecked": [round(c * 1e6, 1) for c in cpu[False]],
+        },
+        "median_cpu_throughput_ratio": round(statistics.median(cpu_ratios), 4),
+        "cost_percent_of_throughput": round((1 - statistics.median(throughput_ratios)) * 100, 2),
+        "cost_percent_of_client_cpu": round((1 - statistics.median(cpu_ratios)) * 100, 2),
+        "share_of_checked_run_in_fetch_and_check": [round(a, 5) for a in attributed],
+        "cost_percent_attributed": round(statistics.median(attributed) * 100, 3),
+        "check_per_record_us": round(check_us, 3),
+        "prepare_per_record_us": round(prepare_us, 2),
+    }
+
+
+async def share_of_the_check(base_url: str, records: int) -> float:
+    """The share of one checked batch spent fetching the definitions and checking records,
+    timed inside that batch: other load on the machine slows both sides of the ratio alike."""
+    spent = 0.0
+    check = _Batch.refusal
+
+    def timed(batch: _Batch, prepared: Any) -> Any:
+        nonlocal spent
+        started = time.perf_counter()
+        try:
+            return check(batch, prepared)
+        finally:
+            spent += time.perf_counter() - started
+
+    async with client(base_url, 10) as c:
+        await c.obs_result_codes.page(page_size=1)
+        started = time.perf_counter()
+        await c.business_results.definitions()  # what the batch would fetch; it then finds it cached
+        spent += time.perf_counter() - started
+        _Batch.refusal = timed  # type: ignore[method-assign]
+        try:
+            report = await c.business_results.write_back_many(
+                checked_records(records), concurrency=10, check_definitions=True
+            )
+        finally:
+            _Batch.refusal = check  # type: ignore[method-assign]
+        total = time.perf_counter() - started
+    assert len(report.succeeded) == records
+    return spent / total
+
+
 def rss_mib() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * 4096 / 2**20
@@ -308,11 +415,27 @@ def main() -> None:
         help="records in the streamed-memory run (default 1,000,000; quick 20,000)",
     )
     parser.add_argument(
-        "--only", nargs="*", default=None, help="throughput throughput_5ms micro profile pagination batch streamed"
+        "--only",
+        nargs="*",
+        default=None,
+        help="throughput throughput_5ms micro profile pagination batch definitions_check definitions_check_10ms streamed",
     )
     args = parser.parse_args()
     quick = args.quick
-    wanted = set(args.only or ["throughput", "throughput_5ms", "micro", "profile", "pagination", "batch", "streamed"])
+    wanted = set(
+        args.only
+        or [
+            "throughput",
+            "throughput_5ms",
+            "micro",
+            "profile",
+            "pagination",
+            "batch",
+            "definitions_check",
+            "definitions_check_10ms",
+            "streamed",
+        ]
+    )
     target = RESULTS / ("quick.json" if quick else "latest.json")
     # A partial run (--only) updates its entries and keeps the others, each stamped with its date.
     results: dict[str, Any] = json.loads(target.read_text()) if args.only and target.exists() else {}
@@ -324,6 +447,8 @@ def main() -> None:
         "profile": lambda: profile(300 if quick else 2000),
         "pagination": lambda: pagination(20 if quick else 100, 0.02),
         "batch": lambda: batch(1000 if quick else 10_000, 0.01, (10, 50)),
+        "definitions_check": lambda: definitions_check(500 if quick else 4000, 3 if quick else 15),
+        "definitions_check_10ms": lambda: definitions_check(200 if quick else 2000, 3 if quick else 9, 0.01),
         "streamed": lambda: streamed(args.streamed or (20_000 if quick else 1_000_000)),
     }
     for name, step in steps.items():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback
+from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
+from ._definitions import Definitions
 from ._errors import (
     AuthenticationError,
     BatchAbortedError,
@@ -16,6 +17,7 @@ from ._errors import (
     ConnectError,
     ConnectionLostError,
     DeadlineExceededError,
+    DefinitionsUnavailableError,
     DuplicateRecordError,
     HTTPStatusError,
     InvalidParameterError,
@@ -32,6 +34,7 @@ from ._errors import (
     ServerError,
     TLSError,
     TransportError,
+    UndefinedResultError,
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
@@ -75,6 +78,8 @@ __all__ = [
     "ConnectionLostError",
     "DeadlineExceededError",
     "DefLevel",
+    "Definitions",
+    "DefinitionsUnavailableError",
     "DuplicateRecordError",
     "Event",
     "ExternalResult",
@@ -118,8 +123,10 @@ __all__ = [
     "TLSError",
     "Timeouts",
     "TransportError",
+    "UndefinedResultError",
     "ValidationError",
     "Writeback",
+    "WritebackPlan",
     "log_event",
     "log_invalid_record",
     "parse_push",

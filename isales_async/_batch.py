@@ -6,21 +6,28 @@ Every record taken is reported exactly once: succeeded, failed (with the typed e
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
 
-One bad record fails alone, whatever is wrong with it. What no record can fix stops the
-batch (:func:`fatal_reason`): nothing more is sent, requests already on the wire finish,
-and :class:`~isales_async.BatchAbortedError` carries the report. A
-:class:`BatchControl` stops a batch from outside, gracefully or not.
+One bad record fails alone, whatever is wrong with it: invalid, a duplicate, refused by
+the server, or (with ``check_definitions``) a ``busiResult``/``subStatus`` the tenant's
+definitions lack, refused before sending. What no record can fix stops the batch
+(:func:`fatal_reason`): nothing more is sent, requests already on the wire finish, and
+:class:`~isales_async.BatchAbortedError` carries the report. A :class:`BatchControl`
+stops a batch from outside, gracefully or not.
+
+:func:`plan_write_back` is the same batch with the sending left out (a dry run): each
+record goes through the same :meth:`_Batch.process`, whose store decides from the
+journal without writing it, so the plan and the run cannot disagree.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import anyio
 import attrs
@@ -35,6 +42,7 @@ from ._errors import (
     JournalError,
     OutcomeUnknownError,
     TLSError,
+    UndefinedResultError,
     ValidationError,
 )
 from ._hooks import logger
@@ -44,9 +52,11 @@ from ._validation import check_int_range
 from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
+    from ._definitions import Definitions
     from .resources.business_results import BusinessResults
 
 __all__ = [
+    "DUPLICATE_REASON",
     "SKIP_FAILED",
     "SKIP_SUCCEEDED",
     "SKIP_UNKNOWN",
@@ -56,7 +66,10 @@ __all__ = [
     "OutcomeKind",
     "Progress",
     "Writeback",
+    "WritebackPlan",
     "fatal_reason",
+    "plan_write_back",
+    "refusal_reason",
     "write_back_many",
 ]
 
@@ -183,6 +196,59 @@ class BatchReport:
         )
 
 
+#: The reason of a refused duplicate, in :attr:`WritebackPlan.refused_by_reason`.
+DUPLICATE_REASON = "duplicate dataId"
+
+
+def refusal_reason(error: BaseException | None) -> str | None:
+    """Why a record was refused before sending, as a short reason to count by, or ``None``
+    when ``error`` is not such a refusal (a record the server refused was sent)."""
+    if isinstance(error, UndefinedResultError):
+        return error.reason
+    if isinstance(error, DuplicateRecordError):
+        return DUPLICATE_REASON
+    if isinstance(error, ValidationError):
+        return f"invalid {error.field}"
+    return None
+
+
+@attrs.frozen
+class WritebackPlan:
+    """What a batch would do, from :func:`plan_write_back`; nothing was sent.
+
+    ``would_send`` records would be sent, ``would_resend`` of them taken by an earlier
+    run of the journal (changed since, not applied, or resent as asked); ``skipped``
+    counts the rest by reason as :attr:`BatchReport.skipped` does; ``refused`` holds the
+    outcome of every record refused before sending (invalid, a duplicate, undefined in
+    the tenant), each with its typed error, as a run would report it in ``failed``.
+    """
+
+    would_send: int
+    would_resend: int
+    skipped: Mapping[str, int]
+    refused: Sequence[Outcome]
+    elapsed: float
+
+    @property
+    def refused_by_reason(self) -> dict[str, int]:
+        """How many records each reason refuses (see :func:`refusal_reason`)."""
+        reasons = Counter(refusal_reason(o.error) or f"unexpected {type(o.error).__name__}" for o in self.refused)
+        return dict(sorted(reasons.items()))
+
+    @property
+    def total(self) -> int:
+        return self.would_send + sum(self.skipped.values()) + len(self.refused)
+
+    def summary(self) -> str:
+        def counts(by_reason: Mapping[str, int]) -> str:
+            return ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items())) or "none"
+
+        return (
+            f"would send {self.would_send} ({self.would_resend} again); would skip: {counts(self.skipped)}; "
+            f"would refuse: {counts(self.refused_by_reason)}"
+        )
+
+
 class BatchControl:
     """Stops a running batch from outside: a signal handler, a web request, a shutdown hook.
 
@@ -250,21 +316,47 @@ class _InProgress:
         self.sent = False
 
 
+class _Decision(NamedTuple):
+    """What a batch does with a prepared record, as its store decides before any write."""
+
+    skip: str | None  # None: send it; "duplicate"; or a skip reason (a key of BatchReport.skipped)
+    known: bool = False  # an earlier run of the journal took it
+    in_doubt: bool = False  # ... and left it in doubt
+
+
+_NEW = _Decision(None)
+_DUPLICATE_DECISION = _Decision(_DUPLICATE)
+
+
+def _decision_of(
+    found: tuple[Status, int, str | None], prepared: PreparedWriteback, *, retry_failed: bool, resend_unknown: bool
+) -> _Decision:
+    """The decision for a record an earlier run of the journal took (``found``: its row)."""
+    status, _, previous_fingerprint = found
+    skip = decide(
+        status, previous_fingerprint, prepared.fingerprint, retry_failed=retry_failed, resend_unknown=resend_unknown
+    )
+    return _Decision(skip, True, status in IN_DOUBT)
+
+
 class _Store:
-    """Dedupe and bookkeeping without a journal: the report lives in memory."""
+    """Dedupe and bookkeeping without a journal: the report lives in memory.
+
+    A store first :meth:`decide` s, changing nothing, then :meth:`claim` s the record
+    unless it is a duplicate; both are synchronous, so no await comes between the two.
+    """
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
         self.succeeded: list[Outcome] = []
 
-    def claim(self, prepared: PreparedWriteback, record: Writeback) -> tuple[str | None, bool]:
-        """``(None or the reason not to send, whether the journal had it in doubt)``; a reason is
-        ``"duplicate"`` or a skip reason. Synchronous: no await between the check and the mark.
-        """
-        if prepared.key in self._seen:
-            return _DUPLICATE, False
+    def decide(self, prepared: PreparedWriteback) -> _Decision:
+        return _DUPLICATE_DECISION if prepared.key in self._seen else _NEW
+
+    def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
+        """Take the record for this run: a later one with its dataId is a duplicate.
+        ``sending``: it goes to the wire next (else it is skipped or refused)."""
         self._seen.add(prepared.key)
-        return None, False
 
     def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
         """Without a journal nothing outlives the process, so there is nothing to record."""
@@ -283,28 +375,22 @@ class _JournalStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def claim(self, prepared: PreparedWriteback, record: Writeback) -> tuple[str | None, bool]:
+    def decide(self, prepared: PreparedWriteback) -> _Decision:
         found = self.journal.lookup(prepared.key)
         if found is None:
-            self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
-            return None, False
-        status, run, previous_fingerprint = found
-        if run == self.journal.run:
-            return _DUPLICATE, False
-        skip = decide(
-            status,
-            previous_fingerprint,
-            prepared.fingerprint,
-            retry_failed=self._retry_failed,
-            resend_unknown=self._resend_unknown,
-        )
-        if skip is not None or status in IN_DOUBT:
-            # Only claim it for this run: a record in doubt keeps its state and stored payload
-            # until this one really leaves (on_send), so a stop before that leaves it in doubt.
+            return _NEW
+        if found[1] == self.journal.run:  # claimed by this run already
+            return _DUPLICATE_DECISION
+        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+
+    def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
+        if decision.known and (not sending or decision.in_doubt):
+            # Only claim it for this run: a record skipped or refused keeps what the journal knew,
+            # and one in doubt keeps its state and stored payload until this one really leaves
+            # (on_send), so a stop before that leaves it in doubt.
             self.journal.touch(prepared.key)
         else:
             self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
-        return skip, status in IN_DOUBT
 
     def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
         if in_doubt_before:  # the claim left the earlier payload in place: store the one now leaving
@@ -319,6 +405,30 @@ class _JournalStore(_Store):
         assert self.journal.run is not None
         count = self.journal.count(Status.SUCCEEDED, self.journal.run)
         return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
+
+
+class _PlanStore(_Store):
+    """A dry run's store: decides as a run on ``journal`` would, reading it only; writes nothing.
+
+    What this run takes is remembered in memory (the keys only), as without a journal.
+    """
+
+    def __init__(self, journal: Journal | None, *, retry_failed: bool, resend_unknown: bool) -> None:
+        super().__init__()
+        self.journal = journal
+        self._retry_failed = retry_failed
+        self._resend_unknown = resend_unknown
+
+    def decide(self, prepared: PreparedWriteback) -> _Decision:
+        if prepared.key in self._seen:
+            return _DUPLICATE_DECISION
+        found = self.journal.lookup(prepared.key) if self.journal is not None else None
+        if found is None:
+            return _NEW
+        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+
+    def finish(self, outcome: Outcome, status: Status) -> None:
+        """Nothing is recorded: a plan leaves the journal as it found it."""
 
 
 async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
@@ -354,11 +464,16 @@ class _Batch:
         *,
         on_progress: Callable[[Progress], None] | None,
         fail_fast: bool,
+        definitions: Definitions | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.resource = resource
         self.store = store
         self.on_progress = on_progress
         self.fail_fast = fail_fast
+        self.definitions = definitions
+        self.dry_run = dry_run  # decide everything, send nothing: the plan
+        self.would_send = self.would_resend = 0
         self.clock = resource._client._session.clock
         self.started = self.clock.monotonic()
         self.failed: list[Outcome] = []
@@ -432,6 +547,11 @@ class _Batch:
             return _END
 
     async def process(self, record: Any) -> None:
+        """Prepare, decide and check one record, then send it (or, in a dry run, count it).
+
+        Everything before the send is synchronous, so the decision and the claim that
+        follows it are never interleaved with another worker's.
+        """
         data_id = getattr(record, "data_id", "")
         try:
             prepared = prepare(record)
@@ -443,7 +563,10 @@ class _Batch:
             self.settle(outcome, None)
             return
         try:
-            skip, in_doubt_before = self.store.claim(prepared, record)
+            decision = self.store.decide(prepared)
+            refusal = self.refusal(prepared) if decision.skip is None else None
+            if decision.skip != _DUPLICATE:
+                self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
         except JournalError as exc:
             self.abort(exc)
             self.settle(attrs.evolve(outcome, error=exc), None)
@@ -451,13 +574,29 @@ class _Batch:
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=exc), None)
             return
-        if skip == _DUPLICATE:
+        if decision.skip == _DUPLICATE:
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
-        elif skip is not None:
-            self.skipped[skip] += 1
+        elif decision.skip is not None:
+            self.skipped[decision.skip] += 1
             self.report_progress()
+        elif refusal is not None:
+            # Not applied, and refused only for what the tenant defines today: a re-run checks it
+            # again. A new row says so (not sent); a known one keeps what the journal knew.
+            self.settle(
+                attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=refusal),
+                None if decision.known else Status.NOT_SENT,
+            )
+        elif self.dry_run:
+            self.would_send += 1
+            self.would_resend += decision.known
         else:
-            await self.send(outcome, prepared, in_doubt_before)
+            await self.send(outcome, prepared, decision.in_doubt)
+
+    def refusal(self, prepared: PreparedWriteback) -> UndefinedResultError | None:
+        """Why the tenant's definitions refuse the record, if they were asked for and do."""
+        if self.definitions is None:
+            return None
+        return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
     async def send(self, outcome: Outcome, prepared: PreparedWriteback, in_doubt_before: bool) -> None:
         assert isinstance(outcome.record, Writeback)
@@ -617,6 +756,7 @@ async def write_back_many(
     resend_unknown: bool = False,
     retry_unknown: bool | None = None,
     control: BatchControl | None = None,
+    check_definitions: bool = False,
 ) -> BatchReport:
     """Write back many business results concurrently; every record taken is reported once.
 
@@ -639,11 +779,19 @@ async def write_back_many(
         resend_unknown: with a journal, resend records an earlier run left in doubt.
         retry_unknown: deprecated alias of ``resend_unknown``.
         control: a :class:`BatchControl` to stop the batch from outside.
+        check_definitions: fetch the tenant's business-result definitions once, before
+            the batch starts (``resource.definitions()``, cached for a few minutes), and
+            refuse, unsent, each record whose ``busi_result`` or ``sub_status`` they do
+            not define: it fails alone with an :class:`~isales_async.UndefinedResultError`.
+            A refused record is not applied, so a re-run checks it again (against the
+            definitions of that day) and sends it once they define it.
 
     Raises:
         BatchAbortedError: a fatal error (see :func:`fatal_reason`) stopped the batch;
             ``.report`` has every record taken so far, those never sent in ``not_sent``.
         JournalError: the journal could not be opened or locked; nothing was sent.
+        DefinitionsUnavailableError: ``check_definitions`` and the definitions could not
+            be fetched; the batch did not start (no record taken, no journal run begun).
 
     Any one bad record (invalid, a duplicate dataId, ``0200033``, ``0200034``, even an
     unexpected exception while processing it) fails alone; a write of unknown fate is
@@ -656,9 +804,11 @@ async def write_back_many(
     if retry_unknown is not None:
         warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
         resend_unknown = resend_unknown or retry_unknown
+    definitions = await resource.definitions() if check_definitions else None
 
     async def run(store: _Store) -> BatchReport:
-        return await _run_batch(resource, store, records, concurrency, on_progress, fail_fast, control)
+        batch = _Batch(resource, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions)
+        return await _run_batch(batch, records, concurrency, control)
 
     async def run_journaled(opened: Journal) -> BatchReport:
         opened.begin_run()
@@ -676,15 +826,8 @@ async def write_back_many(
 
 
 async def _run_batch(
-    resource: BusinessResults,
-    store: _Store,
-    records: Iterable[Any] | AsyncIterable[Any],
-    concurrency: int,
-    on_progress: Callable[[Progress], None] | None,
-    fail_fast: bool,
-    control: BatchControl | None,
+    batch: _Batch, records: Iterable[Any] | AsyncIterable[Any], concurrency: int, control: BatchControl | None
 ) -> BatchReport:
-    batch = _Batch(resource, store, on_progress=on_progress, fail_fast=fail_fast)
     if control is not None:
         control._batch = batch
         if control.stopping:
@@ -697,3 +840,54 @@ async def _run_batch(
     if batch.fatal is not None:
         raise BatchAbortedError(report.stop_reason or "", report=report, cause=batch.fatal) from batch.fatal
     return report
+
+
+async def plan_write_back(
+    resource: BusinessResults,
+    records: Iterable[Writeback] | AsyncIterable[Writeback],
+    *,
+    journal: Journal | str | PathLike[str] | None = None,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    check_definitions: bool = False,
+) -> WritebackPlan:
+    """What :func:`write_back_many` would do with these records and options, sending nothing.
+
+    The plan is the batch itself with its sending left out: every record is prepared,
+    decided against the journal and checked against the definitions by the same code,
+    so a run started next (with the same journal, records and options) sends, skips and
+    refuses what the plan says, unless the journal or the tenant changes in between.
+
+    Args:
+        journal: the journal a run would use, read only: no lock, no write (a missing
+            file is a journal that knows nothing yet).
+        check_definitions: as for :func:`write_back_many`; the definitions are fetched
+            (or taken from the client's cache), and only they are.
+
+    Raises:
+        DefinitionsUnavailableError: ``check_definitions`` and the definitions could not be fetched.
+        JournalError: the journal exists but cannot be read.
+        BatchAbortedError: reading the records or the journal failed midway (``.report``
+            has the refusals and skips so far).
+    """
+    definitions = await resource.definitions() if check_definitions else None
+
+    async def run(opened: Journal | None) -> WritebackPlan:
+        store = _PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
+        batch = _Batch(resource, store, on_progress=None, fail_fast=False, definitions=definitions, dry_run=True)
+        report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
+        return WritebackPlan(batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed)
+
+    if journal is None or isinstance(journal, Journal):
+        return await run(journal)
+    opened = _read_only(journal)
+    try:
+        return await run(opened)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _read_only(path: str | PathLike[str]) -> Journal | None:
+    """The journal at ``path`` opened read-only, or ``None`` when there is none yet (a run would create it)."""
+    return Journal(path, readonly=True) if os.path.exists(path) else None

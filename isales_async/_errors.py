@@ -4,7 +4,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
 
     ISalesError
     ├── ValidationError            bad input, refused before anything is sent (names the field)
-    │   └── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
+    │   ├── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
+    │   └── UndefinedResultError   a busiResult/subStatus the tenant does not define (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
     ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
     ├── TransportError             no usable HTTP response
@@ -24,6 +25,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
     ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
+    ├── DefinitionsUnavailableError  the tenant's business results could not be fetched: nothing sent (``.cause``)
     ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
     │   └── JournalLockedError     another run holds the journal (``.holder``)
     └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
@@ -52,6 +54,7 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "DeadlineExceededError",
+    "DefinitionsUnavailableError",
     "DuplicateRecordError",
     "HTTPStatusError",
     "ISalesError",
@@ -68,6 +71,7 @@ __all__ = [
     "ServerError",
     "TLSError",
     "TransportError",
+    "UndefinedResultError",
     "ValidationError",
 ]
 
@@ -122,6 +126,35 @@ class DuplicateRecordError(ValidationError):
     def __init__(self, key: str) -> None:
         super().__init__("data_id", f"{key} appears earlier in this batch; not sent twice")
         self.key = key
+
+
+class UndefinedResultError(ValidationError):
+    """A writeback the tenant's business-result definitions refuse; it is not sent.
+
+    ``field`` is ``busi_result`` (not a defined level-1 code) or ``sub_status`` (not one
+    of that code's sub-statuses, or given to a code that has none); ``value`` is the code
+    refused, ``reason`` which of the three it is (the constants of ``_definitions``), and
+    ``suggestions`` the closest defined codes, best first (perhaps none).
+    """
+
+    def __init__(self, field: str, message: str, *, value: str, reason: str, suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(field, message)
+        self.value = value
+        self.reason = reason
+        self.suggestions = suggestions
+
+
+class DefinitionsUnavailableError(ISalesError):
+    """The tenant's business-result definitions could not be fetched, so nothing was checked or sent.
+
+    A batch asked to check its records does not start without them: an unreachable
+    server must not turn into a refusal per record. ``cause`` (also ``__cause__``) is the
+    error the fetch ended with.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class TransportError(ISalesError):

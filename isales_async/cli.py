@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -40,6 +41,8 @@ try:
         TimeRemainingColumn,
     )
     from rich.table import Table
+    from rich.text import Text
+    from rich.tree import Tree
 except ImportError as exc:  # pragma: no cover - only without the extra
     raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from exc
 
@@ -49,7 +52,9 @@ from . import (
     BatchAbortedError,
     BatchControl,
     BusinessError,
+    BusinessResult,
     CallResult,
+    DefinitionsUnavailableError,
     DuplicateRecordError,
     ISalesClient,
     ISalesError,
@@ -59,11 +64,13 @@ from . import (
     Outcome,
     PushReceiver,
     Status,
+    UndefinedResultError,
     ValidationError,
     Writeback,
+    WritebackPlan,
     __version__,
 )
-from ._batch import BatchReport
+from ._batch import BatchReport, refusal_reason
 from ._batch import Progress as BatchProgress
 from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
@@ -134,6 +141,13 @@ def _run(coro: Awaitable[T]) -> T:
 def _exit_with(exc: ISalesError) -> NoReturn:
     """Print a library error as one line (unwrapped, so it can be copied) and exit 2."""
     err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True, soft_wrap=True)
+    if isinstance(exc, DefinitionsUnavailableError):
+        err.print(
+            "nothing was sent: run the same command again once the definitions can be read, "
+            "or pass --no-check to write back without checking",
+            highlight=False,
+            soft_wrap=True,
+        )
     raise SystemExit(2) from None
 
 
@@ -211,24 +225,76 @@ def obs_codes(settings: Settings, as_json: bool, max_items: int | None) -> None:
 @cli.command("business-results")
 @json_option
 @max_items_option
+@click.option("--tree", "as_tree", is_flag=True, help="each business result with its sub-statuses, as a tree")
+@click.option("--csv", "as_csv", is_flag=True, help="code,name,parentCode,defLevel rows, to build or audit a mapping")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="with --csv: the file to write",
+)
 @click.pass_obj
-def business_results(settings: Settings, as_json: bool, max_items: int | None) -> None:
+def business_results(
+    settings: Settings, as_json: bool, max_items: int | None, as_tree: bool, as_csv: bool, output: Path | None
+) -> None:
     """List the business result definitions and their sub-results."""
+    if as_json + as_tree + as_csv > 1:
+        raise click.UsageError("choose one of --json, --tree and --csv")
+    if output is not None and not as_csv:
+        raise click.UsageError("--output goes with --csv")
 
-    async def run() -> None:
+    async def run() -> list[BusinessResult]:
         async with settings.client() as client:
-            results = [r async for r in client.business_results.iter(prefetch=4, max_items=max_items)]
-        if as_json:
-            for result in results:
-                _json_line(result)
-            return
+            return [r async for r in client.business_results.iter(prefetch=4, max_items=max_items)]
+
+    results = _run(run())
+    if as_json:
+        for result in results:
+            _json_line(result)
+    elif as_tree:
+        out.print(definitions_tree(results))
+    elif as_csv:
+        with output.open("w", newline="", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as sink:
+            csv.writer(sink).writerows(definition_rows(results))
+    else:
         rows = []
         for parent in results:
             rows.append([parent.code, parent.name, "parent"])
             rows.extend([f"  {child.code}", f"  {child.name}", "sub-result"] for child in parent.children)
         out.print(_table("Business results", ["code", "name", "level"], rows))
 
-    _run(run())
+
+def definitions_tree(results: Sequence[BusinessResult]) -> Tree:
+    """The business results as a tree: each parent, then its sub-statuses (names shown as sent, never as markup)."""
+    subs = sum(len(r.children) for r in results)
+    tree = Tree(Text(f"Business results ({len(results)}, {subs} sub-statuses)"))
+    for parent in results:
+        branch = tree.add(_labelled(parent))
+        for child in parent.children:
+            branch.add(_labelled(child))
+    return tree
+
+
+def _labelled(result: BusinessResult) -> Text:
+    return Text.assemble((result.code, "bold"), "  ", result.name or "")
+
+
+DEFINITION_COLUMNS = ("code", "name", "parentCode", "defLevel")
+
+
+def definition_rows(results: Sequence[BusinessResult]) -> Iterator[Sequence[str]]:
+    """The CSV of ``isales business-results --csv``: a header, then each parent followed by its sub-statuses."""
+    yield DEFINITION_COLUMNS
+    for parent in results:
+        yield parent.code, parent.name or "", "", _def_level(parent.def_level)
+        for child in parent.children:
+            yield child.code, child.name or "", parent.code, _def_level(child.def_level)
+
+
+def _def_level(level: object) -> str:
+    """``defLevel`` as the API writes it: ``1``, ``2``, another number, or the text the server sent."""
+    return "" if level is None else str(int(level)) if isinstance(level, int) else str(level)
 
 
 def _show(items: list[Any], as_json: bool, title: str, columns: list[str], row: Callable[[Any], list[Any]]) -> None:
@@ -533,6 +599,12 @@ def outcome_action(status: str, error: BaseException | None, key: str = "") -> s
         )
     if status == "earlier_failed":
         return "it failed in an earlier run: correct it in the file (a changed record is sent again), or pass --retry-failed"
+    if isinstance(error, UndefinedResultError):
+        closest = f" (closest defined: {', '.join(error.suggestions)})" if error.suggestions else ""
+        return (
+            f"correct {error.field} on this line{closest}, or define it in the tenant; "
+            "then run the same command again: it was not sent, and is checked again"
+        )
     if isinstance(error, ValidationError):
         return f"correct {error.field} on this line, then run the same command again"
     if isinstance(error, BusinessError):
@@ -580,26 +652,38 @@ def followup_entries(
 ) -> Iterator[dict[str, Any]]:
     """Every record of this input that is not written, each once, with what happened and what to do."""
     for outcome in report.failed:
-        yield _outcome_entry(
-            "duplicate" if isinstance(outcome.error, DuplicateRecordError) else "failed", outcome, report.stop_reason
-        )
+        yield _outcome_entry(_failed_status(outcome), outcome, report.stop_reason)
     for outcome in report.unknown:
         yield _outcome_entry("unknown", outcome, report.stop_reason)
     for outcome in report.not_sent:
         yield _outcome_entry("not_sent", outcome, report.stop_reason)
-    for bad in malformed:
-        yield {
-            "status": "malformed",
-            "line": bad.line,
-            "text": bad.text,
-            "message": bad.error,
-            "action": f"correct line {bad.line} of the file, then run the same command again",
-        }
+    yield from map(_malformed_entry, malformed)
     if journal is not None:
         this_run = {o.key for o in [*report.failed, *report.unknown, *report.not_sent]}
         for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN):
             if entry.key not in this_run:
                 yield _earlier_entry(entry)
+
+
+def plan_followup_entries(plan: WritebackPlan, malformed: Sequence[Malformed]) -> Iterator[dict[str, Any]]:
+    """What a dry run writes to the follow-up file: every line a real run would refuse, as it would list it."""
+    for outcome in plan.refused:
+        yield _outcome_entry(_failed_status(outcome), outcome, None)
+    yield from map(_malformed_entry, malformed)
+
+
+def _failed_status(outcome: Outcome) -> str:
+    return "duplicate" if isinstance(outcome.error, DuplicateRecordError) else "failed"
+
+
+def _malformed_entry(bad: Malformed) -> dict[str, Any]:
+    return {
+        "status": "malformed",
+        "line": bad.line,
+        "text": bad.text,
+        "message": bad.error,
+        "action": f"correct line {bad.line} of the file, then run the same command again",
+    }
 
 
 def _write_followup(path: Path, entries: Iterable[dict[str, Any]]) -> int:
@@ -623,6 +707,7 @@ async def run_writeback(
     retry_failed: bool = False,
     resend_unknown: bool = False,
     control: BatchControl | None = None,
+    check_definitions: bool = False,
 ) -> BatchReport:
     """Run a batch with a rich progress bar (rate and ETA) on stderr."""
     columns = [
@@ -648,7 +733,42 @@ async def run_writeback(
             resend_unknown=resend_unknown,
             fail_fast=fail_fast,
             control=control,
+            check_definitions=check_definitions,
         )
+
+
+MALFORMED_REASON = "malformed line"
+
+
+def refused_by_reason(outcomes: Iterable[Outcome], malformed: int) -> dict[str, int]:
+    """The records refused before sending, by reason, malformed lines included."""
+    reasons = Counter(reason for o in outcomes if (reason := refusal_reason(o.error)) is not None)
+    if malformed:
+        reasons[MALFORMED_REASON] = malformed
+    return dict(sorted(reasons.items()))
+
+
+def _summary_json(
+    report: BatchReport, malformed: int, journal_path: str | None, followup: Path | None, stopped: str | None
+) -> dict[str, Any]:
+    """The summary of a run as one JSON object, with the keys of the dry run's where they mean the same."""
+    refused = refused_by_reason(report.failed, malformed)
+    failed_after_sending = len(report.failed) - (sum(refused.values()) - malformed)
+    return {
+        "dry_run": False,
+        "sent": len(report.succeeded) + len(report.unknown) + failed_after_sending,
+        "succeeded": len(report.succeeded),
+        "failed": len(report.failed),
+        "unknown": len(report.unknown),
+        "not_sent": len(report.not_sent),
+        "skipped": dict(sorted(report.skipped.items())),
+        "refused": refused,
+        "malformed": malformed,
+        "elapsed": round(report.elapsed, 3),
+        "stopped": stopped,
+        "journal": journal_path,
+        "followup": str(followup) if followup is not None else None,
+    }
 
 
 def _print_summary(
@@ -664,6 +784,8 @@ def _print_summary(
     table.add_column("count", justify="right")
     table.add_row("succeeded", str(len(report.succeeded)))
     table.add_row("failed", str(len(report.failed)))
+    for reason, n in refused_by_reason(report.failed, 0).items():
+        table.add_row(f"  refused before sending: {reason}", str(n))
     table.add_row("unknown (sent, fate unknown, not resent)", str(len(report.unknown)))
     if report.not_sent:
         table.add_row("not sent (the batch stopped; a re-run sends them)", str(len(report.not_sent)))
@@ -721,7 +843,7 @@ def _stopped_by_signals(control: BatchControl) -> Iterator[list[int]]:
             loop.remove_signal_handler(signum)
 
 
-def _resume_command(file: Path, journal_path: Path | None, options: dict[str, Any]) -> str:
+def _resume_command(file: Path, journal_path: Path | None, options: dict[str, Any], flags: Sequence[str] = ()) -> str:
     """The command that resumes this run; never with --retry-failed or --resend-unknown, which
     would resend what this run left in doubt."""
     parts = ["isales", "writeback", str(file)]
@@ -730,7 +852,7 @@ def _resume_command(file: Path, journal_path: Path | None, options: dict[str, An
     for flag, value in options.items():
         if value is not None:
             parts += [flag, str(value)]
-    return shlex.join(parts)
+    return shlex.join([*parts, *flags])
 
 
 def _open_journal(path: Path | None) -> Journal | None:
@@ -771,6 +893,17 @@ def _open_journal(path: Path | None) -> Journal | None:
     "--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl"
 )
 @click.option("--no-progress", is_flag=True)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="do not check busiResult and subStatus against the tenant's business-result definitions before sending",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="send nothing: read and check every line, consult the journal (read-only), print what a run would do",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object instead of a table")
 @click.pass_obj
 def writeback(
     settings: Settings,
@@ -786,15 +919,25 @@ def writeback(
     fail_fast: bool,
     followup: Path | None,
     no_progress: bool,
+    no_check: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Write back the business results in FILE (CSV or JSON Lines with dataId,busiResult,subStatus,busiResultDesc,workNo).
 
-    Records not written are listed in the follow-up file with what to do. The first
-    SIGINT or SIGTERM stops after the records in flight (a second abandons them).
+    Each record is first checked against the tenant's business-result definitions
+    (fetched once; --no-check skips this): one the tenant does not define is refused
+    before sending, with the closest defined codes. Records not written are listed in
+    the follow-up file with what to do. The first SIGINT or SIGTERM stops after the
+    records in flight (a second abandons them).
 
-    Exits 0 when every record is written, 1 when any is not (failed, unknown, malformed),
-    2 on a usage, connection, credentials or journal error (the batch stops; nothing more
-    is sent), 130 or 143 when stopped by SIGINT or SIGTERM.
+    --dry-run does everything but send, and changes no journal: it prints what a run
+    would send, skip and refuse, and writes the refusals to the follow-up file.
+
+    Exits 0 when every record is written (with --dry-run: none would be refused), 1 when
+    any is not (failed, unknown, malformed, refused), 2 on a usage, connection,
+    credentials or journal error, or when the definitions cannot be fetched (nothing
+    more, or nothing at all, is sent), 130 or 143 when stopped by SIGINT or SIGTERM.
     """
     fmt_given = fmt
     fmt = _detect_format(file, fmt)
@@ -806,6 +949,20 @@ def writeback(
     journal_file = None if no_journal else (journal_path or file.with_name(file.name + ".journal.sqlite"))
     followup_path = followup or file.with_name(file.name + ".followup.jsonl")
     malformed: list[Malformed] = []
+    if dry_run:
+
+        async def plan() -> WritebackPlan:
+            async with settings.client() as client:
+                return await client.business_results.plan_write_back(
+                    read_records(file, fmt, malformed, encoding),
+                    journal=journal_file,
+                    retry_failed=retry_failed,
+                    resend_unknown=resend_unknown,
+                    check_definitions=not no_check,
+                )
+
+        _finish_dry_run(_run(plan()), malformed, followup_path, as_json)
+        return
     journal = _open_journal(journal_file)
 
     async def run() -> tuple[BatchReport, str | None, list[int]]:
@@ -824,6 +981,7 @@ def writeback(
                         fail_fast=fail_fast,
                         show_progress=not no_progress,
                         control=control,
+                        check_definitions=not no_check,
                     )
                 except BatchAbortedError as exc:
                     return exc.report, exc.reason, received
@@ -836,7 +994,11 @@ def writeback(
         if journal is not None:
             journal.close()
     stopped = f"by {signal.Signals(received[0]).name}" if received else aborted or report.stop_reason
-    _print_summary(report, len(malformed), journal.path if journal else None, followup_path, count, stopped)
+    journal_shown = journal.path if journal else None
+    if as_json:
+        _json_line(_summary_json(report, len(malformed), journal_shown, followup_path if count else None, stopped))
+    else:
+        _print_summary(report, len(malformed), journal_shown, followup_path, count, stopped)
     if aborted or received:
         if journal_file is None:
             resume = "none: no journal was kept, so running the command again sends every record again"
@@ -846,7 +1008,7 @@ def writeback(
                 "--encoding": encoding if encoding != DEFAULT_ENCODING else None,
                 "--followup": followup,
             }
-            resume = _resume_command(file, journal_path, options)
+            resume = _resume_command(file, journal_path, options, ["--no-check"] if no_check else [])
         separator = " " if received else ": "
         err.print(f"stopped{separator}{stopped}; resume with: {resume}", highlight=False, soft_wrap=True)
     if received:
@@ -856,6 +1018,39 @@ def writeback(
     if count:
         raise SystemExit(1)
     followup_path.unlink(missing_ok=True)
+
+
+def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followup: Path, as_json: bool) -> NoReturn:
+    """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1."""
+    count = _write_followup(followup, plan_followup_entries(plan, malformed))
+    refused = refused_by_reason(plan.refused, len(malformed))  # counted as a run's summary counts them
+    if as_json:
+        _json_line(
+            {
+                "dry_run": True,
+                "would_send": plan.would_send,
+                "would_resend": plan.would_resend,
+                "would_skip": dict(sorted(plan.skipped.items())),
+                "would_refuse": refused,
+                "followup": str(followup) if count else None,
+            }
+        )
+    else:
+        table = Table(title="Writeback dry run: nothing was sent", title_justify="left", show_header=False)
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        table.add_row("would send", str(plan.would_send))
+        table.add_row("  of them again (an earlier run took them)", str(plan.would_resend))
+        for reason, n in sorted(plan.skipped.items()):
+            table.add_row(f"would skip: {reason}", str(n))
+        for reason, n in refused.items():
+            table.add_row(f"would refuse: {reason}", str(n))
+        if count:
+            table.add_row("follow-up file", f"{followup} ({count} lines)")
+        out.print(table)
+    if not count:
+        followup.unlink(missing_ok=True)
+    raise SystemExit(1 if count else 0)
 
 
 # -- journal inspection -------------------------------------------------------------------------
@@ -908,7 +1103,7 @@ JOURNAL_STATES = {
     Status.SENDING: "was on the wire when a run died: in doubt, not resent",
     Status.SUCCEEDED: "applied",
     Status.FAILED: "refused (invalid or a business error): sent again once changed, or with --retry-failed",
-    Status.NOT_SENT: "not applied (connection, 401, 429, 503): a re-run sends it",
+    Status.NOT_SENT: "not applied (connection, 401, 429, 503, or undefined in the tenant): a re-run sends it",
     Status.UNKNOWN: "sent, fate unknown: in doubt, resent only with --resend-unknown",
 }
 

@@ -82,10 +82,10 @@ def test_business_errors_exit_2_with_the_code(threaded: FakeISales) -> None:
 
 def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Path) -> None:
     rows = [f"{i},B01,B01-{i % 3 + 1},,2033" for i in range(1, 201)]
-    rows[10] = "11,B01,B02-1,,"  # 0200034
+    rows[10] = "11,B01,B02-1,,"  # 0200034 (unchecked: the server refuses it)
     rows[20] = "21,B01"  # malformed: missing columns
     source = write_csv(tmp_path / "results.csv", rows)
-    code, output = invoke(threaded, "writeback", str(source), "--no-progress")
+    code, output = invoke(threaded, "writeback", str(source), "--no-progress", "--no-check")
     assert code == 1
     assert "Writeback summary" in output
     assert threaded.applied_counts() == {str(i): 1 for i in range(1, 201) if i not in (11, 21)}
@@ -95,7 +95,7 @@ def test_writeback_csv_end_to_end_and_resume(threaded: FakeISales, tmp_path: Pat
         ("malformed", None, 22),
     }
 
-    code, output = invoke(threaded, "writeback", str(source), "--no-progress")
+    code, output = invoke(threaded, "writeback", str(source), "--no-progress", "--no-check")
     assert "succeeded in an earlier run" in output
     assert len(threaded.requests_to("callBusiResult")) == 199  # nothing sent again
     assert code == 1  # record 11 is still not written
@@ -256,7 +256,7 @@ def test_every_followup_line_says_what_happened_and_what_to_do(threaded: FakeISa
     rows = [
         "1,B01,,,",  # line 2: applied, but the answer is lost: unknown
         "2,B01,,,",
-        "3,B01,B02-1,,",  # line 4: 0200034
+        "3,B01,B02-1,,",  # line 4: 0200034 (unchecked: the server refuses it)
         "4,,,,",  # line 5: busiResult is empty
         "0002,B01,,,",  # line 6: dataId 2 again
         "x,y",  # line 7: wrong number of columns
@@ -266,7 +266,7 @@ def test_every_followup_line_says_what_happened_and_what_to_do(threaded: FakeISa
     source = write_csv(tmp_path / "mixed.csv", rows)
     leave_in_flight(journal_of(source), 9)
     threaded.inject(Fault.reset(after=True, endpoint="callBusiResult"))
-    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1", "--no-check")
     assert code == 1
     lines = followup_lines(source)
     assert all(isinstance(f[k], str) and f[k] for f in lines for k in ("status", "message", "action")), lines
@@ -289,7 +289,7 @@ def test_every_followup_line_says_what_happened_and_what_to_do(threaded: FakeISa
     assert "check dataId 1 on the server" in str(by_status[("unknown", 2)]["action"])
     assert "killed, or abandoned" in str(by_status[("earlier_unknown", None)]["message"])
 
-    code, _ = invoke(threaded, "writeback", str(source), "--no-progress")
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--no-check")
     assert code == 1
     again = {(f["status"], f.get("dataId")) for f in followup_lines(source)}
     assert {("earlier_failed", "3"), ("earlier_unknown", "1"), ("earlier_unknown", 9)} <= again
@@ -318,13 +318,13 @@ def test_an_unknown_encoding_is_a_usage_error(threaded: FakeISales, tmp_path: Pa
 def test_retry_failed_and_resend_unknown_from_the_command_line(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "flags.csv", ["1,B01,,,", "2,B01,B02-1,,"])
     threaded.inject(Fault.reset(after=False, endpoint="callBusiResult"))  # record 1: never processed, in doubt
-    invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
-    invoke(threaded, "writeback", str(source), "--no-progress")
+    invoke(threaded, "writeback", str(source), "--no-progress", "--no-check", "--concurrency", "1")
+    invoke(threaded, "writeback", str(source), "--no-progress", "--no-check")
     assert len(threaded.requests_to("callBusiResult")) == 2  # the re-run sent neither
-    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--retry-failed")
+    code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--no-check", "--retry-failed")
     assert code == 1 and len(threaded.requests_to("callBusiResult")) == 3  # 2 again (it fails again)
     result = CliRunner().invoke(
-        cli, ["writeback", str(source), "--no-progress", "--retry-unknown"], env=env_for(threaded)
+        cli, ["writeback", str(source), "--no-progress", "--no-check", "--retry-unknown"], env=env_for(threaded)
     )
     assert "--retry-unknown is deprecated" in result.output
     assert threaded.applied_counts() == {"1": 1}
@@ -338,7 +338,7 @@ def file_digests(path: Path) -> list[str]:
 def test_journal_show_and_export_read_without_writing_even_during_a_run(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "r.csv", ["1,B01,,,", "2,B01,,,", "3,B01,B02-1,,", "4,B01,,,"])
     threaded.inject(Fault.reset(after=True, endpoint="callBusiResult"))
-    invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1")
+    invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "1", "--no-check")
     path = journal_of(source)
     with Journal(path) as running:
         running.begin_run()  # a run holds the journal's lock meanwhile

@@ -187,10 +187,13 @@ def test_a_wrong_sk_stops_the_run_with_one_line_and_the_command_that_resumes(
     threaded: FakeISales, tmp_path: Path
 ) -> None:
     source = write_csv(tmp_path / "auth.csv", [f"{i},B01,,," for i in range(1, 301)])
-    wrong = run(threaded, "writeback", str(source), "--no-progress", "--concurrency", "4", ISALES_SK="wrong")
+    # Unchecked: with the check, a wrong SK fails the definitions fetch and no batch starts.
+    wrong = run(
+        threaded, "writeback", str(source), "--no-progress", "--concurrency", "4", "--no-check", ISALES_SK="wrong"
+    )
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     (why,) = [line for line in wrong.stderr.splitlines() if line.startswith("stopped: ")]
-    assert "refused the credentials" in why and "resume with: isales writeback" in why
+    assert "refused the credentials" in why and "resume with: isales writeback" in why and why.endswith("--no-check")
     assert 1 <= threaded.rejected_auth <= 4 and threaded.applied == []
     listed = followup_of(source)
     assert 1 <= len(listed) <= 4 and {f["status"] for f in listed} == {"not_sent"}
@@ -207,7 +210,7 @@ def test_an_unreachable_server_exits_2_as_the_help_promises(tmp_path: Path) -> N
         base = {**env_for(server)}
     # The server is closed now: nothing listens on its port.
     result = subprocess.run(
-        [*COMMAND, "writeback", str(source), "--no-progress"],
+        [*COMMAND, "writeback", str(source), "--no-progress", "--no-check"],  # checked, it would not start
         env={**os.environ, **base},
         capture_output=True,
         text=True,

@@ -32,6 +32,7 @@ SAMPLES: dict[str, Any] = {
     "holder": "pid 4242 on host-1 since 2026-12-01T20:00:00Z",
     "report": BatchReport(succeeded=[], failed=[], unknown=[], skipped={"succeeded in an earlier run": 3}, elapsed=1.5),
     "cause": None,
+    "suggestions": ("B12", "B02"),
 }
 PUBLIC_ERRORS = sorted(
     (

@@ -164,10 +164,11 @@ def test_the_resume_command_resumes_when_the_settings_were_flags(threaded: FakeI
 def test_a_journal_shared_by_nightly_files_lists_only_this_files_records(threaded: FakeISales, tmp_path: Path) -> None:
     journal = tmp_path / "nightly.sqlite"
     monday = write_csv(tmp_path / "monday.csv", ["1,B01,,,", "2,B01,B02-1,,"])  # 2: 0200034
-    code, _, _ = invoke(threaded, "writeback", str(monday), "--no-progress", "--journal", str(journal))
+    # --no-check: record 2 must fail at the server (a definite failure), not be refused before sending.
+    code, _, _ = invoke(threaded, "writeback", str(monday), "--no-progress", "--no-check", "--journal", str(journal))
     assert code == 1
     tuesday = write_csv(tmp_path / "tuesday.csv", ["10,B01,,,", "11,B01,,,"])
-    code, _, _ = invoke(threaded, "writeback", str(tuesday), "--no-progress", "--journal", str(journal))
+    code, _, _ = invoke(threaded, "writeback", str(tuesday), "--no-progress", "--no-check", "--journal", str(journal))
     # Today: exit 1, and the follow-up tells the user to correct record 2 "in the file".
     assert followup_lines(tuesday) == []
     assert code == 0

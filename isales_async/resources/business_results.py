@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._batch import write_back_many
+from .._batch import plan_write_back, write_back_many
+from .._clock import Clock
+from .._definitions import Definitions
 from .._endpoints import ENDPOINTS
+from .._errors import DefinitionsUnavailableError, ISalesError
 from .._models import BusinessResult
 from .._validation import check_data_id
 from .._writeback import MAX_CODE_LEN, Writeback, writeback_body
 from ._base import PagedResource
 
-__all__ = ["MAX_CODE_LEN", "BusinessResults", "writeback_body"]
+if TYPE_CHECKING:
+    from .._client import ISalesClient
+
+__all__ = ["DEFINITIONS_TTL", "MAX_CODE_LEN", "BusinessResults", "writeback_body"]
+
+#: Seconds fetched definitions are used before a check fetches them again (the client's clock).
+DEFINITIONS_TTL = 300.0
 
 
 class BusinessResults(PagedResource[BusinessResult]):
@@ -23,6 +33,52 @@ class BusinessResults(PagedResource[BusinessResult]):
     _model = BusinessResult
     _key = "code"
 
+    def __init__(self, client: ISalesClient) -> None:
+        super().__init__(client)
+        self._definitions: tuple[Definitions, float] | None = None  # and when their fetch began
+        self._fetching: asyncio.Future[Definitions] | None = None
+
+    async def definitions(self, *, refresh: bool = False) -> Definitions:
+        """The tenant's business-result definitions, every page, as checks use them.
+
+        Fetched through the pager (so its stop rules hold) and kept for
+        :data:`DEFINITIONS_TTL` (5 minutes) on this ``client.business_results``;
+        ``refresh=True`` fetches them again now. Concurrent callers share one fetch
+        (a view made by ``client.with_options`` keeps its own). A failed fetch is not
+        kept: the next call tries again.
+
+        Raises:
+            DefinitionsUnavailableError: the fetch failed; ``cause`` is why.
+        """
+        cached = self._definitions
+        if not refresh and cached is not None and self._clock.monotonic() - cached[1] < DEFINITIONS_TTL:
+            return cached[0]
+        if self._fetching is None:
+            self._fetching = asyncio.ensure_future(self._fetch_definitions())
+            self._fetching.add_done_callback(_retrieve)
+        # Shielded: one caller cancelled does not cancel the fetch the others wait on.
+        return await asyncio.shield(self._fetching)
+
+    async def _fetch_definitions(self) -> Definitions:
+        started = self._clock.monotonic()
+        try:
+            results = [result async for result in self.iter(prefetch=2)]
+        except ISalesError as exc:
+            raise DefinitionsUnavailableError(
+                "the tenant's business-result definitions could not be fetched, so no record was checked "
+                f"or sent: queryBusinessResults failed with {type(exc).__name__}: {exc}",
+                cause=exc,
+            ) from exc
+        finally:
+            self._fetching = None
+        definitions = Definitions(results)
+        self._definitions = (definitions, started)
+        return definitions
+
+    @property
+    def _clock(self) -> Clock:
+        return self._client._session.clock
+
     async def write_back(
         self,
         data_id: int | str,
@@ -31,18 +87,29 @@ class BusinessResults(PagedResource[BusinessResult]):
         sub_status: str | None = None,
         busi_result_desc: str | None = None,
         work_no: str | None = None,
+        check_definitions: bool = False,
     ) -> None:
         """Write a business result back for one outbound call record (callBusiResult).
+
+        With ``check_definitions``, a ``busi_result``/``sub_status`` the tenant does not
+        define (:meth:`definitions`) raises :class:`~isales_async.UndefinedResultError`
+        instead of being sent; :class:`~isales_async.DefinitionsUnavailableError` when
+        the definitions cannot be fetched (nothing is sent).
 
         Raises :class:`~isales_async.OutcomeUnknownError` when the request was sent but
         its fate is unknown: it is then deliberately not resent, since a second writeback
         can trigger the campaign's retry policy.
         """
         body = writeback_body(busi_result, sub_status, busi_result_desc, work_no)
-        await self._send_write_back(check_data_id(data_id), body)
+        key = check_data_id(data_id)
+        if check_definitions:
+            (await self.definitions()).check(body["busiResult"], body.get("subStatus"))
+        await self._send_write_back(key, body)
 
-    # The batch lives in _batch; bound here as a method, it is client.business_results.write_back_many.
+    # The batch lives in _batch; bound here as methods, they are client.business_results.write_back_many
+    # and client.business_results.plan_write_back.
     write_back_many = write_back_many
+    plan_write_back = plan_write_back
 
     @staticmethod
     def validate_write_back(record: Writeback) -> dict[str, Any]:
@@ -55,3 +122,9 @@ class BusinessResults(PagedResource[BusinessResult]):
         await self._client._request(
             ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send
         )
+
+
+def _retrieve(fetch: asyncio.Future[Definitions]) -> None:
+    """Mark a fetch's failure as seen, so a fetch whose every caller was cancelled logs no warning."""
+    if not fetch.cancelled():
+        fetch.exception()

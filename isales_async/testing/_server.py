@@ -424,6 +424,12 @@ class FakeISales:
     callbacks see each verified request first (a test can change the data between pages
     there). Evidence: ``requests`` (every verified request), ``applied`` (every write
     applied, in order) and :meth:`applied_counts`.
+
+    The tenant's business-result definitions are ``business_results``: generated from
+    ``business_result_count`` and ``children_per_result`` (``B01`` with ``B01-1`` ...), or
+    given as the API's dicts (``{"code", "name", "defLevel", "children": [...]}``) with
+    ``FakeISales(business_results=[...])``; assign the attribute to change them mid-test.
+    A writeback is checked against them as it arrives (see ``_on_callBusiResult``).
     """
 
     def __init__(
@@ -440,10 +446,15 @@ class FakeISales:
         max_clock_skew: float = 900.0,
         chaos: Chaos | None = None,
         paging: PagingQuirk | None = None,
+        business_results: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.credentials = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
         self.obs_codes = _data.obs_codes(obs_code_count)
-        self.business_results = _data.business_results(business_result_count, children_per_result)
+        self.business_results: list[dict[str, Any]] = (
+            [dict(result) for result in business_results]
+            if business_results is not None
+            else _data.business_results(business_result_count, children_per_result)
+        )
         self.data_id_count = data_id_count
         start = _dt.datetime(2026, 11, 2, 9, 0, 0)
         self.campaign_calls = {c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns}
@@ -821,6 +832,13 @@ class FakeISales:
         return self._paged("queryOBSResults", query, listed, "data")
 
     def _on_callBusiResult(self, *, params: dict[str, str], body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Apply a writeback, refusing what the tenant's definitions do not have.
+
+        A ``busiResult`` that is not a level-1 code of ``business_results`` is ``0200001``
+        (the page's error table offers nothing closer than "Parameter error"); a
+        ``subStatus`` that is not one of that code's children, including any ``subStatus``
+        on a code without children, is ``0200034``.
+        """
         data_id = params["dataId"]
         busi_result = _text(body, "busiResult", required=True, max_len=50)
         sub_status = _text(body, "subStatus", max_len=50)
@@ -831,7 +849,7 @@ class FakeISales:
         parent = next((r for r in self.business_results if r["code"] == busi_result), None)
         if parent is None:
             raise _Reject("0200001", f"busiResult {busi_result} is not a defined business result")
-        if sub_status is not None and sub_status not in {c["code"] for c in parent["children"]}:
+        if sub_status is not None and sub_status not in {c["code"] for c in parent.get("children") or ()}:
             raise _Reject("0200034", f"The substatus {sub_status} does not match the business result {busi_result}.")
         self.applied.append(AppliedWrite("callBusiResult", data_id, body))
         return {"resultCode": SUCCESS, "resultDesc": "The business result is written back successfully."}
