@@ -57,16 +57,26 @@ def run(server: FakeISales, *args: str, **env: str) -> subprocess.CompletedProce
 
 
 def read_until(stream: object, text: str) -> list[str]:
-    """Lines of ``stream`` up to and including the first that contains ``text``."""
+    """Lines of ``stream`` up to and including the first that contains ``text``.
+
+    Read a byte at a time from the file descriptor: a buffered ``readline`` could take the
+    awaited line into its buffer with an earlier one, and ``select`` would then never see it.
+    Nothing after the awaited line is consumed, so ``communicate()`` still gets the rest.
+    """
+    fd = stream.fileno()  # type: ignore[attr-defined]
     selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
+    selector.register(fd, selectors.EVENT_READ)
     lines: list[str] = []
+    line = b""
     try:
         while not lines or text not in lines[-1]:
             assert selector.select(timeout=WAIT), f"no line with {text!r} came; got {lines}"
-            line = stream.readline()  # type: ignore[attr-defined]
-            assert line, f"the stream ended before a line with {text!r}; got {lines}"
-            lines.append(line)
+            byte = os.read(fd, 1)
+            assert byte, f"the stream ended before a line with {text!r}; got {lines}"
+            line += byte
+            if byte == b"\n":
+                lines.append(line.decode(errors="replace"))
+                line = b""
     finally:
         selector.close()
     return lines
