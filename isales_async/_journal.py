@@ -316,9 +316,10 @@ class Journal:
     # -- reading ---------------------------------------------------------------------------
 
     def entries(
-        self, *statuses: Status, run: int | None = None, offset: int = 0, limit: int = -1
+        self, *statuses: Status, run: int | None = None, claimed: int | None = None, offset: int = 0, limit: int = -1
     ) -> Iterator[JournalEntry]:
-        """The rows in ``statuses`` (all when none is given; of ``run``, if given), oldest first;
+        """The rows in ``statuses`` (all when none is given), oldest first; of ``run`` (the run that
+        set their state) and ``claimed`` by that run (its input had them), if given;
         ``offset``/``limit`` select a slice without reading the rest."""
         where: list[str] = []
         params: list[object] = []
@@ -328,6 +329,9 @@ class Journal:
         if run is not None:
             where.append("run = ?")
             params.append(run)
+        if claimed is not None:
+            where.append("claimed = ?")
+            params.append(claimed)
         columns = _COLUMNS if self._fingerprints else _COLUMNS.replace("fingerprint", "NULL")
         sql = f"SELECT {columns} FROM records{' WHERE ' + ' AND '.join(where) if where else ''}"
         with self._guard("cannot be read"):
