@@ -120,8 +120,8 @@ class _JournalSucceeded(Sequence[Outcome]):
     """The succeeded outcomes of one journal run, read from disk so memory stays flat.
 
     Each read opens the journal read-only, so the report outlives the batch's own
-    connection; ``extra`` are successes the journal failed to record. Read it before
-    the next run on the same journal, which takes the rows over.
+    connection, and reads the successes of its own run only, so it stays right after
+    later runs on the same journal; ``extra`` are successes the journal failed to record.
     """
 
     def __init__(self, path: str, run: int, count: int, extra: Sequence[Outcome]) -> None:
@@ -136,9 +136,9 @@ class _JournalSucceeded(Sequence[Outcome]):
 
     def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
         with Journal(self._path, readonly=True) as journal:
-            for entry in journal.entries(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
-                record = Writeback.from_json(entry.record)
-                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=entry.key)
+            for key, data in journal.succeeded_in(self._run, offset=offset, limit=limit):
+                record = Writeback.from_json(data)
+                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=key)
 
     @overload
     def __getitem__(self, index: int) -> Outcome: ...
@@ -403,7 +403,7 @@ class _JournalStore(_Store):
 
     def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
         assert self.journal.run is not None
-        count = self.journal.count(Status.SUCCEEDED, self.journal.run)
+        count = self.journal.count_succeeded_in(self.journal.run)
         return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
 
 

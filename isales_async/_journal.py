@@ -59,6 +59,21 @@ CREATE TABLE {name} (
 )"""
 _RUNS = "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started REAL NOT NULL)"
 _INDEX = "CREATE INDEX IF NOT EXISTS records_by_run ON records (run, status)"
+# A run's successes outlive a later run that takes their rows over (a changed record sent
+# again): the row it had is kept here, so that run's report still lists it. Additive, so
+# created (if missing) on every open for writing, without a schema version of its own.
+_EARLIER_SUCCESSES = (
+    "CREATE TABLE IF NOT EXISTS earlier_successes ("
+    "run INTEGER NOT NULL, data_id TEXT NOT NULL, record BLOB, updated REAL NOT NULL, PRIMARY KEY (run, data_id))",
+    "CREATE TRIGGER IF NOT EXISTS keep_earlier_successes BEFORE UPDATE OF status, run ON records "
+    "WHEN OLD.status = 'succeeded' AND NEW.run IS NOT OLD.run BEGIN "
+    "INSERT OR REPLACE INTO earlier_successes (run, data_id, record, updated) "
+    "VALUES (OLD.run, OLD.data_id, OLD.record, OLD.updated); END",
+)
+_SUCCEEDED_IN = (
+    "SELECT {0} FROM (SELECT data_id, record, updated FROM records WHERE status = 'succeeded' AND run = ? "
+    "UNION ALL SELECT data_id, record, updated FROM earlier_successes WHERE run = ?)"
+)
 # When migration folds rows that are one dataId ("1", "01") into one, the row that
 # keeps the most caution wins: in doubt, then succeeded, failed, not sent, queued.
 _RANK = "CASE {0} WHEN 'sending' THEN 5 WHEN 'unknown' THEN 5 WHEN 'succeeded' THEN 4 WHEN 'failed' THEN 3 WHEN 'not_sent' THEN 2 ELSE 1 END"
@@ -187,6 +202,8 @@ class Journal:
                 self._db.execute(_RUNS)
                 self._db.execute(_INDEX)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in _EARLIER_SUCCESSES:
+                self._db.execute(statement)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -348,6 +365,18 @@ class Journal:
                     message,
                     updated,
                 )
+
+    def succeeded_in(self, run: int, offset: int = 0, limit: int = -1) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The key and record of each success of ``run``, oldest first, including those a later
+        run has since taken over; ``offset``/``limit`` select a slice."""
+        sql = _SUCCEEDED_IN.format("data_id, record") + " ORDER BY updated, data_id LIMIT ? OFFSET ?"
+        with self._guard("cannot be read"):
+            for key, record in self._db.execute(sql, (run, run, limit, offset)):
+                yield key, orjson.loads(record) if record else {}
+
+    def count_succeeded_in(self, run: int) -> int:
+        """How many records ``run`` applied (see :meth:`succeeded_in`)."""
+        return int(self._execute("cannot be read", _SUCCEEDED_IN.format("COUNT(*)"), (run, run)).fetchone()[0])
 
     def _has_fingerprints(self) -> bool:
         with self._guard("cannot be read"):

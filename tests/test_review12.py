@@ -123,7 +123,6 @@ async def test_a_changed_record_stopped_before_sending_keeps_what_was_applied(
 # -- point 10: a Journal object reused for another batch ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the next batch on the same Journal rewrites the rows the first report reads")
 async def test_a_report_stays_right_after_its_journal_serves_another_batch(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
