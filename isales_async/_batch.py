@@ -120,8 +120,8 @@ class _JournalSucceeded(Sequence[Outcome]):
     """The succeeded outcomes of one journal run, read from disk so memory stays flat.
 
     Each read opens the journal read-only, so the report outlives the batch's own
-    connection; ``extra`` are successes the journal failed to record. Read it before
-    the next run on the same journal, which takes the rows over.
+    connection, and reads the successes of its own run only, so it stays right after
+    later runs on the same journal; ``extra`` are successes the journal failed to record.
     """
 
     def __init__(self, path: str, run: int, count: int, extra: Sequence[Outcome]) -> None:
@@ -136,9 +136,9 @@ class _JournalSucceeded(Sequence[Outcome]):
 
     def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
         with Journal(self._path, readonly=True) as journal:
-            for entry in journal.entries(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
-                record = Writeback.from_json(entry.record)
-                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=entry.key)
+            for key, data in journal.succeeded_in(self._run, offset=offset, limit=limit):
+                record = Writeback.from_json(data)
+                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=key)
 
     @overload
     def __getitem__(self, index: int) -> Outcome: ...
@@ -358,7 +358,7 @@ class _Store:
         ``sending``: it goes to the wire next (else it is skipped or refused)."""
         self._seen.add(prepared.key)
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
+    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
         """Without a journal nothing outlives the process, so there is nothing to record."""
 
     def finish(self, outcome: Outcome, status: Status) -> None:
@@ -384,16 +384,16 @@ class _JournalStore(_Store):
         return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
-        if decision.known and (not sending or decision.in_doubt):
-            # Only claim it for this run: a record skipped or refused keeps what the journal knew,
-            # and one in doubt keeps its state and stored payload until this one really leaves
-            # (on_send), so a stop before that leaves it in doubt.
+        if decision.known:
+            # Only claim it for this run: a known record keeps what the journal knew (applied,
+            # failed, in doubt, with that payload's fingerprint) until this one really leaves
+            # (on_send), so a record skipped, refused, or stopped before sending changes nothing.
             self.journal.touch(prepared.key)
         else:
             self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
-        if in_doubt_before:  # the claim left the earlier payload in place: store the one now leaving
+    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
+        if known:  # the claim left the earlier payload in place: store the one now leaving
             self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
         else:  # the claim stored this payload already
             self.journal.mark(prepared.key, Status.SENDING)
@@ -403,7 +403,7 @@ class _JournalStore(_Store):
 
     def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
         assert self.journal.run is not None
-        count = self.journal.count(Status.SUCCEEDED, self.journal.run)
+        count = self.journal.count_succeeded_in(self.journal.run)
         return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
 
 
@@ -590,7 +590,7 @@ class _Batch:
             self.would_send += 1
             self.would_resend += decision.known
         else:
-            await self.send(outcome, prepared, decision.in_doubt)
+            await self.send(outcome, prepared, decision)
 
     def refusal(self, prepared: PreparedWriteback) -> UndefinedResultError | None:
         """Why the tenant's definitions refuse the record, if they were asked for and do."""
@@ -598,7 +598,7 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, outcome: Outcome, prepared: PreparedWriteback, in_doubt_before: bool) -> None:
+    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: _Decision) -> None:
         assert isinstance(outcome.record, Writeback)
         record = outcome.record
         state = _InProgress()
@@ -607,7 +607,7 @@ class _Batch:
             if not self.sending_allowed:
                 raise _NotSent
             try:
-                self.store.sending(prepared, record, in_doubt_before)
+                self.store.sending(prepared, record, decision.known)
             except JournalError as exc:  # what the journal cannot record is not sent
                 self.abort(exc)
                 raise _NotSent from exc
@@ -633,9 +633,7 @@ class _Batch:
         if result is None:  # cancelled by halt() (not yet sent) or abandon()
             result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
         kind, error = result
-        self.settle(
-            attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, in_doubt_before)
-        )
+        self.settle(attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, decision))
 
     def classify(self, error: ISalesError) -> tuple[OutcomeKind, BaseException]:
         if isinstance(error, OutcomeUnknownError):
@@ -724,12 +722,16 @@ def _abandoned() -> OutcomeUnknownError:
     )
 
 
-def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, in_doubt_before: bool) -> Status | None:
+def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, decision: _Decision) -> Status | None:
     """What the journal records for an outcome; ``None`` leaves the claimed row as it is.
 
+    A record an earlier run took keeps its row (state and payload) unless this run sent
+    it: what was applied, failed or left in doubt with the earlier payload is still so.
     A record that was in doubt before this run stays in doubt unless this run got a
     definite answer: a resend that provably did not happen says nothing about the first.
     """
+    if decision.known and not sent:
+        return None
     if kind is OutcomeKind.SUCCEEDED:
         return Status.SUCCEEDED
     if kind is OutcomeKind.UNKNOWN:
@@ -741,7 +743,7 @@ def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, 
     else:
         assert error is not None  # a failure always carries its error
         status = _failure_status(error)
-    return Status.UNKNOWN if status is Status.NOT_SENT and in_doubt_before else status
+    return Status.UNKNOWN if status is Status.NOT_SENT and decision.in_doubt else status
 
 
 async def write_back_many(

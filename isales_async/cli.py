@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import csv
 import datetime as _dt
+import functools
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import attrs
 import orjson
@@ -49,11 +50,13 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 from aiohttp import web
 
 from . import (
+    AuthenticationError,
     BatchAbortedError,
     BatchControl,
     BusinessError,
     BusinessResult,
     CallResult,
+    ConnectError,
     DefinitionsUnavailableError,
     DuplicateRecordError,
     ISalesClient,
@@ -64,6 +67,7 @@ from . import (
     Outcome,
     PushReceiver,
     Status,
+    TLSError,
     UndefinedResultError,
     ValidationError,
     Writeback,
@@ -128,23 +132,24 @@ def _read_secret() -> str | None:
     return None
 
 
-def _run(coro: Awaitable[T]) -> T:
-    """Run a command's coroutine; library errors become a clear message and exit status 2."""
+def _run(coro: Awaitable[T], resume: str | None = None) -> T:
+    """Run a command's coroutine; library errors become a clear message and exit status 2
+    (``resume``: the command that runs it again, printed with the error)."""
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     except ISalesError as exc:
-        _exit_with(exc)
+        _exit_with(exc, resume)
 
 
-def _exit_with(exc: ISalesError) -> NoReturn:
+def _exit_with(exc: ISalesError, resume: str | None = None) -> NoReturn:
     """Print a library error as one line (unwrapped, so it can be copied) and exit 2."""
     err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, markup=True, soft_wrap=True)
     if isinstance(exc, DefinitionsUnavailableError):
         err.print(
             "nothing was sent: run the same command again once the definitions can be read, "
-            "or pass --no-check to write back without checking",
+            "or pass --no-check to write back without checking" + (f"; resume with: {resume}" if resume else ""),
             highlight=False,
             soft_wrap=True,
         )
@@ -437,8 +442,21 @@ def call_results(
 
 WRITEBACK_COLUMNS = ("dataId", "busiResult", "subStatus", "busiResultDesc", "workNo")
 DEFAULT_ENCODING = "utf-8-sig"
-# What errors="surrogateescape" turns an undecodable byte into.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# The error handler input files are decoded with: each byte a codec cannot decode becomes
+# U+DC00 + its value, as with "surrogateescape", but for every byte value, so it also
+# carries the errors of multi-byte codecs (a bad UTF-16 unit is 0x00 0xD8; surrogateescape
+# refuses bytes below 0x80). Strict decoding never yields such a lone surrogate.
+UNDECODABLE = "isales-undecodable"
+_ESCAPED_BYTES = re.compile("[\udc00-\udcff]+")
+
+
+def _escape_undecodable(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return "".join(chr(0xDC00 + byte) for byte in error.object[error.start : error.end]), error.end
+
+
+codecs.register_error(UNDECODABLE, _escape_undecodable)
 
 
 @attrs.frozen
@@ -469,21 +487,28 @@ def _detect_format(path: Path, fmt: str) -> str:
 
 
 def _undecodable(text: str, encoding: str, where: str = "column") -> str | None:
-    """Why ``text`` (read with ``errors="surrogateescape"``) is not valid ``encoding`` text, if it is not;
-    ``where`` names what the position counts in."""
-    found = None if text.isascii() else _ESCAPED_BYTE.search(text)
+    """Why ``text`` (decoded with the :data:`UNDECODABLE` handler) is not valid ``encoding`` text,
+    if it is not; ``where`` names what the position counts in."""
+    found = None if text.isascii() else _ESCAPED_BYTES.search(text)
     if found is None:
         return None
-    byte = ord(found.group()) - 0xDC00
+    values = " ".join(f"0x{ord(c) - 0xDC00:02X}" for c in found.group())
     return (
-        f"is not valid {encoding} text (byte 0x{byte:02X} at {where} {found.start() + 1}); "
+        f"is not valid {encoding} text ({'byte' if len(found.group()) == 1 else 'bytes'} {values} "
+        f"at {where} {found.start() + 1}); "
         "if the file has another encoding, pass it with --encoding (for example --encoding gbk)"
     )
 
 
 def _printable(text: str) -> str:
     """``text`` with each undecodable byte shown as U+FFFD, so it can be written as JSON."""
-    return _ESCAPED_BYTE.sub("\ufffd", text)
+    return _ESCAPED_BYTES.sub(lambda found: "\ufffd" * len(found.group()), text)
+
+
+def _open_text(path: Path, encoding: str) -> IO[str]:
+    """``path`` decoded incrementally, lines split after decoding (so any codec works), and
+    undecodable bytes kept as markers that :func:`_undecodable` finds in their own line."""
+    return path.open(newline="", encoding=encoding, errors=UNDECODABLE)
 
 
 def read_records(
@@ -491,11 +516,13 @@ def read_records(
 ) -> Iterator[FileRecord]:
     """Stream records from a CSV (with a header) or JSON Lines file.
 
-    A line that cannot be read (bad JSON or CSV, wrong columns, bytes that are not
-    ``encoding`` text) is appended to ``malformed`` with its line number and skipped;
-    reading never raises because of one line.
+    Each line is read alone: a line that cannot be read (bad JSON or CSV, an
+    unterminated quote, wrong columns, bytes that are not ``encoding`` text) is appended
+    to ``malformed`` with its line number and skipped, and the next line is read as if
+    it had not been there. Reading never raises because of one line; a CSV field
+    therefore cannot span lines.
     """
-    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
+    with _open_text(path, encoding) as handle:
         if fmt == "jsonl":
             yield from _read_jsonl(handle, malformed, encoding)
         else:
@@ -520,37 +547,68 @@ def _read_jsonl(handle: Iterable[str], malformed: list[Malformed], encoding: str
             malformed.append(Malformed(number, text, f"line {number}: {exc}"))
 
 
+def csv_fields(line: str) -> list[str]:
+    """The fields of one CSV line, parsed alone (``[]`` for a blank line).
+
+    Raises:
+        csv.Error: the line is not CSV, e.g. a quote left open, which must not take the
+            lines after it into its field.
+    """
+    return next(csv.reader([line], strict=True), [])
+
+
 def _read_csv(handle: Iterable[str], malformed: list[Malformed], encoding: str) -> Iterator[FileRecord]:
-    reader = csv.DictReader(handle)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            malformed.append(Malformed(reader.line_num, "", f"line {reader.line_num} cannot be read as CSV: {exc}"))
-            continue
-        number = reader.line_num
-        text = ",".join(str(v) for v in row.values() if v is not None)
-        problem = next(
-            (p for k, v in row.items() if isinstance(v, str) and (p := _undecodable(v, encoding, f"{k} character"))),
-            None,
-        )
-        if problem is not None:
-            malformed.append(Malformed(number, _printable(text), f"line {number} {problem}"))
-        elif None in row or None in row.values():
-            malformed.append(Malformed(number, text, f"line {number} has the wrong number of columns"))
-        else:
+    lines = enumerate(handle, 1)
+    first = next(lines, None)
+    if first is None:
+        return
+    try:
+        header = csv_fields(first[1])
+    except csv.Error as exc:
+        malformed.append(Malformed(1, _printable(first[1].rstrip("\r\n")), f"line 1 (the header): {exc}"))
+        return
+    for number, line in lines:
+        bad = _malformed_csv_line(number, line, header, encoding)
+        if isinstance(bad, Malformed):
+            malformed.append(bad)
+        elif bad:
             try:
-                yield FileRecord.numbered(Writeback.from_json(row), number)
+                yield FileRecord.numbered(Writeback.from_json(dict(zip(header, bad, strict=True))), number)
             except ValidationError as exc:
-                malformed.append(Malformed(number, text, f"line {number}: {exc}"))
+                malformed.append(Malformed(number, line.rstrip("\r\n"), f"line {number}: {exc}"))
+
+
+def _malformed_csv_line(number: int, line: str, header: Sequence[str], encoding: str) -> Malformed | list[str]:
+    """Why line ``number`` is malformed, or its fields (``[]``: a blank line, skipped)."""
+    text = line.rstrip("\r\n")
+    try:
+        fields = csv_fields(line)
+    except csv.Error as exc:
+        problem = _undecodable(text, encoding)
+        reason = f"line {number} {problem}" if problem else f"line {number} cannot be read as CSV: {exc}"
+        return Malformed(number, _printable(text), reason)
+    problem = next(
+        (p for k, v in zip(header, fields, strict=False) if (p := _undecodable(v, encoding, f"{k} character"))),
+        None,
+    )
+    if problem is not None:
+        return Malformed(number, _printable(text), f"line {number} {problem}")
+    if fields and len(fields) != len(header):
+        return Malformed(number, text, f"line {number} has the wrong number of columns")
+    return fields
 
 
 def check_csv_header(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
     """Refuse, before anything is sent, a CSV whose header is not the writeback columns."""
-    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
-        header = next(csv.reader(handle), [])
+    try:
+        with _open_text(path, encoding) as handle:
+            first = next(iter(handle), "")
+    except UnicodeError as exc:  # a codec's own refusal, e.g. UTF-16 without a byte order mark
+        raise click.UsageError(f"{path.name} cannot be read as {encoding}: {exc}") from None
+    try:
+        header = csv_fields(first)
+    except csv.Error as exc:
+        raise click.UsageError(f"{path.name}: the CSV header cannot be read: {exc}") from None
     problem = next(
         (p for i, name in enumerate(header, 1) if (p := _undecodable(name, encoding, f"column {i} character"))), None
     )
@@ -563,10 +621,15 @@ def check_csv_header(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
 
 
 def _check_encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Accept only a text encoding that can decode a file line by line with :data:`UNDECODABLE`."""
     try:
-        codecs.lookup(value)
-    except LookupError:
-        raise click.BadParameter(f"unknown encoding {value!r}") from None
+        "".encode(value)  # LookupError for an unknown name and for bytes-to-bytes codecs (hex, zip, rot13)
+        codecs.getincrementaldecoder(value)(errors=UNDECODABLE).decode(b"", final=True)
+    except LookupError as exc:
+        known = "unknown encoding" if "unknown encoding" in str(exc) else "not a text encoding"
+        raise click.BadParameter(f"{known} {value!r}") from None
+    except (UnicodeError, TypeError) as exc:  # e.g. idna, which cannot mark a bad byte and go on
+        raise click.BadParameter(f"{value!r} cannot decode a file line by line: {exc}") from None
     return value
 
 
@@ -591,7 +654,7 @@ def outcome_action(status: str, error: BaseException | None, key: str = "") -> s
             "unless you pass --resend-unknown"
         )
     if status == "not_sent":
-        return "it was not sent because the batch stopped: run the same command again to send it"
+        return _not_sent_action(error)
     if status == "earlier_unknown":
         return (
             f"an earlier run left it in doubt (it may have been applied): check dataId {key} on the server; "
@@ -614,7 +677,27 @@ def outcome_action(status: str, error: BaseException | None, key: str = "") -> s
     return "it was not applied: run the same command again to send it"
 
 
-def _outcome_entry(status: str, outcome: Outcome, stop_reason: str | None) -> dict[str, Any]:
+def _not_sent_action(cause: BaseException | None) -> str:
+    """What to do about a record the batch stopped before sending, given what stopped it."""
+    again = "then run the same command again (the one after 'resume with:') to send it"
+    if isinstance(cause, AuthenticationError):
+        return (
+            "it was not sent: the server refused the credentials (HTTP 401); fix the AK/SK "
+            f"(--ak or ISALES_AK, ISALES_SK or ISALES_SK_FILE) and check the clock, {again}"
+        )
+    if isinstance(cause, TLSError):
+        return f"it was not sent: TLS failed; fix --ca-file or the server's certificate, {again}"
+    if isinstance(cause, ConnectError):
+        return f"it was not sent: the server was unreachable; once it answers, {again}"
+    if isinstance(cause, JournalError):
+        return f"it was not sent: the journal failed; fix its disk or file, {again}"
+    return "it was not sent because the batch stopped: run the same command again to send it"
+
+
+def _outcome_entry(
+    status: str, outcome: Outcome, stop_reason: str | None, cause: BaseException | None = None
+) -> dict[str, Any]:
+    """The follow-up line of one outcome; ``cause`` is the error that stopped the batch, if one did."""
     record, error = outcome.record, outcome.error
     if error is not None:
         message = str(error)
@@ -629,7 +712,7 @@ def _outcome_entry(status: str, outcome: Outcome, stop_reason: str | None) -> di
         "error": type(error).__name__ if error is not None else None,
         "code": getattr(error, "code", None),
         "message": message,
-        "action": outcome_action(status, error, outcome.key),
+        "action": outcome_action(status, error or cause, outcome.key),
     }
 
 
@@ -648,19 +731,24 @@ def _earlier_entry(entry: JournalEntry) -> dict[str, Any]:
 
 
 def followup_entries(
-    report: BatchReport, malformed: Sequence[Malformed], journal: Journal | None
+    report: BatchReport, malformed: Sequence[Malformed], journal: Journal | None, cause: BaseException | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Every record of this input that is not written, each once, with what happened and what to do."""
+    """Every record of this input that is not written, each once, with what happened and what to do.
+
+    ``cause`` is the error that stopped the batch, if one did. Records an earlier run left
+    failed or in doubt are listed when this input has them (this run skipped them), not
+    the rest of a journal that other inputs share.
+    """
     for outcome in report.failed:
         yield _outcome_entry(_failed_status(outcome), outcome, report.stop_reason)
     for outcome in report.unknown:
         yield _outcome_entry("unknown", outcome, report.stop_reason)
     for outcome in report.not_sent:
-        yield _outcome_entry("not_sent", outcome, report.stop_reason)
+        yield _outcome_entry("not_sent", outcome, report.stop_reason, cause)
     yield from map(_malformed_entry, malformed)
-    if journal is not None:
+    if journal is not None and journal.run is not None:
         this_run = {o.key for o in [*report.failed, *report.unknown, *report.not_sent]}
-        for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN):
+        for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN, claimed=journal.run):
             if entry.key not in this_run:
                 yield _earlier_entry(entry)
 
@@ -803,56 +891,153 @@ def _print_summary(
     out.print(table)
 
 
-@contextlib.contextmanager
-def _stopped_by_signals(control: BatchControl) -> Iterator[list[int]]:
-    """The first SIGINT/SIGTERM stops the batch gracefully, a second abandons what is in flight.
+class _Signals:
+    """SIGINT and SIGTERM for the whole of ``isales writeback``: recorded, never an exception.
 
-    Yields the signals received. Where the loop cannot take signal handlers (Windows, a
-    thread), Ctrl-C keeps its default effect.
+    Installed before the command reads anything and kept until it exits, so a signal at
+    any moment (checking the header, opening the journal, writing the follow-up file) is
+    acted on where stopping is safe, instead of a ``KeyboardInterrupt`` (or the default
+    kill of SIGTERM) in the middle of a write. While the batch runs (:meth:`stopping`),
+    the first stops it gracefully and a second abandons the records in flight; a dry run
+    (:meth:`cancelling`) just stops. Outside the main thread nothing is installed.
     """
-    received: list[int] = []
-    loop = asyncio.get_running_loop()
 
-    def handle(signum: int) -> None:
-        received.append(signum)
-        name = signal.Signals(signum).name
-        if len(received) == 1:
-            control.stop()
-            err.print(
-                f"{name}: stopping: no new records; waiting for those in flight ({name} again abandons them)",
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
-            control.abandon()
-            err.print(
-                f"{name}: abandoning the records in flight: they are listed as unknown", highlight=False, soft_wrap=True
-            )
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.during_batch: list[int] = []
+        self._on_signal: Callable[[int], None] | None = None
+        self._previous: dict[int, Any] = {}
 
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._record)
+            except ValueError:  # not the main thread
+                break
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    @property
+    def status(self) -> int | None:
+        """The exit status the first signal asks for (128 + its number), if one came."""
+        return 128 + self.received[0] if self.received else None
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+        if self._on_signal is not None:
+            self._on_signal(signum)
+
+    @contextlib.contextmanager
+    def _calling(self, act: Callable[[int], None]) -> Iterator[None]:
+        """Run ``act(signum)`` in the running loop for each signal, those already received first."""
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed as the signal came: the command ends anyway
+                loop.call_soon_threadsafe(act, signum)  # which also wakes the loop
+
+        self._on_signal = on_signal
         try:
-            loop.add_signal_handler(signum, handle, signum)
-        except (NotImplementedError, RuntimeError, ValueError):
+            for signum in self.received:
+                act(signum)
+            yield
+        finally:
+            self._on_signal = None
+
+    def stopping(self, control: BatchControl) -> contextlib.AbstractContextManager[None]:
+        """While the batch runs: the first signal stops it, a second abandons what is in flight."""
+
+        def act(signum: int) -> None:
+            self.during_batch.append(signum)
+            name = signal.Signals(signum).name
+            if len(self.during_batch) == 1:
+                control.stop()
+                err.print(
+                    f"{name}: stopping: no new records; waiting for those in flight ({name} again abandons them)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            else:
+                control.abandon()
+                err.print(
+                    f"{name}: abandoning the records in flight: they are listed as unknown",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+        return self._calling(act)
+
+    def cancelling(self, task: asyncio.Task[Any]) -> contextlib.AbstractContextManager[None]:
+        """While ``task`` (which sends nothing) runs: a signal cancels it."""
+
+        def act(signum: int) -> None:
+            task.cancel()
+
+        return self._calling(act)
+
+    def exit_if_received(self, doing: str) -> None:
+        """Exit with the signal's status if one came before ``doing`` started; nothing was sent."""
+        if self.status is not None:
+            name = signal.Signals(self.received[0]).name
+            err.print(f"stopped by {name} before {doing}: nothing was sent", highlight=False, soft_wrap=True)
+            raise SystemExit(self.status)
+
+
+def _with_signals(command: Callable[..., None]) -> Callable[..., None]:
+    """Run ``command`` with :class:`_Signals` installed, passed to it as ``signals``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        with _Signals() as signals:
+            command(*args, signals=signals, **kwargs)
+
+    return wrapper
+
+
+# Options a resume command never repeats: they would resend what this run left in doubt
+# or refused, or they are not a run at all.
+_NOT_RESUMED = frozenset({"retry_failed", "resend_unknown", "retry_unknown", "dry_run"})
+
+
+def _flags_given(ctx: click.Context, skip: frozenset[str] = frozenset()) -> list[str]:
+    """The options of ``ctx`` given on the command line (not from the environment or a default), as words.
+
+    The SK is never among them: it is never an option.
+    """
+    words: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None or param.name in skip:
             continue
-        installed.append(signum)
-    try:
-        yield received
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params.get(param.name)
+        name = max(param.opts, key=len)
+        if param.count:
+            words += [name] * int(value or 0)
+        elif param.is_flag and param.secondary_opts and not value:
+            words.append(max(param.secondary_opts, key=len))
+        elif param.is_flag:
+            words += [name] if value else []
+        elif param.multiple:
+            for item in value or ():
+                words += [name, str(item)]
+        elif value is not None:
+            words += [name, str(value)]
+    return words
 
 
-def _resume_command(file: Path, journal_path: Path | None, options: dict[str, Any], flags: Sequence[str] = ()) -> str:
-    """The command that resumes this run; never with --retry-failed or --resend-unknown, which
-    would resend what this run left in doubt."""
-    parts = ["isales", "writeback", str(file)]
-    if journal_path is not None:
-        parts += ["--journal", str(journal_path)]
-    for flag, value in options.items():
-        if value is not None:
-            parts += [flag, str(value)]
-    return shlex.join([*parts, *flags])
+def _resume_command(ctx: click.Context, file: Path) -> str:
+    """The command that resumes this run: the same settings and options as given on the
+    command line, never --retry-failed or --resend-unknown, which would resend what this
+    run left in doubt."""
+    parts = ["isales"]
+    if ctx.parent is not None:
+        parts += _flags_given(ctx.parent)
+    parts += [ctx.info_name or "writeback", str(file), *_flags_given(ctx, _NOT_RESUMED)]
+    return shlex.join(parts)
 
 
 def _open_journal(path: Path | None) -> Journal | None:
@@ -905,6 +1090,7 @@ def _open_journal(path: Path | None) -> Journal | None:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object instead of a table")
 @click.pass_obj
+@_with_signals
 def writeback(
     settings: Settings,
     file: Path,
@@ -922,6 +1108,7 @@ def writeback(
     no_check: bool,
     dry_run: bool,
     as_json: bool,
+    signals: _Signals,
 ) -> None:
     """Write back the business results in FILE (CSV or JSON Lines with dataId,busiResult,subStatus,busiResultDesc,workNo).
 
@@ -939,7 +1126,6 @@ def writeback(
     credentials or journal error, or when the definitions cannot be fetched (nothing
     more, or nothing at all, is sent), 130 or 143 when stopped by SIGINT or SIGTERM.
     """
-    fmt_given = fmt
     fmt = _detect_format(file, fmt)
     if fmt == "csv":
         check_csv_header(file, encoding)
@@ -961,13 +1147,29 @@ def writeback(
                     check_definitions=not no_check,
                 )
 
-        _finish_dry_run(_run(plan()), malformed, followup_path, as_json)
+        async def cancellable_plan() -> WritebackPlan:
+            task = asyncio.ensure_future(plan())
+            with signals.cancelling(task):
+                return await task
+
+        signals.exit_if_received("the dry run started")
+        try:
+            planned = _run(cancellable_plan())
+        except asyncio.CancelledError:
+            signals.exit_if_received("the dry run finished")
+            raise
+        _finish_dry_run(planned, malformed, followup_path, as_json)
         return
+    resume = (
+        _resume_command(click.get_current_context(), file)
+        if journal_file is not None
+        else "none: no journal was kept, so running the command again sends every record again"
+    )
     journal = _open_journal(journal_file)
 
-    async def run() -> tuple[BatchReport, str | None, list[int]]:
+    async def run() -> tuple[BatchReport, BatchAbortedError | None]:
         control = BatchControl()
-        with _stopped_by_signals(control) as received:
+        with signals.stopping(control):
             async with settings.client() as client:
                 try:
                     report = await run_writeback(
@@ -984,40 +1186,51 @@ def writeback(
                         check_definitions=not no_check,
                     )
                 except BatchAbortedError as exc:
-                    return exc.report, exc.reason, received
-        return report, None, received
+                    return exc.report, exc
+        return report, None
 
     try:
-        report, aborted, received = _run(run())
-        count = _write_followup(followup_path, followup_entries(report, malformed, journal))
+        signals.exit_if_received("the batch started")
+        report, aborted = _run(run(), resume)
+        count, unwritten = _followup_written(
+            followup_path, followup_entries(report, malformed, journal, aborted.cause if aborted else None)
+        )
     finally:
         if journal is not None:
             journal.close()
-    stopped = f"by {signal.Signals(received[0]).name}" if received else aborted or report.stop_reason
+    during = signals.during_batch
+    stopped = f"by {signal.Signals(during[0]).name}" if during else aborted.reason if aborted else report.stop_reason
     journal_shown = journal.path if journal else None
     if as_json:
         _json_line(_summary_json(report, len(malformed), journal_shown, followup_path if count else None, stopped))
     else:
         _print_summary(report, len(malformed), journal_shown, followup_path, count, stopped)
-    if aborted or received:
-        if journal_file is None:
-            resume = "none: no journal was kept, so running the command again sends every record again"
-        else:
-            options = {
-                "--format": fmt_given if fmt_given != "auto" else None,
-                "--encoding": encoding if encoding != DEFAULT_ENCODING else None,
-                "--followup": followup,
-            }
-            resume = _resume_command(file, journal_path, options, ["--no-check"] if no_check else [])
-        separator = " " if received else ": "
+    if aborted or during:
+        separator = " " if during else ": "
         err.print(f"stopped{separator}{stopped}; resume with: {resume}", highlight=False, soft_wrap=True)
-    if received:
-        raise SystemExit(128 + received[0])
-    if aborted:
+    if unwritten:
+        err.print(f"[red]error:[/red] {unwritten}", highlight=False, markup=True, soft_wrap=True)
+    if signals.status is not None:
+        raise SystemExit(signals.status)
+    if aborted or unwritten:
         raise SystemExit(2)
     if count:
         raise SystemExit(1)
     followup_path.unlink(missing_ok=True)
+
+
+def _followup_written(path: Path, entries: Iterable[dict[str, Any]]) -> tuple[int, str | None]:
+    """Write the follow-up file: the lines written, and why it could not be written whole, if it could not."""
+    try:
+        return _write_followup(path, entries), None
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    except JournalError as exc:  # the earlier runs' records could not be read
+        why = str(exc)
+    return 0, (
+        f"the follow-up file {path} could not be written ({why}): the records not written are in the "
+        "summary's counts and in the journal (isales journal export JOURNAL)"
+    )
 
 
 def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followup: Path, as_json: bool) -> NoReturn:
