@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -221,6 +220,7 @@ class WritebackPlan:
     counts the rest by reason as :attr:`BatchReport.skipped` does; ``refused`` holds the
     outcome of every record refused before sending (invalid, a duplicate, undefined in
     the tenant), each with its typed error, as a run would report it in ``failed``.
+    ``stop_reason`` says why the plan stopped before the input ended (``fail_fast``), if it did.
     """
 
     would_send: int
@@ -228,6 +228,7 @@ class WritebackPlan:
     skipped: Mapping[str, int]
     refused: Sequence[Outcome]
     elapsed: float
+    stop_reason: str | None = None
 
     @property
     def refused_by_reason(self) -> dict[str, int]:
@@ -246,6 +247,7 @@ class WritebackPlan:
         return (
             f"would send {self.would_send} ({self.would_resend} again); would skip: {counts(self.skipped)}; "
             f"would refuse: {counts(self.refused_by_reason)}"
+            + (f"; would stop early: {self.stop_reason}" if self.stop_reason else "")
         )
 
 
@@ -804,6 +806,9 @@ async def write_back_many(
     if retry_unknown is not None:
         warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
         resend_unknown = resend_unknown or retry_unknown
+    if journal is not None and not isinstance(journal, Journal):
+        Journal.check(journal)  # a journal the run cannot use costs no request
+    # Fetched before the journal is opened: a batch that cannot start leaves the journal as it was.
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(store: _Store) -> BatchReport:
@@ -846,7 +851,9 @@ async def plan_write_back(
     resource: BusinessResults,
     records: Iterable[Writeback] | AsyncIterable[Writeback],
     *,
+    concurrency: int = 10,
     journal: Journal | str | PathLike[str] | None = None,
+    fail_fast: bool = False,
     retry_failed: bool = False,
     resend_unknown: bool = False,
     check_definitions: bool = False,
@@ -858,36 +865,44 @@ async def plan_write_back(
     so a run started next (with the same journal, records and options) sends, skips and
     refuses what the plan says, unless the journal or the tenant changes in between.
 
+    It takes the options of :func:`write_back_many` that change what a run does, and
+    refuses the values a run refuses.
+
     Args:
-        journal: the journal a run would use, read only: no lock, no write (a missing
-            file is a journal that knows nothing yet).
+        concurrency: checked as a run checks it; a plan has nothing on the wire, so it
+            decides the records one by one, in order.
+        journal: the journal a run would use, read as the run would find it once opened
+            (:meth:`Journal.snapshot`): no lock, no write, no side file; a missing file is
+            a journal that knows nothing yet, where a run could create it.
+        fail_fast: stop at the first record refused, as a run stops at its first failure;
+            the records after it are in no count (a run would not take them). A run may
+            also stop at a failure the server reports, which no plan can foresee.
         check_definitions: as for :func:`write_back_many`; the definitions are fetched
             (or taken from the client's cache), and only they are.
 
     Raises:
+        ValidationError: an option a run refuses (``concurrency`` below 1).
         DefinitionsUnavailableError: ``check_definitions`` and the definitions could not be fetched.
-        JournalError: the journal exists but cannot be read.
+        JournalError: the journal is one a run refuses to open, or cannot be read.
         BatchAbortedError: reading the records or the journal failed midway (``.report``
             has the refusals and skips so far).
     """
+    check_int_range("concurrency", concurrency, 1)
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:
         store = _PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
-        batch = _Batch(resource, store, on_progress=None, fail_fast=False, definitions=definitions, dry_run=True)
+        batch = _Batch(resource, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
         report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
-        return WritebackPlan(batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed)
+        return WritebackPlan(
+            batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed, report.stop_reason
+        )
 
     if journal is None or isinstance(journal, Journal):
         return await run(journal)
-    opened = _read_only(journal)
+    opened = Journal.snapshot(journal)
     try:
         return await run(opened)
     finally:
         if opened is not None:
             opened.close()
-
-
-def _read_only(path: str | PathLike[str]) -> Journal | None:
-    """The journal at ``path`` opened read-only, or ``None`` when there is none yet (a run would create it)."""
-    return Journal(path, readonly=True) if os.path.exists(path) else None

@@ -701,7 +701,7 @@ async def run_writeback(
     *,
     total: int | None,
     concurrency: int,
-    journal: Journal | None,
+    journal: Journal | Path | None,
     fail_fast: bool,
     show_progress: bool,
     retry_failed: bool = False,
@@ -855,13 +855,21 @@ def _resume_command(file: Path, journal_path: Path | None, options: dict[str, An
     return shlex.join([*parts, *flags])
 
 
-def _open_journal(path: Path | None) -> Journal | None:
-    if path is None:
-        return None
+@contextlib.contextmanager
+def _reopened(path: Path | None) -> Iterator[Journal | None]:
+    """The journal a run just closed, read-only, for the records earlier runs left unwritten;
+    ``None`` (with a warning) when it cannot be read: this run's records are listed anyway."""
+    if path is None or not path.exists():
+        yield None
+        return
     try:
-        return Journal(path)
+        journal = Journal(path, readonly=True)
     except JournalError as exc:
-        _exit_with(exc)
+        err.print(f"warning: the follow-up file omits earlier runs: {exc}", highlight=False, soft_wrap=True)
+        yield None
+        return
+    with journal:
+        yield journal
 
 
 @cli.command("writeback")
@@ -955,7 +963,9 @@ def writeback(
             async with settings.client() as client:
                 return await client.business_results.plan_write_back(
                     read_records(file, fmt, malformed, encoding),
+                    concurrency=concurrency,
                     journal=journal_file,
+                    fail_fast=fail_fast,
                     retry_failed=retry_failed,
                     resend_unknown=resend_unknown,
                     check_definitions=not no_check,
@@ -963,8 +973,9 @@ def writeback(
 
         _finish_dry_run(_run(plan()), malformed, followup_path, as_json)
         return
-    journal = _open_journal(journal_file)
 
+    # The batch opens the journal itself, after checking the options and fetching the
+    # definitions: a run that cannot start leaves the journal exactly as it was.
     async def run() -> tuple[BatchReport, str | None, list[int]]:
         control = BatchControl()
         with _stopped_by_signals(control) as received:
@@ -975,7 +986,7 @@ def writeback(
                         read_records(file, fmt, malformed, encoding),
                         total=_count_lines(file, fmt),
                         concurrency=concurrency,
-                        journal=journal,
+                        journal=journal_file,
                         retry_failed=retry_failed,
                         resend_unknown=resend_unknown,
                         fail_fast=fail_fast,
@@ -987,14 +998,11 @@ def writeback(
                     return exc.report, exc.reason, received
         return report, None, received
 
-    try:
-        report, aborted, received = _run(run())
+    report, aborted, received = _run(run())
+    with _reopened(journal_file) as journal:
         count = _write_followup(followup_path, followup_entries(report, malformed, journal))
-    finally:
-        if journal is not None:
-            journal.close()
     stopped = f"by {signal.Signals(received[0]).name}" if received else aborted or report.stop_reason
-    journal_shown = journal.path if journal else None
+    journal_shown = str(journal_file) if journal_file is not None else None
     if as_json:
         _json_line(_summary_json(report, len(malformed), journal_shown, followup_path if count else None, stopped))
     else:
@@ -1021,9 +1029,13 @@ def writeback(
 
 
 def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followup: Path, as_json: bool) -> NoReturn:
-    """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1."""
-    count = _write_followup(followup, plan_followup_entries(plan, malformed))
+    """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1.
+
+    With nothing to refuse the follow-up file is left as it is: it may be the last run's,
+    listing what that run left to do.
+    """
     refused = refused_by_reason(plan.refused, len(malformed))  # counted as a run's summary counts them
+    count = _write_followup(followup, plan_followup_entries(plan, malformed)) if plan.refused or malformed else 0
     if as_json:
         _json_line(
             {
@@ -1045,11 +1057,11 @@ def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followu
             table.add_row(f"would skip: {reason}", str(n))
         for reason, n in refused.items():
             table.add_row(f"would refuse: {reason}", str(n))
+        if plan.stop_reason:
+            table.add_row("would stop early", plan.stop_reason)
         if count:
             table.add_row("follow-up file", f"{followup} ({count} lines)")
         out.print(table)
-    if not count:
-        followup.unlink(missing_ok=True)
     raise SystemExit(1 if count else 0)
 
 

@@ -64,7 +64,6 @@ LEGACY_RECORDS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the plan reads a schema-0 journal raw: 'no such column: claimed'")
 async def test_a_plan_on_a_journal_of_the_previous_version_is_what_the_run_then_does(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -76,7 +75,6 @@ async def test_a_plan_on_a_journal_of_the_previous_version_is_what_the_run_then_
     assert plan.would_send == len(sent_keys(server)) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="the plan fails on an empty journal file that a run takes as a new journal")
 async def test_a_plan_on_an_empty_journal_file_is_what_the_run_then_does(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -112,7 +110,6 @@ def newer_schema(tmp_path: Path, threaded: FakeISales) -> Path:
         pytest.param(lambda tmp_path, _: tmp_path / "no-such-dir" / "j.sqlite", id="directory missing"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="the dry run plans (exit 0) on a journal the run refuses to open (exit 2)")
 def test_a_dry_run_refuses_the_journal_the_run_refuses(threaded: FakeISales, tmp_path: Path, journal: Any) -> None:
     path = journal(tmp_path, threaded)
     source = write_csv(tmp_path / "r.csv", ["2,B01,,,", "3,B02,,,"])
@@ -125,9 +122,6 @@ def test_a_dry_run_refuses_the_journal_the_run_refuses(threaded: FakeISales, tmp
 # -- the dry run must take the options the run takes ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--dry-run ignores --fail-fast: it plans every line, the run stops at the first refusal"
-)
 def test_a_dry_run_with_fail_fast_counts_what_the_run_then_sends(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "r.csv", ["1,B01,,,", "2,B13,,,", *(f"{i},B01,,," for i in range(3, 40))])
     args = ["--json", "--fail-fast", "--concurrency", "1"]
@@ -137,7 +131,6 @@ def test_a_dry_run_with_fail_fast_counts_what_the_run_then_sends(threaded: FakeI
     assert json_summary(dry)["would_send"] == json_summary(run)["sent"]
 
 
-@pytest.mark.xfail(strict=True, reason="--dry-run --concurrency 0 plans (exit 0); the run is a usage error (exit 2)")
 def test_a_dry_run_refuses_the_options_the_run_refuses(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "r.csv", ["1,B01,,,"])
     run, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "0")
@@ -149,7 +142,6 @@ def test_a_dry_run_refuses_the_options_the_run_refuses(threaded: FakeISales, tmp
 # -- the dry run must write nothing the run then needs ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run with nothing to refuse deletes the follow-up file the last run wrote")
 def test_a_dry_run_keeps_the_follow_up_file_of_the_last_run(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "night.csv", ["1,B01,,,", "2,B02,,,"])
     threaded.inject(Fault.reset(after=True, endpoint=WB))  # record 1: sent, fate unknown
@@ -164,7 +156,6 @@ def test_a_dry_run_keeps_the_follow_up_file_of_the_last_run(threaded: FakeISales
     assert followup.exists() and followup.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run leaves the journal's -wal and -shm files behind")
 def test_a_dry_run_adds_no_file_beside_the_journal(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "night.csv", ["1,B01,,,", "2,B02,,,"])
     assert invoke(threaded, "writeback", str(source), "--no-progress")[0] == 0
@@ -173,7 +164,6 @@ def test_a_dry_run_adds_no_file_beside_the_journal(threaded: FakeISales, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == files
 
 
-@pytest.mark.xfail(strict=True, reason="the command migrates the journal in place before the definitions fetch fails")
 def test_a_run_whose_definitions_cannot_be_fetched_leaves_the_journal_as_it_was(
     threaded: FakeISales, tmp_path: Path
 ) -> None:
