@@ -331,12 +331,26 @@ _DUPLICATE_DECISION = _Decision(_DUPLICATE)
 
 
 def _decision_of(
-    found: tuple[Status, int, str | None], prepared: PreparedWriteback, *, retry_failed: bool, resend_unknown: bool
+    journal: Journal,
+    found: tuple[Status, int, str | None],
+    prepared: PreparedWriteback,
+    *,
+    retry_failed: bool,
+    resend_unknown: bool,
+    defined_now: bool,
 ) -> _Decision:
     """The decision for a record an earlier run of the journal took (``found``: its row)."""
     status, _, previous_fingerprint = found
+    # The code matters only to a failure the definitions may have caused; read it only then.
+    previous_code = journal.error_code(prepared.key) if status is Status.FAILED and defined_now else None
     skip = decide(
-        status, previous_fingerprint, prepared.fingerprint, retry_failed=retry_failed, resend_unknown=resend_unknown
+        status,
+        previous_fingerprint,
+        prepared.fingerprint,
+        retry_failed=retry_failed,
+        resend_unknown=resend_unknown,
+        previous_code=previous_code,
+        defined_now=defined_now,
     )
     return _Decision(skip, True, status in IN_DOUBT)
 
@@ -352,7 +366,9 @@ class _Store:
         self._seen: set[str] = set()
         self.succeeded: list[Outcome] = []
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
+        """What to do with the record; ``defined_now``: this run checked it against the
+        tenant's definitions and they define it."""
         return _DUPLICATE_DECISION if prepared.key in self._seen else _NEW
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
@@ -377,13 +393,20 @@ class _JournalStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
         if found[1] == self.journal.run:  # claimed by this run already
             return _DUPLICATE_DECISION
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
         if decision.known and (not sending or decision.in_doubt):
@@ -421,13 +444,22 @@ class _PlanStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         if prepared.key in self._seen:
             return _DUPLICATE_DECISION
-        found = self.journal.lookup(prepared.key) if self.journal is not None else None
+        if self.journal is None:
+            return _NEW
+        found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         """Nothing is recorded: a plan leaves the journal as it found it."""
@@ -565,8 +597,10 @@ class _Batch:
             self.settle(outcome, None)
             return
         try:
-            decision = self.store.decide(prepared)
-            refusal = self.refusal(prepared) if decision.skip is None else None
+            refusal = self.refusal(prepared)
+            decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
+            if decision.skip is not None:
+                refusal = None  # skipped: what the tenant defines does not matter
             if decision.skip != _DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
         except JournalError as exc:

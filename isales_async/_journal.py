@@ -329,6 +329,11 @@ class Journal:
         ).fetchone()
         return (Status(row[0]), int(row[1]), row[2]) if row else None
 
+    def error_code(self, key: str) -> str | None:
+        """The server's code of the last failure recorded for ``key`` (``None``: none, or no row)."""
+        row = self._execute("cannot be read", "SELECT code FROM records WHERE data_id = ?", (key,)).fetchone()
+        return row[0] if row else None
+
     def mark(
         self, key: str, status: Status, record: dict[str, object] | None = None, fingerprint: str | None = None
     ) -> None:

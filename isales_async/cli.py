@@ -72,6 +72,7 @@ from . import (
 )
 from ._batch import BatchReport, refusal_reason
 from ._batch import Progress as BatchProgress
+from ._rerun import REFUSED_FOR_DEFINITIONS
 from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
@@ -607,6 +608,12 @@ def outcome_action(status: str, error: BaseException | None, key: str = "") -> s
         )
     if isinstance(error, ValidationError):
         return f"correct {error.field} on this line, then run the same command again"
+    if isinstance(error, BusinessError) and error.code in REFUSED_FOR_DEFINITIONS:
+        return (
+            f"correct the record ({error.meaning}), or define its busiResult/subStatus in the tenant; "
+            "then run the same command again: a changed record is sent again, an unchanged one once "
+            "the check finds the tenant defines it (not with --no-check)"
+        )
     if isinstance(error, BusinessError):
         return (
             f"correct the record ({error.meaning}), then run again: a changed record is sent again, {RETRY_FAILED_HINT}"

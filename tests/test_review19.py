@@ -183,7 +183,6 @@ def test_a_run_whose_definitions_cannot_be_fetched_leaves_the_journal_as_it_was(
 # -- one fetch, shared by the client ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="each with_options view has its own cache: every view's batch fetches again")
 async def test_views_of_the_client_share_its_definitions(client: ISalesClient, server: FakeISales) -> None:
     await client.business_results.definitions()
     for attempts in (1, 2, 3):
@@ -198,7 +197,6 @@ async def test_views_of_the_client_share_its_definitions(client: ISalesClient, s
 # -- no definitions is no check ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="an empty listing is taken as definitions: every record is refused, one by one")
 async def test_a_tenant_listing_no_business_result_stops_the_batch_before_it_starts(
     client: ISalesClient, server: FakeISales
 ) -> None:
@@ -225,9 +223,6 @@ LISTED_ODDLY: list[dict[str, Any]] = [
         pytest.param("S9", None, id="a level-2 item at the top"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True, reason="Definitions and the fake read a code listed twice, or a top-level defLevel 2, differently"
-)
 async def test_the_check_refuses_what_the_fake_refuses_and_nothing_else(
     make_client: Any, busi_result: str, sub_status: str | None
 ) -> None:
@@ -249,9 +244,6 @@ async def test_the_check_refuses_what_the_fake_refuses_and_nothing_else(
 # -- re-runs after the tenant is fixed --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a server refusal for the tenant's definitions is a definite failure: the re-run skips it"
-)
 async def test_a_record_the_server_refused_for_the_tenant_is_sent_once_the_tenant_defines_it(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -268,7 +260,6 @@ async def test_a_record_the_server_refused_for_the_tenant_is_sent_once_the_tenan
 # -- what a refusal says --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a sub-status on a code without any names neither its parent nor a closer code")
 async def test_a_sub_status_given_to_a_code_without_any_says_whose_it_is(
     client: ISalesClient, server: FakeISales
 ) -> None:
