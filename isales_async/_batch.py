@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -174,6 +173,7 @@ class BatchReport:
     stopped_early: bool = False
     not_sent: Sequence[Outcome] = ()
     stop_reason: str | None = None
+    journal_run: int | None = None  # the journal's number of this run; None without a journal
 
     @property
     def total(self) -> int:
@@ -221,6 +221,7 @@ class WritebackPlan:
     counts the rest by reason as :attr:`BatchReport.skipped` does; ``refused`` holds the
     outcome of every record refused before sending (invalid, a duplicate, undefined in
     the tenant), each with its typed error, as a run would report it in ``failed``.
+    ``stop_reason`` says why the plan stopped before the input ended (``fail_fast``), if it did.
     """
 
     would_send: int
@@ -228,6 +229,7 @@ class WritebackPlan:
     skipped: Mapping[str, int]
     refused: Sequence[Outcome]
     elapsed: float
+    stop_reason: str | None = None
 
     @property
     def refused_by_reason(self) -> dict[str, int]:
@@ -246,6 +248,7 @@ class WritebackPlan:
         return (
             f"would send {self.would_send} ({self.would_resend} again); would skip: {counts(self.skipped)}; "
             f"would refuse: {counts(self.refused_by_reason)}"
+            + (f"; would stop early: {self.stop_reason}" if self.stop_reason else "")
         )
 
 
@@ -329,12 +332,26 @@ _DUPLICATE_DECISION = _Decision(_DUPLICATE)
 
 
 def _decision_of(
-    found: tuple[Status, int, str | None], prepared: PreparedWriteback, *, retry_failed: bool, resend_unknown: bool
+    journal: Journal,
+    found: tuple[Status, int, str | None],
+    prepared: PreparedWriteback,
+    *,
+    retry_failed: bool,
+    resend_unknown: bool,
+    defined_now: bool,
 ) -> _Decision:
     """The decision for a record an earlier run of the journal took (``found``: its row)."""
     status, _, previous_fingerprint = found
+    # The code matters only to a failure the definitions may have caused; read it only then.
+    previous_code = journal.error_code(prepared.key) if status is Status.FAILED and defined_now else None
     skip = decide(
-        status, previous_fingerprint, prepared.fingerprint, retry_failed=retry_failed, resend_unknown=resend_unknown
+        status,
+        previous_fingerprint,
+        prepared.fingerprint,
+        retry_failed=retry_failed,
+        resend_unknown=resend_unknown,
+        previous_code=previous_code,
+        defined_now=defined_now,
     )
     return _Decision(skip, True, status in IN_DOUBT)
 
@@ -350,7 +367,14 @@ class _Store:
         self._seen: set[str] = set()
         self.succeeded: list[Outcome] = []
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    @property
+    def run(self) -> int | None:
+        """The journal's number of this run (``None`` without a journal)."""
+        return None
+
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
+        """What to do with the record; ``defined_now``: this run checked it against the
+        tenant's definitions and they define it."""
         return _DUPLICATE_DECISION if prepared.key in self._seen else _NEW
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
@@ -375,13 +399,24 @@ class _JournalStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    @property
+    def run(self) -> int | None:
+        return self.journal.run
+
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
         if found[1] == self.journal.run:  # claimed by this run already
             return _DUPLICATE_DECISION
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
         if decision.known:
@@ -419,13 +454,22 @@ class _PlanStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         if prepared.key in self._seen:
             return _DUPLICATE_DECISION
-        found = self.journal.lookup(prepared.key) if self.journal is not None else None
+        if self.journal is None:
+            return _NEW
+        found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         """Nothing is recorded: a plan leaves the journal as it found it."""
@@ -563,8 +607,10 @@ class _Batch:
             self.settle(outcome, None)
             return
         try:
-            decision = self.store.decide(prepared)
-            refusal = self.refusal(prepared) if decision.skip is None else None
+            refusal = self.refusal(prepared)
+            decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
+            if decision.skip is not None:
+                refusal = None  # skipped: what the tenant defines does not matter
             if decision.skip != _DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
         except JournalError as exc:
@@ -699,6 +745,7 @@ class _Batch:
             stopped_early=self.stop_reason is not None,
             not_sent=self.not_sent,
             stop_reason=self.stop_reason,
+            journal_run=self.store.run,
         )
 
 
@@ -806,6 +853,9 @@ async def write_back_many(
     if retry_unknown is not None:
         warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
         resend_unknown = resend_unknown or retry_unknown
+    if journal is not None and not isinstance(journal, Journal):
+        Journal.check(journal)  # a journal the run cannot use costs no request
+    # Fetched before the journal is opened: a batch that cannot start leaves the journal as it was.
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(store: _Store) -> BatchReport:
@@ -848,7 +898,9 @@ async def plan_write_back(
     resource: BusinessResults,
     records: Iterable[Writeback] | AsyncIterable[Writeback],
     *,
+    concurrency: int = 10,
     journal: Journal | str | PathLike[str] | None = None,
+    fail_fast: bool = False,
     retry_failed: bool = False,
     resend_unknown: bool = False,
     check_definitions: bool = False,
@@ -860,36 +912,44 @@ async def plan_write_back(
     so a run started next (with the same journal, records and options) sends, skips and
     refuses what the plan says, unless the journal or the tenant changes in between.
 
+    It takes the options of :func:`write_back_many` that change what a run does, and
+    refuses the values a run refuses.
+
     Args:
-        journal: the journal a run would use, read only: no lock, no write (a missing
-            file is a journal that knows nothing yet).
+        concurrency: checked as a run checks it; a plan has nothing on the wire, so it
+            decides the records one by one, in order.
+        journal: the journal a run would use, read as the run would find it once opened
+            (:meth:`Journal.snapshot`): no lock, no write, no side file; a missing file is
+            a journal that knows nothing yet, where a run could create it.
+        fail_fast: stop at the first record refused, as a run stops at its first failure;
+            the records after it are in no count (a run would not take them). A run may
+            also stop at a failure the server reports, which no plan can foresee.
         check_definitions: as for :func:`write_back_many`; the definitions are fetched
             (or taken from the client's cache), and only they are.
 
     Raises:
+        ValidationError: an option a run refuses (``concurrency`` below 1).
         DefinitionsUnavailableError: ``check_definitions`` and the definitions could not be fetched.
-        JournalError: the journal exists but cannot be read.
+        JournalError: the journal is one a run refuses to open, or cannot be read.
         BatchAbortedError: reading the records or the journal failed midway (``.report``
             has the refusals and skips so far).
     """
+    check_int_range("concurrency", concurrency, 1)
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:
         store = _PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
-        batch = _Batch(resource, store, on_progress=None, fail_fast=False, definitions=definitions, dry_run=True)
+        batch = _Batch(resource, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
         report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
-        return WritebackPlan(batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed)
+        return WritebackPlan(
+            batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed, report.stop_reason
+        )
 
     if journal is None or isinstance(journal, Journal):
         return await run(journal)
-    opened = _read_only(journal)
+    opened = Journal.snapshot(journal)
     try:
         return await run(opened)
     finally:
         if opened is not None:
             opened.close()
-
-
-def _read_only(path: str | PathLike[str]) -> Journal | None:
-    """The journal at ``path`` opened read-only, or ``None`` when there is none yet (a run would create it)."""
-    return Journal(path, readonly=True) if os.path.exists(path) else None

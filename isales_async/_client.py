@@ -19,7 +19,7 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, Timeouts
 from ._validation import check_access_key, check_int_range
-from .resources.business_results import BusinessResults
+from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
 from .resources.external_results import ExternalResults
 from .resources.obs_result_codes import ObsResultCodes
@@ -155,6 +155,7 @@ class ISalesClient:
         )
         self._timeouts: Timeouts | None = None
         self._retry: RetryPolicy | None = None
+        self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
         self._bind_resources()
 
     def _bind_resources(self) -> None:
@@ -185,7 +186,8 @@ class ISalesClient:
     def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
         """A view of this client whose calls use other timeouts or retry policy.
 
-        It shares the connection pool, limiter, cool-down and retry budget::
+        It shares the connection pool, limiter, cool-down, retry budget and the cached
+        business-result definitions::
 
             await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
         """

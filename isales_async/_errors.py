@@ -25,7 +25,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
     ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
-    ├── DefinitionsUnavailableError  the tenant's business results could not be fetched: nothing sent (``.cause``)
+    ├── DefinitionsUnavailableError  the tenant's business results could not be fetched, or none is listed:
+    │                                nothing sent (``.cause``)
     ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
     │   └── JournalLockedError     another run holds the journal (``.holder``)
     └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
@@ -149,7 +150,8 @@ class DefinitionsUnavailableError(ISalesError):
 
     A batch asked to check its records does not start without them: an unreachable
     server must not turn into a refusal per record. ``cause`` (also ``__cause__``) is the
-    error the fetch ended with.
+    error the fetch ended with; ``None`` when the fetch succeeded but listed no
+    business result at all (a check against nothing would refuse every record).
     """
 
     def __init__(self, message: str, *, cause: BaseException | None) -> None:

@@ -15,7 +15,8 @@ says who holds it. Reading
 
 Every SQLite or OS failure is raised as :class:`~isales_async.JournalError` naming the
 file. Journals written before fingerprints existed (schema 0) are migrated in place when
-opened for writing.
+opened for writing; :meth:`Journal.snapshot` migrates a copy in memory instead, so a dry
+run reads an old journal as the run will, without changing it.
 """
 
 from __future__ import annotations
@@ -121,9 +122,10 @@ class Journal:
 
     Args:
         path: the SQLite file (created if missing).
-        readonly: open for reading only: no lock, no migration, no write of any kind
-            (SQLite may create its ``-wal``/``-shm`` side files). Works while a run
-            holds the journal, and on journals of every schema version.
+        readonly: open for reading only: no lock, no migration, no write of any kind,
+            and no side file left beside a journal no run has open. Works while a run
+            holds the journal, and on journals of every schema version (see also
+            :meth:`snapshot`, which reads a journal as a run would find it).
     """
 
     def __init__(self, path: str | PathLike[str], *, readonly: bool = False) -> None:
@@ -154,8 +156,7 @@ class Journal:
             if self.readonly:
                 if not os.path.isfile(self.path):
                     raise JournalError(self.path, "does not exist")
-                uri = Path(self.path).absolute().as_uri() + "?mode=ro"
-                db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(_read_only_uri(self.path), uri=True, isolation_level=None, check_same_thread=False)
             else:
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
@@ -187,23 +188,28 @@ class Journal:
     def schema_version(self) -> int:
         return int(self._execute("cannot be read", "PRAGMA user_version").fetchone()[0])
 
+    def _usable_schema(self) -> tuple[int, set[str]]:
+        """The schema version and tables of a journal a run can use, or the :class:`JournalError`
+        a run raises for one it cannot (written by a newer version, or not a journal at all)."""
+        version = self.schema_version()
+        with self._guard("cannot be read"):
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                self.path,
+                f"was written by a newer isales-async (schema {version}; this one knows {SCHEMA_VERSION})",
+            )
+        if version < SCHEMA_VERSION and "records" not in tables and tables - {"runs"}:
+            raise JournalError(self.path, f"is an SQLite file but not a journal (tables: {', '.join(sorted(tables))})")
+        return version, tables
+
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            version = self.schema_version()
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    self.path,
-                    f"was written by a newer isales-async (schema {version}; this one knows {SCHEMA_VERSION})",
-                )
+            version, tables = self._usable_schema()
             if version < SCHEMA_VERSION:
                 if "records" in tables:
                     self._migrate_from_0()
-                elif tables - {"runs"}:
-                    raise JournalError(
-                        self.path, f"is an SQLite file but not a journal (tables: {', '.join(sorted(tables))})"
-                    )
                 else:
                     self._db.execute(_RECORDS.format(name="records"))
                 self._db.execute(_RUNS)
@@ -232,6 +238,66 @@ class Journal:
         self._db.executemany(insert, (_migrated(*row) for row in rows.fetchall()))
         self._db.execute("DROP TABLE records")
         self._db.execute("ALTER TABLE records_v1 RENAME TO records")
+
+    @classmethod
+    def snapshot(cls, path: str | PathLike[str]) -> Journal | None:
+        """The journal at ``path`` as a run would find it once opened, for reading only.
+
+        What a dry run decides from: a journal a run refuses (written by a newer version,
+        not a journal, not writable, in a directory that does not exist) raises the same
+        :class:`JournalError`; one of an older schema, or an empty file, is migrated in
+        memory by the code that migrates it for a run, so it reads as the run then sees
+        it. The file is never changed, and no side file is left beside it. ``None``: there
+        is no journal yet, and a run would create it.
+        """
+        journal = cls._usable(path)
+        if journal is not None and journal.schema_version() < SCHEMA_VERSION:
+            try:
+                journal._migrate_in_memory()
+            except BaseException:
+                journal.close()
+                raise
+        return journal
+
+    @classmethod
+    def check(cls, path: str | PathLike[str]) -> None:
+        """Raise the :class:`JournalError` a run would raise opening ``path``, changing nothing.
+
+        A batch calls it before anything else, so a journal it cannot use costs no request.
+        """
+        journal = cls._usable(path)
+        if journal is not None:
+            journal.close()
+
+    @classmethod
+    def _usable(cls, path: str | PathLike[str]) -> Journal | None:
+        """``path`` opened read-only once sure a run could use it; ``None`` if a run would create it."""
+        path = str(path)
+        _check_writable(path, os.path.dirname(os.path.abspath(path)))
+        if not os.path.exists(path):
+            return None
+        journal = cls(path, readonly=True)
+        try:
+            journal._usable_schema()
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    def _migrate_in_memory(self) -> None:
+        """Replace the read-only connection by a migrated copy in memory; the file stays as it is."""
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            with self._guard("cannot be read"):
+                self._db.backup(memory)
+            with self._guard("cannot be migrated"):
+                self._db.close()
+                self._db = memory
+                self._migrate()
+        except BaseException:
+            memory.close()
+            raise
+        self._fingerprints = self._has_fingerprints()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -290,6 +356,11 @@ class Journal:
             "cannot be read", "SELECT status, claimed, fingerprint FROM records WHERE data_id = ?", (key,)
         ).fetchone()
         return (Status(row[0]), int(row[1]), row[2]) if row else None
+
+    def error_code(self, key: str) -> str | None:
+        """The server's code of the last failure recorded for ``key`` (``None``: none, or no row)."""
+        row = self._execute("cannot be read", "SELECT code FROM records WHERE data_id = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def mark(
         self, key: str, status: Status, record: dict[str, object] | None = None, fingerprint: str | None = None
@@ -409,6 +480,28 @@ class Journal:
         with self._guard("cannot be read"):
             count, last = self._db.execute("SELECT COUNT(*), MAX(started) FROM runs").fetchone()
         return int(count), last
+
+
+def _read_only_uri(path: str) -> str:
+    """The URI that reads ``path`` without writing anything beside it.
+
+    A reader of a journal in WAL mode creates its ``-wal`` and ``-shm`` files, and cannot
+    remove them again. With no ``-wal`` beside it, no run has the journal open (a run
+    creates it on opening, and the last connection to close folds it back and removes
+    it), so the whole journal is in the file, read as ``immutable``: no side file, no
+    lock. Otherwise the log holds what a run wrote (a run in progress, or one killed),
+    and is read through SQLite's locks.
+    """
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    return uri if os.path.exists(path + "-wal") else uri + "&immutable=1"
+
+
+def _check_writable(path: str, directory: str) -> None:
+    """Raise the :class:`JournalError` of a journal a run could not write or create."""
+    if not os.path.isdir(directory):
+        raise JournalError(path, f"cannot be opened: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise JournalError(path, "cannot be opened: a run could not write it (permission denied)")
 
 
 def _describe(exc: sqlite3.Error) -> str:

@@ -76,6 +76,7 @@ from . import (
 )
 from ._batch import BatchReport, refusal_reason
 from ._batch import Progress as BatchProgress
+from ._rerun import REFUSED_FOR_DEFINITIONS
 from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
@@ -670,6 +671,12 @@ def outcome_action(status: str, error: BaseException | None, key: str = "") -> s
         )
     if isinstance(error, ValidationError):
         return f"correct {error.field} on this line, then run the same command again"
+    if isinstance(error, BusinessError) and error.code in REFUSED_FOR_DEFINITIONS:
+        return (
+            f"correct the record ({error.meaning}), or define its busiResult/subStatus in the tenant; "
+            "then run the same command again: a changed record is sent again, an unchanged one once "
+            "the check finds the tenant defines it (not with --no-check)"
+        )
     if isinstance(error, BusinessError):
         return (
             f"correct the record ({error.meaning}), then run again: a changed record is sent again, {RETRY_FAILED_HINT}"
@@ -735,7 +742,7 @@ def followup_entries(
 ) -> Iterator[dict[str, Any]]:
     """Every record of this input that is not written, each once, with what happened and what to do.
 
-    ``cause`` is the error that stopped the batch, if one did. Records an earlier run left
+    ``journal`` is the batch's journal (read-only will do). ``cause`` is the error that stopped the batch, if one did. Records an earlier run left
     failed or in doubt are listed when this input has them (this run skipped them), not
     the rest of a journal that other inputs share.
     """
@@ -746,9 +753,9 @@ def followup_entries(
     for outcome in report.not_sent:
         yield _outcome_entry("not_sent", outcome, report.stop_reason, cause)
     yield from map(_malformed_entry, malformed)
-    if journal is not None and journal.run is not None:
+    if journal is not None and report.journal_run is not None:
         this_run = {o.key for o in [*report.failed, *report.unknown, *report.not_sent]}
-        for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN, claimed=journal.run):
+        for entry in journal.entries(Status.FAILED, Status.SENDING, Status.UNKNOWN, claimed=report.journal_run):
             if entry.key not in this_run:
                 yield _earlier_entry(entry)
 
@@ -789,7 +796,7 @@ async def run_writeback(
     *,
     total: int | None,
     concurrency: int,
-    journal: Journal | None,
+    journal: Journal | Path | None,
     fail_fast: bool,
     show_progress: bool,
     retry_failed: bool = False,
@@ -1040,13 +1047,21 @@ def _resume_command(ctx: click.Context, file: Path) -> str:
     return shlex.join(parts)
 
 
-def _open_journal(path: Path | None) -> Journal | None:
-    if path is None:
-        return None
+@contextlib.contextmanager
+def _reopened(path: Path | None) -> Iterator[Journal | None]:
+    """The journal a run just closed, read-only, for the records earlier runs left unwritten;
+    ``None`` (with a warning) when it cannot be read: this run's records are listed anyway."""
+    if path is None or not path.exists():
+        yield None
+        return
     try:
-        return Journal(path)
+        journal = Journal(path, readonly=True)
     except JournalError as exc:
-        _exit_with(exc)
+        err.print(f"warning: the follow-up file omits earlier runs: {exc}", highlight=False, soft_wrap=True)
+        yield None
+        return
+    with journal:
+        yield journal
 
 
 @cli.command("writeback")
@@ -1141,7 +1156,9 @@ def writeback(
             async with settings.client() as client:
                 return await client.business_results.plan_write_back(
                     read_records(file, fmt, malformed, encoding),
+                    concurrency=concurrency,
                     journal=journal_file,
+                    fail_fast=fail_fast,
                     retry_failed=retry_failed,
                     resend_unknown=resend_unknown,
                     check_definitions=not no_check,
@@ -1165,8 +1182,9 @@ def writeback(
         if journal_file is not None
         else "none: no journal was kept, so running the command again sends every record again"
     )
-    journal = _open_journal(journal_file)
 
+    # The batch opens the journal itself, after checking the options and fetching the
+    # definitions: a run that cannot start leaves the journal exactly as it was.
     async def run() -> tuple[BatchReport, BatchAbortedError | None]:
         control = BatchControl()
         with signals.stopping(control):
@@ -1177,7 +1195,7 @@ def writeback(
                         read_records(file, fmt, malformed, encoding),
                         total=_count_lines(file, fmt),
                         concurrency=concurrency,
-                        journal=journal,
+                        journal=journal_file,
                         retry_failed=retry_failed,
                         resend_unknown=resend_unknown,
                         fail_fast=fail_fast,
@@ -1189,18 +1207,15 @@ def writeback(
                     return exc.report, exc
         return report, None
 
-    try:
-        signals.exit_if_received("the batch started")
-        report, aborted = _run(run(), resume)
+    signals.exit_if_received("the batch started")
+    report, aborted = _run(run(), resume)
+    with _reopened(journal_file if report.journal_run is not None else None) as journal:
         count, unwritten = _followup_written(
             followup_path, followup_entries(report, malformed, journal, aborted.cause if aborted else None)
         )
-    finally:
-        if journal is not None:
-            journal.close()
     during = signals.during_batch
     stopped = f"by {signal.Signals(during[0]).name}" if during else aborted.reason if aborted else report.stop_reason
-    journal_shown = journal.path if journal else None
+    journal_shown = str(journal_file) if journal_file is not None else None
     if as_json:
         _json_line(_summary_json(report, len(malformed), journal_shown, followup_path if count else None, stopped))
     else:
@@ -1234,9 +1249,13 @@ def _followup_written(path: Path, entries: Iterable[dict[str, Any]]) -> tuple[in
 
 
 def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followup: Path, as_json: bool) -> NoReturn:
-    """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1."""
-    count = _write_followup(followup, plan_followup_entries(plan, malformed))
+    """Write the refusals to the follow-up file, print what a run would do, and exit 0 or 1.
+
+    With nothing to refuse the follow-up file is left as it is: it may be the last run's,
+    listing what that run left to do.
+    """
     refused = refused_by_reason(plan.refused, len(malformed))  # counted as a run's summary counts them
+    count = _write_followup(followup, plan_followup_entries(plan, malformed)) if plan.refused or malformed else 0
     if as_json:
         _json_line(
             {
@@ -1258,11 +1277,11 @@ def _finish_dry_run(plan: WritebackPlan, malformed: Sequence[Malformed], followu
             table.add_row(f"would skip: {reason}", str(n))
         for reason, n in refused.items():
             table.add_row(f"would refuse: {reason}", str(n))
+        if plan.stop_reason:
+            table.add_row("would stop early", plan.stop_reason)
         if count:
             table.add_row("follow-up file", f"{followup} ({count} lines)")
         out.print(table)
-    if not count:
-        followup.unlink(missing_ok=True)
     raise SystemExit(1 if count else 0)
 
 
