@@ -126,8 +126,8 @@ class ISalesClient:
         sk = Secret(sk)
         if sk.problem is not None:
             raise ValidationError("sk", sk.problem)
-        self.ak = check_access_key("ak", ak)
-        self.vdn_id = check_int_range("vdn_id", vdn_id, 1, 9999)
+        self.ak: str = check_access_key("ak", ak)
+        self.vdn_id: int = check_int_range("vdn_id", vdn_id, 1, 9999)
         check_int_range("max_concurrency", max_concurrency, 1)
         check_int_range("max_response_bytes", max_response_bytes, 1)
         _check_instance("timeouts", timeouts, Timeouts)
@@ -136,7 +136,7 @@ class ISalesClient:
         _check_instance("session", session, aiohttp.ClientSession)
         _check_hooks(hooks)
         _check_route_limits(route_limits)
-        self.base_url = base_url
+        self.base_url: str = base_url
         self._session = Session(
             base_url,
             ak=ak,
@@ -158,10 +158,10 @@ class ISalesClient:
         self._bind_resources()
 
     def _bind_resources(self) -> None:
-        self.obs_result_codes = ObsResultCodes(self)
-        self.business_results = BusinessResults(self)
-        self.call_results = CallResults(self)
-        self.external_results = ExternalResults(self)
+        self.obs_result_codes: ObsResultCodes = ObsResultCodes(self)
+        self.business_results: BusinessResults = BusinessResults(self)
+        self.call_results: CallResults = CallResults(self)
+        self.external_results: ExternalResults = ExternalResults(self)
 
     def __repr__(self) -> str:
         # getattr: a client whose constructor failed midway must still have a repr.

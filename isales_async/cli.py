@@ -43,8 +43,8 @@ try:
     from rich.table import Table
     from rich.text import Text
     from rich.tree import Tree
-except ImportError as exc:  # pragma: no cover - only without the extra
-    raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from exc
+except ImportError as _missing_extra:  # pragma: no cover - only without the extra
+    raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from _missing_extra
 
 from aiohttp import web
 
@@ -54,6 +54,7 @@ from . import (
     BusinessError,
     BusinessResult,
     CallResult,
+    CallStatus,
     DefinitionsUnavailableError,
     DuplicateRecordError,
     ISalesClient,
@@ -76,8 +77,8 @@ from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+out: Console = Console()
+err: Console = Console(stderr=True)
 
 
 @attrs.define
@@ -203,8 +204,12 @@ def cli(
     ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table")
-max_items_option = click.option("--max-items", type=int, default=None, help="stop after this many")
+json_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines instead of a table"
+)
+max_items_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--max-items", type=int, default=None, help="stop after this many"
+)
 
 
 @cli.command("obs-codes")
@@ -381,9 +386,22 @@ def external_update(settings: Settings, def_id: str, display_result: str, obs_co
 CALL_COLUMNS = ["callId", "called", "status", "failCode", "resultCode", "time"]
 
 
-def _call_row(r: Any) -> list[Any]:
-    status = r.call_status.name.lower() if hasattr(r.call_status, "name") else r.call_status
-    return [r.call_id, r.called, status, r.fail_code, r.result_code, r.call_time_str or r.ack_begin_time]
+def _call_row(r: CallResult) -> list[Any]:
+    return [
+        r.call_id,
+        r.called,
+        _status_text(r.call_status),
+        r.fail_code,
+        r.result_code,
+        r.call_time_str or r.ack_begin_time,
+    ]
+
+
+def _status_text(status: CallStatus | None) -> str | None:
+    """``succeeded``, ``failed``, or ``unknown (7)`` for a number the API does not document."""
+    if status is None:
+        return None
+    return status.name.lower() if status.known else f"unknown ({status.value})"
 
 
 @cli.command("call-result")
