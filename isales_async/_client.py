@@ -100,6 +100,9 @@ class ISalesClient:
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
         retry_budget: the budget retries draw on, shared by every call of the client.
+        trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
+            skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, here.
+            Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class ISalesClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
         retry_budget: RetryBudget | None = None,
+        trust_env: bool = False,
     ) -> None:
         # First of all: from here on no frame of a traceback holds the SK itself.
         sk = Secret(sk)
@@ -136,6 +140,7 @@ class ISalesClient:
         _check_instance("session", session, aiohttp.ClientSession)
         _check_hooks(hooks)
         _check_route_limits(route_limits)
+        _check_instance("trust_env", trust_env, bool)
         self.base_url: str = base_url
         self._session = Session(
             base_url,
@@ -152,6 +157,7 @@ class ISalesClient:
             max_response_bytes=max_response_bytes,
             route_limits=route_limits,
             retry_budget=retry_budget,
+            trust_env=trust_env,
         )
         self._timeouts: Timeouts | None = None
         self._retry: RetryPolicy | None = None
@@ -185,7 +191,7 @@ class ISalesClient:
     def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
         """A view of this client whose calls use other timeouts or retry policy.
 
-        It shares the connection pool, limiter, cool-down and retry budget::
+        It shares the connection pool, limiter, cool-down, retry budget and proxy::
 
             await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
         """

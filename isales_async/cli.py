@@ -83,14 +83,18 @@ err: Console = Console(stderr=True)
 
 @attrs.define
 class Settings:
+    """The connection settings of the group's options, shared by every subcommand."""
+
     base_url: str | None
     ak: str | None
     vdn_id: int | None
     ca_file: str | None
     insecure: bool
     max_concurrency: int
+    trust_env: bool = True
 
     def client(self) -> ISalesClient:
+        """A client from these settings; what is missing is named, a warning is one line on stderr."""
         sk = _read_secret()
         missing = [
             name
@@ -99,22 +103,28 @@ class Settings:
                 ("--ak/ISALES_AK", self.ak),
                 ("--vdn-id/ISALES_VDN_ID", self.vdn_id),
             )
-            if not value
+            if value is None or value == ""
         ]
         if sk is None:
             missing.append("ISALES_SK or ISALES_SK_FILE")
         if missing:
             raise click.UsageError("missing settings: " + ", ".join(missing))
         assert self.base_url and self.ak and self.vdn_id and sk
-        return ISalesClient(
-            self.base_url,
-            ak=self.ak,
-            sk=sk,
-            vdn_id=self.vdn_id,
-            ca_file=self.ca_file,
-            insecure=self.insecure,
-            max_concurrency=self.max_concurrency,
-        )
+        # Recorded under the filters in force (PYTHONWARNINGS, -W), then printed without a source line.
+        with warnings.catch_warnings(record=True) as caught:
+            client = ISalesClient(
+                self.base_url,
+                ak=self.ak,
+                sk=sk,
+                vdn_id=self.vdn_id,
+                ca_file=self.ca_file,
+                insecure=self.insecure,
+                max_concurrency=self.max_concurrency,
+                trust_env=self.trust_env,
+            )
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+        return client
 
 
 def _read_secret() -> str | None:
@@ -154,7 +164,8 @@ def _exit_with(exc: ISalesError) -> NoReturn:
 
 def _json_line(obj: Any) -> None:
     data = attrs.asdict(obj) if attrs.has(type(obj)) else obj
-    sys.stdout.write(orjson.dumps(data, default=dict, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
+    # Naive times are the server's local time: written as sent, without an offset.
+    sys.stdout.write(orjson.dumps(data, default=dict).decode() + "\n")
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -171,11 +182,15 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 @click.group()
 @click.version_option(__version__, prog_name="isales", message="%(prog)s %(version)s")
-@click.option("--base-url", envvar="ISALES_BASE_URL", help="https://ip:port of CC-iSales [ISALES_BASE_URL]")
+@click.option(
+    "--base-url",
+    envvar="ISALES_BASE_URL",
+    help="https://ip:port of CC-iSales [ISALES_BASE_URL]; a trailing /rest/isales/v1/openapi is dropped",
+)
 @click.option(
     "--ak", envvar="ISALES_AK", help="access key [ISALES_AK]; the SK comes only from ISALES_SK or ISALES_SK_FILE"
 )
-@click.option("--vdn-id", envvar="ISALES_VDN_ID", type=int, help="VDN, 1-9999 [ISALES_VDN_ID]")
+@click.option("--vdn-id", envvar="ISALES_VDN_ID", type=click.IntRange(1, 9999), help="VDN, 1-9999 [ISALES_VDN_ID]")
 @click.option(
     "--ca-file",
     envvar="ISALES_CA_FILE",
@@ -184,6 +199,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 )
 @click.option("--insecure", is_flag=True, help="do not verify TLS certificates (warns)")
 @click.option("--max-concurrency", default=10, show_default=True, help="requests in flight at once")
+@click.option(
+    "--no-proxy",
+    is_flag=True,
+    help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY and NO_PROXY (honoured by default, as curl does)",
+)
 @click.option("-v", "--verbose", count=True, help="log retries (-v) or every request (-vv) to stderr")
 @click.pass_context
 def cli(
@@ -194,14 +214,19 @@ def cli(
     ca_file: str | None,
     insecure: bool,
     max_concurrency: int,
+    no_proxy: bool,
     verbose: int,
 ) -> None:
-    """Query and write CC-iSales outbound-call results."""
+    """Query and write CC-iSales outbound-call results.
+
+    Exits 0 on success, 2 on a usage error, a connection, TLS or credentials problem, or
+    an error answer of the server (``writeback`` adds 1 and 130/143: see its help).
+    """
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
         )
-    ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency)
+    ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency, trust_env=not no_proxy)
 
 
 json_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
@@ -319,6 +344,8 @@ def external_results() -> None:
 @json_option
 @click.pass_obj
 def external_list(settings: Settings, as_json: bool) -> None:
+    """List the external (display) results."""
+
     async def run() -> None:
         async with settings.client() as client:
             items = [r async for r in client.external_results.iter()]
@@ -338,6 +365,8 @@ def external_list(settings: Settings, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
+    """Show the external result DEF_ID with its OBS codes."""
+
     async def run() -> None:
         async with settings.client() as client:
             result = await client.external_results.get(def_id)
@@ -353,14 +382,18 @@ def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
 
 
 @external_results.command("create")
-@click.option("--display-result", required=True)
-@click.option("--obs-code", "obs_codes", multiple=True, required=True, help="repeat for each code")
+@click.option("--display-result", required=True, help="the result as agents and reports show it")
+@click.option(
+    "--obs-code", "obs_codes", multiple=True, required=True, help="an OBS result code it maps; repeat for each"
+)
 @click.option("--result-code", default=None, help="fewer than 8 characters")
 @json_option
 @click.pass_obj
 def external_create(
     settings: Settings, display_result: str, obs_codes: tuple[str, ...], result_code: str | None, as_json: bool
 ) -> None:
+    """Create an external result; prints its defId."""
+
     async def run() -> None:
         async with settings.client() as client:
             created = await client.external_results.create(display_result, list(obs_codes), result_code)
@@ -371,10 +404,14 @@ def external_create(
 
 @external_results.command("update")
 @click.argument("def_id")
-@click.option("--display-result", required=True)
-@click.option("--obs-code", "obs_codes", multiple=True, required=True)
+@click.option("--display-result", required=True, help="the new display result")
+@click.option(
+    "--obs-code", "obs_codes", multiple=True, required=True, help="the OBS result codes it maps; repeat for each"
+)
 @click.pass_obj
 def external_update(settings: Settings, def_id: str, display_result: str, obs_codes: tuple[str, ...]) -> None:
+    """Replace the display result and OBS codes of the external result DEF_ID."""
+
     async def run() -> None:
         async with settings.client() as client:
             await client.external_results.update(def_id, display_result, list(obs_codes))
@@ -421,9 +458,9 @@ def call_result(settings: Settings, call_id: str, as_json: bool) -> None:
 
 @cli.command("call-results")
 @click.argument("campaign_id")
-@click.option("--show-detail", is_flag=True)
+@click.option("--show-detail", is_flag=True, help="ask the server for each call's details too")
 @click.option("--begin", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD, with --end")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD, with --begin")
 @max_items_option
 @json_option
 @click.pass_obj
@@ -884,7 +921,14 @@ def _open_journal(path: Path | None) -> Journal | None:
 
 @cli.command("writeback")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "jsonl"]),
+    default="auto",
+    show_default=True,
+    help="the file's format; auto: JSON Lines for .jsonl, .ndjson and .json, else CSV",
+)
 @click.option(
     "--encoding",
     default=DEFAULT_ENCODING,
@@ -910,7 +954,7 @@ def _open_journal(path: Path | None) -> Journal | None:
 @click.option(
     "--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl"
 )
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="no progress bar on stderr")
 @click.option(
     "--no-check",
     is_flag=True,
@@ -1148,8 +1192,8 @@ def journal_export(file: Path, output: Path | None) -> None:
 
 
 @cli.command("fake-server")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=28090, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to listen on")
+@click.option("--port", default=28090, show_default=True, help="the port to listen on")
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every answer")
 def fake_server(host: str, port: int, latency: float) -> None:
     """Run the embedded fake CC-iSales server until interrupted."""
@@ -1186,9 +1230,9 @@ def demo_records(count: int) -> Iterator[Writeback]:
 
 
 @cli.command("demo")
-@click.option("--records", default=3000, show_default=True)
-@click.option("--concurrency", default=20, show_default=True)
-@click.option("--no-progress", is_flag=True)
+@click.option("--records", default=3000, show_default=True, help="how many records the demo writes back")
+@click.option("--concurrency", default=20, show_default=True, help="records in flight")
+@click.option("--no-progress", is_flag=True, help="no progress bar on stderr")
 def demo(records: int, concurrency: int, no_progress: bool) -> None:
     """Start the embedded fake server and run the main job against it, faults included."""
 

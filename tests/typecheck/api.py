@@ -25,7 +25,7 @@ from isales_async import (
 
 async def usage() -> None:
     async with ISalesClient(
-        "https://h:1", ak="a", sk="s", vdn_id=1, max_concurrency=5, timeouts=Timeouts(read=5)
+        "https://h:1", ak="a", sk="s", vdn_id=1, max_concurrency=5, timeouts=Timeouts(read=5), trust_env=True
     ) as client:
         page: Page[ObsResultCode] = await client.obs_result_codes.page(page_num=1, page_size=50)
         code: str = page.items[0].obs_code
