@@ -3,6 +3,7 @@
 ``nox`` runs the suite on every supported Python (``tests-3.10`` ... ``tests-3.13``), ruff
 and strict mypy; ``nox -s lowest`` runs the suite on the lowest version of every direct
 dependency; ``nox -s build`` builds the sdist and wheel and checks what they hold;
+``nox -s verifytypes`` checks with pyright that the public API is completely typed;
 ``nox -s bench`` runs the benchmarks.
 """
 
@@ -16,7 +17,7 @@ import nox
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 LOWEST_PYTHON = PYTHONS[0]
 
-nox.options.sessions = ["tests", "lint", "mypy"]
+nox.options.sessions = ["tests", "lint", "mypy", "verifytypes"]
 
 # Run inside the lowest environment: every direct requirement with a ">=" floor (the extras
 # installed there included) must be installed at exactly that floor, or the floor is not
@@ -85,6 +86,13 @@ def mypy(session: nox.Session) -> None:
     session.install(".[test]", "mypy")
     session.run("mypy")
     session.run("mypy", "--strict", "tests/typecheck/api.py")
+
+
+@nox.session
+def verifytypes(session: nox.Session) -> None:
+    """Every public name of the installed package fully typed, as pyright sees it (it fails below 100%)."""
+    session.install(".[cli]", "pyright")
+    session.run("pyright", "--verifytypes", "isales_async", "--ignoreexternal")
 
 
 @nox.session

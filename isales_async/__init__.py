@@ -35,6 +35,7 @@ from ._errors import (
     TLSError,
     TransportError,
     UndefinedResultError,
+    UnexpectedError,
     ValidationError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
@@ -124,6 +125,7 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "UndefinedResultError",
+    "UnexpectedError",
     "ValidationError",
     "Writeback",
     "WritebackPlan",

@@ -42,6 +42,7 @@ from ._errors import (
     OutcomeUnknownError,
     TLSError,
     UndefinedResultError,
+    UnexpectedError,
     ValidationError,
 )
 from ._hooks import logger
@@ -84,6 +85,11 @@ class OutcomeKind(enum.Enum):
 class Outcome:
     """What happened to one record; ``error`` is the typed error when it is not ok.
 
+    ``error`` is always an :class:`~isales_async.ISalesError`: an exception of any other
+    type (a bug, in the client or in a record's own methods) arrives wrapped, as an
+    :class:`~isales_async.UnexpectedError` before sending or an
+    :class:`~isales_async.OutcomeUnknownError` after, with it as ``__cause__``.
+
     ``data_id`` is the record's dataId as given (an int stays an int); ``key`` is its
     canonical form, the server's and the journal's key ("" when the dataId is invalid).
     """
@@ -91,7 +97,7 @@ class Outcome:
     data_id: int | str
     record: Writeback | None
     kind: OutcomeKind
-    error: BaseException | None = None
+    error: ISalesError | None = None
     key: str = ""
 
     @property
@@ -268,8 +274,8 @@ class BatchControl:
     """
 
     def __init__(self) -> None:
-        self.stopping = False
-        self.abandoned = False
+        self.stopping: bool = False
+        self.abandoned: bool = False
         self._batch: _Batch | None = None
 
     def stop(self) -> None:
@@ -307,6 +313,10 @@ _DUPLICATE = "duplicate"
 
 class _NotSent(Exception):
     """Raised from ``on_send`` to keep an attempt off the wire (the batch stopped, or the journal failed)."""
+
+    def __init__(self, error: JournalError | None = None) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _InProgress:
@@ -600,7 +610,7 @@ class _Batch:
         try:
             prepared = prepare(record)
         except Exception as exc:  # ValidationError, or a record that breaks the checks themselves
-            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, exc), None)
+            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(exc)), None)
             return
         outcome = Outcome(data_id, record, OutcomeKind.NOT_SENT, key=prepared.key)
         if not self.sending_allowed:  # taken just as the batch stopped
@@ -618,7 +628,7 @@ class _Batch:
             self.settle(attrs.evolve(outcome, error=exc), None)
             return
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=exc), None)
+            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=_typed(exc)), None)
             return
         if decision.skip == _DUPLICATE:
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
@@ -656,10 +666,10 @@ class _Batch:
                 self.store.sending(prepared, record, decision.known)
             except JournalError as exc:  # what the journal cannot record is not sent
                 self.abort(exc)
-                raise _NotSent from exc
+                raise _NotSent(exc) from exc
             state.sent = True
 
-        result: tuple[OutcomeKind, BaseException | None] | None = None
+        result: tuple[OutcomeKind, ISalesError | None] | None = None
         self.in_progress.add(state)
         try:
             with state.scope:
@@ -667,11 +677,13 @@ class _Batch:
                     await self.resource._send_write_back(prepared.key, prepared.body, on_send=on_send)
                 except _NotSent as refused:
                     # A write is retried only when provably not applied, so a refused attempt means not applied.
-                    result = (OutcomeKind.NOT_SENT, refused.__cause__)
+                    result = (OutcomeKind.NOT_SENT, refused.error)
                 except ISalesError as exc:
                     result = self.classify(exc)
                 except Exception as exc:  # a bug in one record's processing: that record alone pays
-                    result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, exc)
+                    result = (
+                        (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
+                    )
                 else:
                     result = (OutcomeKind.SUCCEEDED, None)
         finally:
@@ -681,7 +693,7 @@ class _Batch:
         kind, error = result
         self.settle(attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, decision))
 
-    def classify(self, error: ISalesError) -> tuple[OutcomeKind, BaseException]:
+    def classify(self, error: ISalesError) -> tuple[OutcomeKind, ISalesError]:
         if isinstance(error, OutcomeUnknownError):
             return OutcomeKind.UNKNOWN, error
         if fatal_reason(error) is not None:
@@ -751,6 +763,15 @@ class _Batch:
 
 def _as_record(record: object) -> Writeback | None:
     return record if isinstance(record, Writeback) else None
+
+
+def _typed(error: Exception) -> ISalesError:
+    """``error`` itself when it is one of ours, else an :class:`UnexpectedError` it caused."""
+    if isinstance(error, ISalesError):
+        return error
+    unexpected = UnexpectedError(f"an unexpected {type(error).__name__} before sending: {error}; not sent")
+    unexpected.__cause__ = error
+    return unexpected
 
 
 def _unknown_after(error: Exception) -> OutcomeUnknownError:

@@ -23,6 +23,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── InvalidParameterError  the endpoint's parameter-error codes
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
+    ├── UnexpectedError            a batch record failed, unsent, by an exception of no type here (``__cause__``)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
     ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
     ├── DefinitionsUnavailableError  the tenant's business results could not be fetched, or none is listed:
@@ -73,6 +74,7 @@ __all__ = [
     "TLSError",
     "TransportError",
     "UndefinedResultError",
+    "UnexpectedError",
     "ValidationError",
 ]
 
@@ -253,6 +255,16 @@ class OutcomeUnknownError(ISalesError):
     def __init__(self, message: str, *, endpoint: str) -> None:
         super().__init__(message)
         self.endpoint = endpoint
+
+
+class UnexpectedError(ISalesError):
+    """A batch record failed before it was sent, by an exception the client did not expect.
+
+    That exception, a bug in the client or in the record's own methods, is ``__cause__``;
+    it is wrapped so that every :attr:`Outcome.error <isales_async.Outcome.error>` is an
+    :class:`ISalesError`. The record was not sent, so a re-run sends it again. (After
+    sending, the same exception makes the outcome an :class:`OutcomeUnknownError`.)
+    """
 
 
 class PaginationError(ISalesError):

@@ -129,8 +129,8 @@ class Journal:
     """
 
     def __init__(self, path: str | PathLike[str], *, readonly: bool = False) -> None:
-        self.path = str(path)
-        self.readonly = readonly
+        self.path: str = str(path)
+        self.readonly: bool = readonly
         self.run: int | None = None  # the current (or last) run of this object
         self._db = self._connect()
         try:

@@ -67,15 +67,39 @@ _KEY = "isales_async.key"
 _HOOK = "isales_async.hook"
 
 
-class CallStatus(enum.IntEnum):
-    """``callStatus``: 5 the call failed, 6 it succeeded."""
+class _OpenIntEnum(enum.IntEnum):
+    """An ``IntEnum`` that takes every integer, so a field of its type is always of its type.
+
+    A value the API does not document becomes a pseudo-member named ``UNKNOWN`` that keeps
+    the number sent (``.value``, ``int()``, ``==``): a newer server's code is neither
+    refused nor turned into a bare ``int``. ``known`` tells the documented members from
+    it; a pseudo-member is made per call, so compare it with ``==``, not ``is``.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if type(value) is not int:
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = "UNKNOWN"
+        member._value_ = value
+        return member
+
+    @property
+    def known(self) -> bool:
+        """Whether this is a value the API documents (``False`` for ``UNKNOWN``)."""
+        return self._name_ in type(self).__members__
+
+
+class CallStatus(_OpenIntEnum):
+    """``callStatus``: 5 the call failed, 6 it succeeded; another number is ``UNKNOWN`` with that value."""
 
     FAILED = 5
     SUCCEEDED = 6
 
 
-class DefLevel(enum.IntEnum):
-    """``defLevel`` of a business result: 1 a parent, 2 a sub-result."""
+class DefLevel(_OpenIntEnum):
+    """``defLevel`` of a business result: 1 a parent, 2 a sub-result; another number is ``UNKNOWN`` with that value."""
 
     PARENT = 1
     CHILD = 2
@@ -102,13 +126,14 @@ class ObsResultCode:
 class BusinessResult:
     """A business result definition; parents carry their sub-results in ``children``.
 
-    ``def_level`` is a :class:`DefLevel` for 1 and 2, an ``int`` for another number and,
-    should the server send something that is not a number, that string as sent.
+    ``def_level`` is a :class:`DefLevel` for any number (``DefLevel.UNKNOWN`` keeping it
+    for one other than 1 and 2) and, should the server send something that is not a
+    number, that string as sent.
     """
 
     code: str
     name: str | None = None
-    def_level: DefLevel | int | str | None = None
+    def_level: DefLevel | str | None = None
     children: Sequence[BusinessResult] = ()
     extra: Mapping[str, Any] = _extra()
 
@@ -122,7 +147,7 @@ class CallResult:
 
     call_id: str | None = None
     called: str | None = None
-    call_status: CallStatus | int | None = None
+    call_status: CallStatus | None = None
     fail_code: str | None = None
     result_code: str | None = None
     vdn_id: int | None = None
@@ -248,9 +273,9 @@ def _structure_optional_int(value: Any, _: Any) -> int | None:
     raise TypeError(f"expected an integer, got {_json_type(value)}")
 
 
-def _enum_or_int(enum_type: type[enum.IntEnum], *, keep_text: bool = False) -> Hook:
-    """Known values as ``enum_type`` members, other integers as ``int``; with ``keep_text``
-    a string that is not a number is kept as it is instead of refused."""
+def _open_enum(enum_type: type[_OpenIntEnum], *, keep_text: bool = False) -> Hook:
+    """Every integer as an ``enum_type`` (an undocumented one as its ``UNKNOWN`` pseudo-member);
+    with ``keep_text`` a string that is not a number is kept as it is instead of refused."""
     members = {m.value: m for m in enum_type}
 
     def structure(value: Any, _: Any) -> Any:
@@ -260,7 +285,10 @@ def _enum_or_int(enum_type: type[enum.IntEnum], *, keep_text: bool = False) -> H
             if keep_text:
                 return value
             raise
-        return None if number is None else members.get(number, number)
+        if number is None:
+            return None
+        member = members.get(number)
+        return member if member is not None else enum_type(number)
 
     return structure
 
@@ -416,8 +444,8 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(str | None, _structure_optional_text)
     conv.register_structure_hook(int | None, _structure_optional_int)
     conv.register_structure_hook(_dt.datetime | None, _structure_time)
-    conv.register_structure_hook(CallStatus | int | None, _enum_or_int(CallStatus))
-    conv.register_structure_hook(DefLevel | int | str | None, _enum_or_int(DefLevel, keep_text=True))
+    conv.register_structure_hook(CallStatus | None, _open_enum(CallStatus))
+    conv.register_structure_hook(DefLevel | str | None, _open_enum(DefLevel, keep_text=True))
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], lambda value, _: dict(value))
     conv.register_structure_hook_factory(
         lambda t: _sequence_item(t) is not None,

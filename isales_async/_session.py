@@ -9,10 +9,12 @@ and when to try again. aiohttp exceptions are translated to our hierarchy in one
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import logging
 import ssl as _ssl
+import urllib.request
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -128,7 +130,7 @@ def _translate_errors(endpoint: str) -> Iterator[None]:
     try:
         yield
     except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-        raise TLSError(f"{endpoint}: TLS failed: {exc}") from exc
+        raise TLSError(f"{endpoint}: TLS failed: {exc}{_plain_http_hint(exc)}") from exc
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise ConnectError(f"{endpoint}: could not connect: {exc}") from exc
     # Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not
@@ -137,6 +139,25 @@ def _translate_errors(endpoint: str) -> Iterator[None]:
         raise ReadTimeoutError(f"{endpoint}: no response in time") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}") from exc
+
+
+# What OpenSSL reports when the other end answers a TLS handshake in plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+
+
+def _plain_http_hint(exc: BaseException) -> str:
+    """Why a handshake failed, in words, when the port speaks plain HTTP; else nothing."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, _ssl.SSLError) and getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS:
+            return (
+                "; the server answered in plain HTTP, not TLS: use its https port, "
+                "or an http:// base URL if it really serves plain HTTP"
+            )
+        cause = getattr(cause, "os_error", None) or cause.__cause__
+    return ""
 
 
 def parse_base_url(base_url: str) -> yarl.URL:
@@ -160,7 +181,37 @@ def parse_base_url(base_url: str) -> yarl.URL:
         raise ValidationError("base_url", "must not carry user info: the client signs with the AK and SK")
     if url.raw_query_string or url.raw_fragment:
         raise ValidationError("base_url", "must not carry a query or a fragment")
+    return without_api_path(url)
+
+
+#: What a base URL copied from the API reference may end with: the client adds it itself.
+_API_PATHS = (API_PREFIX, API_PREFIX.rsplit("/", 1)[0])
+
+
+def without_api_path(url: yarl.URL) -> yarl.URL:
+    """``url`` without a trailing API path (``/rest/isales/v1/openapi``, ``.../campaigns``),
+    which the client adds to every request; a gateway's own prefix before it is kept."""
+    path = url.raw_path.rstrip("/")
+    for api_path in _API_PATHS:
+        if path.endswith(api_path):
+            return url.with_path(path[: -len(api_path)] or "/", encoded=True)
     return url
+
+
+def proxy_from_env(url: yarl.URL) -> tuple[yarl.URL | None, Mapping[str, str] | None]:
+    """The proxy ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``url`` (``NO_PROXY`` honoured), and
+    the headers for the proxy (its credentials, from the proxy URL); ``(None, None)`` to
+    connect directly."""
+    if url.host is not None and urllib.request.proxy_bypass(url.host):
+        return None, None
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy:
+        return None, None
+    proxy_url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_url.user is None:
+        return proxy_url, None
+    credentials = base64.b64encode(f"{proxy_url.user}:{proxy_url.password or ''}".encode()).decode("ascii")
+    return proxy_url.with_user(None), {"Proxy-Authorization": f"Basic {credentials}"}
 
 
 def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
@@ -214,6 +265,7 @@ class Session:
         max_response_bytes: int,
         route_limits: Mapping[str, RouteLimit],
         retry_budget: RetryBudget | None,
+        trust_env: bool = False,
     ) -> None:
         url = parse_base_url(base_url)
         if url.scheme == "http":
@@ -225,6 +277,11 @@ class Session:
         self._origin = url.origin()
         self._prefix = url.raw_path.rstrip("/") + f"{API_PREFIX}/{vdn_id}/"
         self._host = url.host_port_subcomponent or ""
+        # Read once, as httpx does: every request of a client goes to the same origin.
+        self._proxy, proxy_headers = proxy_from_env(url) if trust_env else (None, None)
+        # aiohttp sends proxy_headers on a CONNECT only (https); a plain-http request carries them itself.
+        self._proxy_headers = proxy_headers if url.scheme == "https" else None
+        self._request_proxy_headers = dict(proxy_headers or {}) if url.scheme == "http" else {}
         self._ak = ak
         self._sk = sk
         self._max_concurrency = max_concurrency
@@ -417,6 +474,7 @@ class Session:
                 "Host": self._host,
                 "Authorization": signed.authorization,
                 "Content-Type": "application/json; charset=UTF-8",
+                **self._request_proxy_headers,
             }
             if on_send is not None:
                 on_send()
@@ -431,6 +489,8 @@ class Session:
                     headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl,
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
                     allow_redirects=False,
                 ) as response:
                     body = await self._read_body(response, endpoint.name)

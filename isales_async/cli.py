@@ -44,8 +44,8 @@ try:
     from rich.table import Table
     from rich.text import Text
     from rich.tree import Tree
-except ImportError as exc:  # pragma: no cover - only without the extra
-    raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from exc
+except ImportError as _missing_extra:  # pragma: no cover - only without the extra
+    raise SystemExit("the isales command needs its extra: pip install 'isales-async[cli]'") from _missing_extra
 
 from aiohttp import web
 
@@ -56,6 +56,7 @@ from . import (
     BusinessError,
     BusinessResult,
     CallResult,
+    CallStatus,
     ConnectError,
     DefinitionsUnavailableError,
     DuplicateRecordError,
@@ -81,20 +82,24 @@ from .receivers import aiohttp_app
 from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+out: Console = Console()
+err: Console = Console(stderr=True)
 
 
 @attrs.define
 class Settings:
+    """The connection settings of the group's options, shared by every subcommand."""
+
     base_url: str | None
     ak: str | None
     vdn_id: int | None
     ca_file: str | None
     insecure: bool
     max_concurrency: int
+    trust_env: bool = True
 
     def client(self) -> ISalesClient:
+        """A client from these settings; what is missing is named, a warning is one line on stderr."""
         sk = _read_secret()
         missing = [
             name
@@ -103,22 +108,28 @@ class Settings:
                 ("--ak/ISALES_AK", self.ak),
                 ("--vdn-id/ISALES_VDN_ID", self.vdn_id),
             )
-            if not value
+            if value is None or value == ""
         ]
         if sk is None:
             missing.append("ISALES_SK or ISALES_SK_FILE")
         if missing:
             raise click.UsageError("missing settings: " + ", ".join(missing))
         assert self.base_url and self.ak and self.vdn_id and sk
-        return ISalesClient(
-            self.base_url,
-            ak=self.ak,
-            sk=sk,
-            vdn_id=self.vdn_id,
-            ca_file=self.ca_file,
-            insecure=self.insecure,
-            max_concurrency=self.max_concurrency,
-        )
+        # Recorded under the filters in force (PYTHONWARNINGS, -W), then printed without a source line.
+        with warnings.catch_warnings(record=True) as caught:
+            client = ISalesClient(
+                self.base_url,
+                ak=self.ak,
+                sk=sk,
+                vdn_id=self.vdn_id,
+                ca_file=self.ca_file,
+                insecure=self.insecure,
+                max_concurrency=self.max_concurrency,
+                trust_env=self.trust_env,
+            )
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            err.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
+        return client
 
 
 def _read_secret() -> str | None:
@@ -159,7 +170,8 @@ def _exit_with(exc: ISalesError, resume: str | None = None) -> NoReturn:
 
 def _json_line(obj: Any) -> None:
     data = attrs.asdict(obj) if attrs.has(type(obj)) else obj
-    sys.stdout.write(orjson.dumps(data, default=dict, option=orjson.OPT_NAIVE_UTC).decode() + "\n")
+    # Naive times are the server's local time: written as sent, without an offset.
+    sys.stdout.write(orjson.dumps(data, default=dict).decode() + "\n")
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -176,11 +188,15 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 @click.group()
 @click.version_option(__version__, prog_name="isales", message="%(prog)s %(version)s")
-@click.option("--base-url", envvar="ISALES_BASE_URL", help="https://ip:port of CC-iSales [ISALES_BASE_URL]")
+@click.option(
+    "--base-url",
+    envvar="ISALES_BASE_URL",
+    help="https://ip:port of CC-iSales [ISALES_BASE_URL]; a trailing /rest/isales/v1/openapi is dropped",
+)
 @click.option(
     "--ak", envvar="ISALES_AK", help="access key [ISALES_AK]; the SK comes only from ISALES_SK or ISALES_SK_FILE"
 )
-@click.option("--vdn-id", envvar="ISALES_VDN_ID", type=int, help="VDN, 1-9999 [ISALES_VDN_ID]")
+@click.option("--vdn-id", envvar="ISALES_VDN_ID", type=click.IntRange(1, 9999), help="VDN, 1-9999 [ISALES_VDN_ID]")
 @click.option(
     "--ca-file",
     envvar="ISALES_CA_FILE",
@@ -189,6 +205,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 )
 @click.option("--insecure", is_flag=True, help="do not verify TLS certificates (warns)")
 @click.option("--max-concurrency", default=10, show_default=True, help="requests in flight at once")
+@click.option(
+    "--no-proxy",
+    is_flag=True,
+    help="connect directly: ignore HTTP_PROXY, HTTPS_PROXY and NO_PROXY (honoured by default, as curl does)",
+)
 @click.option("-v", "--verbose", count=True, help="log retries (-v) or every request (-vv) to stderr")
 @click.pass_context
 def cli(
@@ -199,18 +220,27 @@ def cli(
     ca_file: str | None,
     insecure: bool,
     max_concurrency: int,
+    no_proxy: bool,
     verbose: int,
 ) -> None:
-    """Query and write CC-iSales outbound-call results."""
+    """Query and write CC-iSales outbound-call results.
+
+    Exits 0 on success, 2 on a usage error, a connection, TLS or credentials problem, or
+    an error answer of the server (``writeback`` adds 1 and 130/143: see its help).
+    """
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
         )
-    ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency)
+    ctx.obj = Settings(base_url, ak, vdn_id, ca_file, insecure, max_concurrency, trust_env=not no_proxy)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table")
-max_items_option = click.option("--max-items", type=int, default=None, help="stop after this many")
+json_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines instead of a table"
+)
+max_items_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
+    "--max-items", type=int, default=None, help="stop after this many"
+)
 
 
 @cli.command("obs-codes")
@@ -320,6 +350,8 @@ def external_results() -> None:
 @json_option
 @click.pass_obj
 def external_list(settings: Settings, as_json: bool) -> None:
+    """List the external (display) results."""
+
     async def run() -> None:
         async with settings.client() as client:
             items = [r async for r in client.external_results.iter()]
@@ -339,6 +371,8 @@ def external_list(settings: Settings, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
+    """Show the external result DEF_ID with its OBS codes."""
+
     async def run() -> None:
         async with settings.client() as client:
             result = await client.external_results.get(def_id)
@@ -354,14 +388,18 @@ def external_show(settings: Settings, def_id: str, as_json: bool) -> None:
 
 
 @external_results.command("create")
-@click.option("--display-result", required=True)
-@click.option("--obs-code", "obs_codes", multiple=True, required=True, help="repeat for each code")
+@click.option("--display-result", required=True, help="the result as agents and reports show it")
+@click.option(
+    "--obs-code", "obs_codes", multiple=True, required=True, help="an OBS result code it maps; repeat for each"
+)
 @click.option("--result-code", default=None, help="fewer than 8 characters")
 @json_option
 @click.pass_obj
 def external_create(
     settings: Settings, display_result: str, obs_codes: tuple[str, ...], result_code: str | None, as_json: bool
 ) -> None:
+    """Create an external result; prints its defId."""
+
     async def run() -> None:
         async with settings.client() as client:
             created = await client.external_results.create(display_result, list(obs_codes), result_code)
@@ -372,10 +410,14 @@ def external_create(
 
 @external_results.command("update")
 @click.argument("def_id")
-@click.option("--display-result", required=True)
-@click.option("--obs-code", "obs_codes", multiple=True, required=True)
+@click.option("--display-result", required=True, help="the new display result")
+@click.option(
+    "--obs-code", "obs_codes", multiple=True, required=True, help="the OBS result codes it maps; repeat for each"
+)
 @click.pass_obj
 def external_update(settings: Settings, def_id: str, display_result: str, obs_codes: tuple[str, ...]) -> None:
+    """Replace the display result and OBS codes of the external result DEF_ID."""
+
     async def run() -> None:
         async with settings.client() as client:
             await client.external_results.update(def_id, display_result, list(obs_codes))
@@ -387,9 +429,22 @@ def external_update(settings: Settings, def_id: str, display_result: str, obs_co
 CALL_COLUMNS = ["callId", "called", "status", "failCode", "resultCode", "time"]
 
 
-def _call_row(r: Any) -> list[Any]:
-    status = r.call_status.name.lower() if hasattr(r.call_status, "name") else r.call_status
-    return [r.call_id, r.called, status, r.fail_code, r.result_code, r.call_time_str or r.ack_begin_time]
+def _call_row(r: CallResult) -> list[Any]:
+    return [
+        r.call_id,
+        r.called,
+        _status_text(r.call_status),
+        r.fail_code,
+        r.result_code,
+        r.call_time_str or r.ack_begin_time,
+    ]
+
+
+def _status_text(status: CallStatus | None) -> str | None:
+    """``succeeded``, ``failed``, or ``unknown (7)`` for a number the API does not document."""
+    if status is None:
+        return None
+    return status.name.lower() if status.known else f"unknown ({status.value})"
 
 
 @cli.command("call-result")
@@ -409,9 +464,9 @@ def call_result(settings: Settings, call_id: str, as_json: bool) -> None:
 
 @cli.command("call-results")
 @click.argument("campaign_id")
-@click.option("--show-detail", is_flag=True)
+@click.option("--show-detail", is_flag=True, help="ask the server for each call's details too")
 @click.option("--begin", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD, with --end")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD, with --begin")
 @max_items_option
 @json_option
 @click.pass_obj
@@ -1066,7 +1121,14 @@ def _reopened(path: Path | None) -> Iterator[Journal | None]:
 
 @cli.command("writeback")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl"]), default="auto", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "jsonl"]),
+    default="auto",
+    show_default=True,
+    help="the file's format; auto: JSON Lines for .jsonl, .ndjson and .json, else CSV",
+)
 @click.option(
     "--encoding",
     default=DEFAULT_ENCODING,
@@ -1092,7 +1154,7 @@ def _reopened(path: Path | None) -> Iterator[Journal | None]:
 @click.option(
     "--followup", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: FILE.followup.jsonl"
 )
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="no progress bar on stderr")
 @click.option(
     "--no-check",
     is_flag=True,
@@ -1362,8 +1424,8 @@ def journal_export(file: Path, output: Path | None) -> None:
 
 
 @cli.command("fake-server")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=28090, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to listen on")
+@click.option("--port", default=28090, show_default=True, help="the port to listen on")
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every answer")
 def fake_server(host: str, port: int, latency: float) -> None:
     """Run the embedded fake CC-iSales server until interrupted."""
@@ -1400,9 +1462,9 @@ def demo_records(count: int) -> Iterator[Writeback]:
 
 
 @cli.command("demo")
-@click.option("--records", default=3000, show_default=True)
-@click.option("--concurrency", default=20, show_default=True)
-@click.option("--no-progress", is_flag=True)
+@click.option("--records", default=3000, show_default=True, help="how many records the demo writes back")
+@click.option("--concurrency", default=20, show_default=True, help="records in flight")
+@click.option("--no-progress", is_flag=True, help="no progress bar on stderr")
 def demo(records: int, concurrency: int, no_progress: bool) -> None:
     """Start the embedded fake server and run the main job against it, faults included."""
 

@@ -4,8 +4,10 @@ the strict converter of the tests and the production hooks agree."""
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import cattrs
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -72,6 +74,43 @@ def test_call_result_detail_example() -> None:
 )
 def test_call_status_as_string_or_integer(raw: object, expected: object) -> None:
     assert LENIENT.structure({"callStatus": raw}, CallResult).call_status == expected
+
+
+@pytest.mark.parametrize("converter", [STRICT, LENIENT], ids=["strict", "lenient"])
+@pytest.mark.parametrize("raw", [7, "7", 0, -3])
+def test_an_undocumented_call_status_is_still_a_call_status(converter: cattrs.Converter, raw: object) -> None:
+    status = converter.structure({"callStatus": raw}, CallResult).call_status
+    assert isinstance(status, CallStatus) and type(status) is CallStatus
+    assert (status.name, status.value, int(status), status == int(str(raw)), status.known) == (
+        "UNKNOWN",
+        int(str(raw)),
+        int(str(raw)),
+        True,
+        False,
+    )
+    assert CallStatus.SUCCEEDED.known and CallStatus(6) is CallStatus.SUCCEEDED
+    assert list(CallStatus) == [CallStatus.FAILED, CallStatus.SUCCEEDED]  # the pseudo-member is no member
+
+
+def test_an_undocumented_def_level_is_still_a_def_level() -> None:
+    result = LENIENT.structure(
+        {"code": "B", "defLevel": "3", "children": [{"code": "B-1", "defLevel": 9}]}, BusinessResult
+    )
+    assert isinstance(result.def_level, DefLevel) and (result.def_level.name, result.def_level.value) == ("UNKNOWN", 3)
+    assert isinstance(result.children[0].def_level, DefLevel) and result.children[0].def_level == 9
+    assert not result.def_level.known and DefLevel.CHILD.known
+
+
+def test_a_pseudo_member_survives_pickle_and_json() -> None:
+    status = CallStatus(7)
+    assert pickle.loads(pickle.dumps(status)) == status and type(pickle.loads(pickle.dumps(status))) is CallStatus
+    assert orjson.dumps({"callStatus": status}) == b'{"callStatus":7}'
+
+
+@pytest.mark.parametrize("raw", ["x", True, 1.5])
+def test_a_value_that_is_no_integer_is_no_call_status(raw: object) -> None:
+    with pytest.raises(ValueError):
+        CallStatus(raw)
 
 
 def test_empty_strings_become_none() -> None:

@@ -456,8 +456,8 @@ class FakeISales:
         paging: PagingQuirk | None = None,
         business_results: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        self.credentials = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
-        self.obs_codes = _data.obs_codes(obs_code_count)
+        self.credentials: dict[str, str] = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
+        self.obs_codes: list[dict[str, Any]] = _data.obs_codes(obs_code_count)
         self.business_results: list[dict[str, Any]] = (
             [dict(result) for result in business_results]
             if business_results is not None
@@ -465,10 +465,12 @@ class FakeISales:
         )
         self.data_id_count = data_id_count
         start = _dt.datetime(2026, 11, 2, 9, 0, 0)
-        self.campaign_calls = {c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns}
+        self.campaign_calls: dict[str, list[dict[str, Any]]] = {
+            c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns
+        }
         #: The VDN each campaign belongs to: callresult and callresultdetail answer "does
         #: not exist" for a campaign or call of another VDN.
-        self.campaign_vdns = dict.fromkeys(campaigns, VDN_ID)
+        self.campaign_vdns: dict[str, int] = dict.fromkeys(campaigns, VDN_ID)
         self.external_results: dict[str, dict[str, Any]] = {}
         self.latency = latency
         self.max_clock_skew = max_clock_skew
@@ -479,16 +481,16 @@ class FakeISales:
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.applied: list[AppliedWrite] = []
-        self.rejected_auth = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.rejected_auth: int = 0
+        self.in_flight: int = 0
+        self.max_in_flight: int = 0
         self._release = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_def_id = 1645244637
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._listen: tuple[str, int, ssl.SSLContext | None] = ("", 0, None)
-        self.base_url = ""
+        self.base_url: str = ""
 
     # -- lifecycle ---------------------------------------------------------------
 
