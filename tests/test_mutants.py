@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,21 +22,38 @@ import pytest
 from click.testing import CliRunner
 
 from isales_async import (
+    AuthenticationError,
     Event,
+    HTTPStatusError,
+    InvalidParameterError,
     ISalesClient,
+    ISalesError,
     Journal,
     OutcomeUnknownError,
+    Page,
+    PaginationError,
+    RateLimitedError,
     ReadTimeoutError,
     RequestSent,
+    ResponseFormatError,
     RetryBudget,
     RetryPolicy,
     RetryScheduled,
     ServerError,
     Status,
     Timeouts,
+    ValidationError,
     Writeback,
+    sign,
 )
-from isales_async._retry import Failure
+from isales_async._endpoints import ENDPOINTS, ErrorKind
+from isales_async._envelope import decipher, parse_retry_after
+from isales_async._pager import Pager
+from isales_async._paging import fetch_limit, parse_total_count
+from isales_async._rerun import SKIP_FAILED, SKIP_UNKNOWN
+from isales_async._rerun import decide as rerun_decide
+from isales_async._retry import Decision, Failure, classify
+from isales_async._signing import canonical_request, enc, format_timestamp
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault, RecordedRequest
 
@@ -322,3 +341,244 @@ def test_the_followup_file_keeps_the_earlier_runs_rows_beside_this_runs(tmp_path
             ("earlier_failed", "2", None): 1,
         }
         assert server.applied_counts() == {"1": 1, "3": 1, "5": 1}
+
+
+# -- mutmut survivors of the pure core (nox -s mutate) -------------------------------------------
+
+SIGN_ARGS: dict[str, Any] = {
+    "method": "GET",
+    "path": "/p",
+    "query": [("k", "v")],
+    "host": "h:1",
+    "body": "",
+    "ak": "ak",
+    "sk": "sk",
+    "timestamp": "2024-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("field", ["method", "path", "query", "host", "body", "ak", "sk", "timestamp"])
+def test_text_utf8_cannot_encode_is_refused_naming_its_argument(field: str) -> None:
+    bad = "x\ud800"
+    args = {**SIGN_ARGS, field: [("k", bad)] if field == "query" else bad}
+    with pytest.raises(ValidationError) as info:
+        sign(**args)
+    assert info.value.field == field and "lone surrogate" in str(info.value)
+    assert bad not in str(info.value) and repr(bad) not in str(info.value)
+
+
+def test_every_signed_header_is_named_and_listed_in_the_canonical_request() -> None:
+    text = canonical_request("get", "/p", [], {"Host": "h:1", "X-B": "b c", "x-a": "a"}, "")
+    assert text == "GET\n/p\nhost;x-a;x-b\nhost:h%3A1\nx-a:a\nx-b:b%20c\n"
+
+
+def test_a_long_value_is_encoded_like_a_short_one() -> None:
+    short = "a/b~c d"
+    long = short * 20  # past the cached length
+    assert enc(long) == enc(short) * 20 == "a%2Fb~c%20d" * 20
+
+
+def test_a_timestamp_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        plus2 = dt.timezone(dt.timedelta(hours=2))
+        assert format_timestamp(dt.datetime(2024, 1, 1, 2, 30, 5, tzinfo=plus2)) == "2024-01-01T00:30:05Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        (400, Failure.FINAL),
+        (404, Failure.FINAL),
+        (499, Failure.FINAL),
+        (500, Failure.SERVER_ERROR),
+        (599, Failure.SERVER_ERROR),
+    ],
+)
+def test_a_status_outside_the_retry_table_is_final_below_500(status: int, failure: Failure) -> None:
+    assert classify(HTTPStatusError("x", status=status, endpoint=OBS)) is failure
+
+
+def test_each_give_up_says_why_as_the_hooks_report_it() -> None:
+    policy = RetryPolicy(attempts=2, initial_delay=1.0, deadline=30.0)
+    no_jitter = {"rand": lambda: 1.0}
+    assert policy.decide(attempt=1, failure=Failure.LOST, write=True, elapsed=0.0, **no_jitter) == Decision(
+        False, unknown=True, reason="lost is not retried for a write"
+    )
+    assert policy.decide(attempt=1, failure=Failure.FINAL, write=False, elapsed=0.0, **no_jitter) == Decision(
+        False, reason="final is not retried for a read"
+    )
+    assert policy.decide(attempt=2, failure=Failure.LOST, write=False, elapsed=0.0, **no_jitter) == Decision(
+        False, reason="2 attempts made"
+    )
+    assert policy.decide(attempt=1, failure=Failure.LOST, write=False, elapsed=29.5, **no_jitter) == Decision(
+        False, reason="the 30s deadline leaves no room for a 1.00s wait"
+    )
+    assert policy.decide(attempt=1, failure=Failure.LOST, write=False, elapsed=0.0, **no_jitter) == Decision(
+        True, delay=1.0, reason="lost"
+    )
+
+
+def test_a_wait_that_ends_exactly_at_the_deadline_is_allowed() -> None:
+    policy = RetryPolicy(initial_delay=1.0, deadline=30.0)
+    decision = policy.decide(attempt=1, failure=Failure.LOST, write=False, elapsed=29.0, rand=lambda: 1.0)
+    assert (decision.retry, decision.delay) == (True, 1.0)
+
+
+@pytest.mark.parametrize("hint", [0.0, 0.5, 1.0])
+def test_a_hint_below_a_second_is_still_honoured(hint: float) -> None:
+    decision = RetryPolicy().decide(
+        attempt=1, failure=Failure.RATE_LIMITED, write=True, elapsed=0.0, retry_after=hint, rand=lambda: 0.0
+    )
+    assert (decision.retry, decision.delay) == (True, hint)
+
+
+@pytest.mark.parametrize("zone", ["GMT", "-0000", "+0000"])
+def test_an_http_date_retry_after_in_any_utc_spelling_counts_from_now(zone: str) -> None:
+    """``-0000`` parses to a naive datetime: it is UTC all the same."""
+    now = dt.datetime(2026, 10, 21, 7, 27, 30, tzinfo=dt.timezone.utc)
+    assert parse_retry_after(f"Wed, 21 Oct 2026 07:28:00 {zone}", now) == 30.0
+
+
+NOW = dt.datetime(2026, 10, 21, 7, 27, 30, tzinfo=dt.timezone.utc)
+IN_30S = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+# (status, Retry-After, body) -> the exact error class, str() and attributes decipher raises.
+DECIPHER_ERRORS: list[tuple[int, str | None, bytes, type[Exception], str, dict[str, Any]]] = [
+    (
+        300,
+        None,
+        b'{"resultCode": "0200000"}',
+        HTTPStatusError,
+        f"{OBS}: HTTP 300: " + '{"resultCode": "0200000"}',
+        {"status": 300, "retry_after": None},
+    ),
+    (404, "7", b"gone", HTTPStatusError, f"{OBS}: HTTP 404: gone", {"status": 404, "retry_after": None}),
+    (401, None, b"", AuthenticationError, f"{OBS}: the server refused the request signature", {"status": 401}),
+    (429, IN_30S, b"", RateLimitedError, f"{OBS}: rate limited (HTTP 429)", {"status": 429, "retry_after": 30.0}),
+    (500, "7", b"oops", ServerError, f"{OBS}: HTTP 500: oops", {"status": 500, "retry_after": 7.0}),
+    (503, IN_30S, b"", ServerError, f"{OBS}: HTTP 503: ", {"status": 503, "retry_after": 30.0}),
+    (200, None, b"<html>", ResponseFormatError, f"response body is not JSON ({OBS}): <html>", {"snippet": "<html>"}),
+    (200, None, b"[1]", ResponseFormatError, f"response body is not a JSON object ({OBS}): [1]", {"snippet": "[1]"}),
+    (200, None, b"{}", ResponseFormatError, f"response has no resultCode ({OBS}): {{}}", {"snippet": "{}"}),
+    (
+        200,
+        None,
+        b'{"resultCode": "0200001"}',
+        InvalidParameterError,
+        f"{OBS} failed with 0200001: Parameter error",
+        {"code": "0200001", "description": "", "meaning": "Parameter error"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "body", "error", "text", "attributes"),
+    DECIPHER_ERRORS,
+    ids=[f"{c[0]}-{c[2][:12]!r}" for c in DECIPHER_ERRORS],
+)
+def test_each_failure_is_deciphered_to_its_exact_error(
+    status: int, retry_after: str | None, body: bytes, error: type[Exception], text: str, attributes: dict[str, Any]
+) -> None:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    with pytest.raises(ISalesError) as info:
+        decipher(ENDPOINTS[OBS], status, headers, body, NOW)
+    assert type(info.value) is error
+    assert str(info.value).startswith(text) and (error is AuthenticationError or str(info.value) == text)
+    assert {name: getattr(info.value, name) for name in attributes} == attributes
+    assert info.value.endpoint == OBS  # type: ignore[attr-defined]
+
+
+def test_a_snippet_is_the_first_120_bytes_decoded_leniently() -> None:
+    body = b"\xff" + b"a" * 200
+    with pytest.raises(ResponseFormatError) as info:
+        decipher(ENDPOINTS[OBS], 200, {}, body, NOW)
+    assert info.value.snippet == "\ufffd" + "a" * 119
+
+
+def test_a_code_means_what_the_endpoint_or_else_the_common_table_says() -> None:
+    endpoint = ENDPOINTS["callBusiResult"]
+    assert endpoint.meaning("0200034")[0] is ErrorKind.PARAMETER  # its own table
+    assert endpoint.meaning("02000001") == (ErrorKind.PARAMETER, "Empty parameter")  # the common table
+    assert endpoint.meaning("0299999") == (ErrorKind.OTHER, "Unknown error code")
+
+
+@pytest.mark.parametrize("text", ["X5", "5X", "5-", " ", "five"])
+def test_a_total_count_that_is_not_digits_is_refused_with_its_value(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_total_count(text)
+    assert info.value.args == (text,)
+
+
+def test_max_items_and_the_total_both_bound_the_pages_fetched() -> None:
+    assert fetch_limit(1, 10, 10, 30, start_page=1, max_items=100) == 3  # the total is the lower bound
+    assert fetch_limit(1, 10, 10, 300, start_page=1, max_items=25) == 3  # max_items is
+    assert fetch_limit(1, 10, 10, None, start_page=2, max_items=25) == 4
+
+
+def test_by_default_a_rerun_sends_nothing_in_doubt_and_nothing_that_failed_unchanged() -> None:
+    assert rerun_decide(Status.UNKNOWN, "f", "f") == SKIP_UNKNOWN
+    assert rerun_decide(Status.SENDING, "f", "g") == SKIP_UNKNOWN
+    assert rerun_decide(Status.FAILED, "f", "f") == SKIP_FAILED
+
+
+def listing(total: int) -> tuple[Pager[int], list[int]]:
+    """A pager over ``total`` numbers in memory, and the pages it was asked for."""
+    calls: list[int] = []
+
+    async def fetch(page_num: int, page_size: int) -> Page[int]:
+        calls.append(page_num)
+        return Page(list(range(total))[(page_num - 1) * page_size : page_num * page_size], total, page_num, page_size)
+
+    return Pager(fetch, key=lambda item: item, max_page_size=50), calls
+
+
+PAGES_DEFAULTS: dict[str, Any] = {"page_size": 10, "prefetch": 1, "max_items": None, "start_page": 1, "max_pages": 100}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("page_size", 0), ("page_size", 51), ("prefetch", 0), ("start_page", 0), ("max_pages", 0), ("max_items", 0)],
+)
+def test_pager_arguments_out_of_range_are_refused_naming_them(field: str, value: int) -> None:
+    pager, calls = listing(100)
+    for method in (pager.pages, pager.iter):
+        with pytest.raises(ValidationError) as info:
+            method(**{**PAGES_DEFAULTS, field: value})
+        assert info.value.field == field
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("page_num", "page_size", "field"), [(0, 10, "page_num"), (1, 0, "page_size"), (1, 51, "page_size")]
+)
+async def test_a_single_page_out_of_range_is_refused_naming_the_argument(
+    page_num: int, page_size: int, field: str
+) -> None:
+    pager, calls = listing(100)
+    with pytest.raises(ValidationError) as info:
+        await pager.page(page_num, page_size)
+    assert (info.value.field, calls) == (field, [])
+
+
+async def test_the_smallest_allowed_arguments_are_accepted_and_the_largest_page() -> None:
+    pager, _ = listing(3)
+    assert [p.items async for p in pager.pages(**{**PAGES_DEFAULTS, "page_size": 1, "max_pages": 3})] == [[0], [1], [2]]
+    assert [i async for i in pager.iter(**{**PAGES_DEFAULTS, "max_items": 1})] == [0]
+    assert (await pager.page(1, 50)).items == [0, 1, 2]
+
+
+async def test_the_pager_passes_start_page_max_items_and_max_pages_on() -> None:
+    pager, calls = listing(100)
+    assert [i async for i in pager.iter(**{**PAGES_DEFAULTS, "start_page": 3, "max_items": 15})] == list(range(20, 35))
+    assert calls == [3, 4]
+    calls.clear()
+    pages: list[int] = []
+    with pytest.raises(PaginationError, match="cap of 3 pages"):
+        async for page in pager.pages(**{**PAGES_DEFAULTS, "max_pages": 3}):
+            pages.append(page.page_num)
+    assert (pages, calls) == ([1, 2], [1, 2, 3])  # the third is the cap: fetched, more to come, not yielded
