@@ -89,22 +89,12 @@ async def obs_codes_or_error(server: FakeISales, **iter_options: Any) -> tuple[l
 # -- pagination stops on evidence, never on faith (issue 13) -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a short page without a usable totalCount is taken as the end: a short page in the middle is "
-    "passed over silently (judge_page: 'believed is None' -> LAST)",
-)
 async def test_a_short_middle_page_without_a_usable_total_is_not_the_end() -> None:
     async with ShortPageTwoWithoutTotal(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server)
     assert (len(codes), isinstance(error, PaginationError)) == (50, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the re-request of a short page comes back empty and ends the listing: 50 of a plausible 120, "
-    "the 49 items seen on page 2 dropped (judge_page checks 'empty' before 'retried')",
-)
 async def test_a_short_page_whose_re_request_is_empty_raises() -> None:
     async with ShortThenEmptyPageTwo(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server)
@@ -113,11 +103,6 @@ async def test_a_short_page_whose_re_request_is_empty_raises() -> None:
     assert (len(codes), isinstance(error, PaginationError)) == (50, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_repeat compares keys position by position: page 1's rows in another order are no repeat, "
-    "so a server that ignores pageNum yields duplicates up to the page cap",
-)
 async def test_a_server_that_ignores_page_num_in_no_fixed_order_raises_at_page_two() -> None:
     async with IgnoresPageNumInNoFixedOrder(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server, max_pages=20)
