@@ -36,6 +36,7 @@ from ._errors import (
     TransportError,
     UndefinedResultError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal, JournalEntry, Status
@@ -127,6 +128,7 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "WritebackPlan",
+    "WrongEventLoopError",
     "log_event",
     "log_invalid_record",
     "parse_push",

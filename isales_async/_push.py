@@ -31,6 +31,7 @@ import orjson
 from ._clock import Clock, SystemClock
 from ._errors import ISalesError, ValidationError
 from ._models import CallResult, _camel, converter
+from ._validation import check_clock
 
 __all__ = [
     "InvalidPushRecord",
@@ -263,6 +264,7 @@ class PushReceiver:
         self._max_waiters = _at_least("max_waiters", max_waiters, 0)
         self._waiters = 0
         self._closed = False
+        check_clock("clock", clock)
         self._clock = clock or SystemClock()
         if token is None and self._networks is None:
             warnings.warn(

@@ -154,14 +154,12 @@ async def test_an_attempt_in_flight_ends_at_the_calls_deadline(server: FakeISale
 # -- only our own errors cross the public API (issue 13) --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="clock is not checked: a wrong one fails the first request with AttributeError")
 def test_a_clock_that_is_no_clock_is_a_validation_error() -> None:
     with pytest.raises(ValidationError) as info:
         ISalesClient("https://isales.test", ak="ak", sk="sk", vdn_id=1, clock="system")  # type: ignore[arg-type]
     assert info.value.field == "clock"
 
 
-@pytest.mark.xfail(strict=True, reason="insecure is taken by truthiness: the string 'false' turns TLS verification off")
 def test_insecure_must_be_a_bool() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -170,7 +168,6 @@ def test_insecure_must_be_a_bool() -> None:
     assert info.value.field == "insecure"
 
 
-@pytest.mark.xfail(strict=True, reason="a client used from a second event loop raises aiohttp's RuntimeError, untyped")
 def test_a_client_used_from_another_event_loop_is_a_typed_error() -> None:
     client = ISalesClient("http://127.0.0.1:9", ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, retry=RetryPolicy(attempts=1))
     with warnings.catch_warnings():
