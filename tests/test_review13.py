@@ -187,11 +187,6 @@ def test_a_client_used_from_another_event_loop_is_a_typed_error() -> None:
     assert isinstance(escaped, ISalesError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_body() validates obs_codes by iterating it, then sends list(obs_codes): an iterator goes out "
-    "as [] (a server rejection after a request), a dict as its keys",
-)
 @pytest.mark.parametrize("obs_codes", [iter(["00605"]), {"00605": "busy"}], ids=["iterator", "dict"])
 async def test_obs_codes_that_are_not_a_list_are_refused_before_sending(
     client: ISalesClient, server: FakeISales, obs_codes: Any
@@ -204,11 +199,6 @@ async def test_obs_codes_that_are_not_a_list_are_refused_before_sending(
 # -- parsing tolerates what real servers send (issue 13) --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keep_text catches only the ValueError of a string: any other non-integer defLevel "
-    "(1.5, true, an object, a list) kills the whole page",
-)
 async def test_a_def_level_of_any_json_type_keeps_the_page(client: ISalesClient, server: FakeISales) -> None:
     odd = [1.5, True, {"level": 1}, ["1"]]
     data = [{"code": f"B{i}", "name": "n", "defLevel": level} for i, level in enumerate(odd)]

@@ -357,3 +357,22 @@ def test_a_client_reopened_in_a_new_loop_works_there_limiter_included() -> None:
         asyncio.run(two_pages_at_once(client))
         asyncio.run(two_pages_at_once(client))
         assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "obs_codes",
+    [("00605" for _ in range(1)), {"00605"}, {"00605": "busy"}, "00605", None, [], ()],
+    ids=["generator", "set", "dict", "str", "None", "empty list", "empty tuple"],
+)
+def test_obs_codes_must_be_a_non_empty_list_or_tuple(obs_codes: Any) -> None:
+    from isales_async.resources.external_results import _checked_codes
+
+    with pytest.raises(ValidationError) as info:
+        _checked_codes(obs_codes)
+    assert info.value.field == "obs_codes"
+
+
+def test_obs_codes_as_a_tuple_go_out_as_the_list_of_its_codes() -> None:
+    from isales_async.resources.external_results import _body
+
+    assert _body("busy", ("00605", "00606")) == {"displayResult": "busy", "obsCodes": ["00605", "00606"]}
