@@ -211,12 +211,6 @@ async def test_a_def_level_of_any_json_type_keeps_the_page(client: ISalesClient,
 # -- pushes reach the callback exactly once (issue 13) ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a callback that is not a coroutine function is accepted; each push runs it, kills a worker, "
-    "is answered 503 'shutting down' (so it is pushed and run again), and once every worker is dead "
-    "pushes hang",
-)
 def test_a_callback_that_is_not_async_is_refused_at_construction() -> None:
     def callback(results: Sequence[CallResult]) -> None: ...
 
@@ -225,11 +219,6 @@ def test_a_callback_that_is_not_async_is_refused_at_construction() -> None:
     assert info.value.field == "callback"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after callback_timeout the worker waits for the cancelled callback to really end; a callback "
-    "whose cleanup also hangs holds it, and every later push waits behind it",
-)
 async def test_a_timed_out_callback_that_ignores_cancellation_does_not_hold_its_worker() -> None:
     clock = FakeClock(autojump=False)
     entered, cleanup_done = asyncio.Event(), asyncio.Event()
