@@ -7,6 +7,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
     │   └── UndefinedResultError   a busiResult/subStatus the tenant does not define (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
+    ├── WrongEventLoopError        a request from another event loop than the client's (also a RuntimeError)
     ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
@@ -76,6 +77,7 @@ __all__ = [
     "UndefinedResultError",
     "UnexpectedError",
     "ValidationError",
+    "WrongEventLoopError",
 ]
 
 
@@ -104,6 +106,16 @@ class ClientClosedError(ISalesError, RuntimeError):
     """A request on a client that was never opened or is already closed (``aclose()``).
 
     Nothing was sent. It is a ``RuntimeError`` too, as this misuse was before it had a type.
+    """
+
+
+class WrongEventLoopError(ISalesError, RuntimeError):
+    """A request from another event loop than the one the client was opened in.
+
+    Nothing was sent: the client's connections belong to the loop that opened it (an
+    ``asyncio.run`` per call, or a client shared across threads, gets here). Close it
+    and open it again (``async with``) in the loop that uses it. It is a
+    ``RuntimeError`` too, as aiohttp's own error for this misuse was.
     """
 
 

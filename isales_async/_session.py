@@ -39,6 +39,7 @@ from ._errors import (
     ResponseTooLargeError,
     TLSError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
 from ._retry import CoolDown, Failure, RetryBudget, RetryPolicy, classify
@@ -297,6 +298,7 @@ class Session:
                 stacklevel=3,
             )
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the session was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
@@ -314,8 +316,17 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start taking requests (again, after :meth:`close`), on the injected session or a new one."""
+        """Start taking requests (again, after :meth:`close`), on the injected session or a new one.
+
+        The client belongs to the running event loop from here until :meth:`close`.
+        """
         if self._session is None:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop and self.in_flight == 0:
+                # An asyncio primitive binds to the loop that first waits on it: reopened
+                # in a new loop (an asyncio.run per batch), the client needs a fresh one.
+                self._limiter = asyncio.Semaphore(self._max_concurrency)
+            self._loop = loop
             if self._injected is not None:
                 self._session = self._injected
             else:
@@ -325,10 +336,20 @@ class Session:
                 self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
     async def close(self) -> None:
-        """Stop taking requests; close the aiohttp session if this client created it."""
+        """Stop taking requests; close the aiohttp session if this client created it.
+
+        From another event loop than the one that opened it, closing is best effort: a
+        connection that belongs to that loop cannot be closed from this one, and is let go.
+        """
         session, self._session = self._session, None
-        if session is not None and session is not self._injected:
+        if session is None or session is self._injected:
+            return
+        try:
             await session.close()
+        except RuntimeError:
+            if self._loop is asyncio.get_running_loop():
+                raise
+            logger.warning("the client was closed from another event loop than its own: its connections are let go")
 
     def _open_session(self, endpoint: str) -> aiohttp.ClientSession:
         """The aiohttp session, or :class:`ClientClosedError` when the client is not open."""
@@ -337,6 +358,10 @@ class Session:
             raise ClientClosedError(f"{endpoint}: the client is not open: use 'async with ISalesClient(...)'")
         if session.closed:
             raise ClientClosedError(f"{endpoint}: the injected aiohttp session is closed")
+        if self._loop is not asyncio.get_running_loop():
+            raise WrongEventLoopError(
+                f"{endpoint}: the client was opened in another event loop; open it (async with) in the loop that uses it"
+            )
         return session
 
     # -- requests --------------------------------------------------------------------
