@@ -8,7 +8,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   └── UndefinedResultError   a busiResult/subStatus the tenant does not define (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
     ├── WrongEventLoopError        a request from another event loop than the client's (also a RuntimeError)
-    ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
+    ├── DeadlineExceededError      a call ran out of its deadline (a write: before it was sent)
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
     │   │   └── TLSError           certificate or handshake failure (not retried)
@@ -120,13 +120,16 @@ class WrongEventLoopError(ISalesError, RuntimeError):
 
 
 class DeadlineExceededError(ISalesError):
-    """A call gave up before sending an attempt, because a wait would outlast its deadline.
+    """A call ran out of its deadline.
 
-    The wait is the client's shared cool-down after a ``Retry-After`` or a route's flow
-    limit spacing; ``wait`` is how long it still had to run, in seconds. The attempt was
-    not sent, and every earlier attempt of a write was refused unprocessed (only those are
-    retried), so a write that ends here was provably not applied. ``__cause__`` is the
-    previous attempt's failure, if there was one.
+    Either a wait would outlast it (the client's shared cool-down after a
+    ``Retry-After`` or a route's flow limit spacing; ``wait`` is how long it still had to
+    run, in seconds), or the deadline passed while the attempt waited for a limiter slot
+    or, for a read, while its request was in flight (``wait`` is 0). A write whose
+    request had left when the deadline passed is an :class:`OutcomeUnknownError`
+    instead, so a write that ends here was not sent, and every earlier attempt of it was
+    refused unprocessed (only those are retried): it was provably not applied.
+    ``__cause__`` is the previous attempt's failure, if there was one.
     """
 
     def __init__(self, message: str, *, endpoint: str, wait: float) -> None:

@@ -25,7 +25,7 @@ import attrs
 import orjson
 import yarl
 
-from ._clock import Clock, SystemClock
+from ._clock import Alarm, Clock, SystemClock, set_alarm
 from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
@@ -123,6 +123,43 @@ class _RouteGate:
             if wait > 0:
                 await self._clock.sleep(wait)
             yield
+
+
+class _Deadline:
+    """Ends the attempt of the running task when the clock passes the call's deadline.
+
+    The alarm cancels the task (like ``asyncio.timeout``, on our clock); :meth:`caught`
+    then tells that cancellation from any other, which passes through untouched.
+    """
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+        self._task = asyncio.current_task()
+        self._expired = False
+        self._alarm: Alarm | None = None
+        cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
+        self._cancelling: int = cancelling() if cancelling is not None else 0
+
+    def __enter__(self) -> _Deadline:
+        self._alarm = set_alarm(self._clock, self._deadline, self._expire)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+
+    def _expire(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._expired = True
+            self._task.cancel()
+
+    def caught(self) -> bool:
+        """Whether the cancellation being handled is this deadline's alone (then it is consumed)."""
+        if not self._expired or self._task is None:
+            return False
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+
+        return uncancel is None or uncancel() <= self._cancelling
 
 
 @contextlib.contextmanager
@@ -409,11 +446,28 @@ class Session:
         self._budget.deposit()
         attempt = 0
         previous: ISalesError | None = None
+        sent = False
+
+        def mark_sent() -> None:
+            nonlocal sent
+            sent = True
+            if on_send is not None:
+                on_send()
+
         while True:
             attempt += 1
+            sent = False
+            guard = _Deadline(self.clock, deadline) if deadline is not None else None
             try:
-                async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
-                    return await self._send(prepared, attempt, aio_timeout, on_send, deadline)
+                with guard if guard is not None else contextlib.nullcontext():
+                    async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
+                        return await self._send(prepared, attempt, aio_timeout, mark_sent, deadline)
+            except asyncio.CancelledError:
+                if guard is None or not guard.caught():
+                    raise
+                exc = self._deadline_passed(prepared, policy, sent=sent)
+                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                raise exc from previous
             except DeadlineExceededError as exc:
                 self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
                 raise exc from previous
@@ -446,6 +500,21 @@ class Session:
                     RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
                 )
             await self.clock.sleep(decision.delay)
+
+    def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
+        """The error of an attempt ended by the call's deadline: a write that had left is of
+        unknown outcome (and never resent); anything else simply ran out of time."""
+        name = prepared.endpoint.name
+        if sent and prepared.endpoint.write:
+            return OutcomeUnknownError(
+                f"{name} {prepared.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
+                "passed before its answer; its outcome is unknown and it was not resent",
+                endpoint=name,
+            )
+        where = "while its request was in flight" if sent else "before its request could be sent"
+        return DeadlineExceededError(
+            f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
+        )
 
     async def _acquire_slot(self, endpoint: str, deadline: float | None) -> None:
         """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a

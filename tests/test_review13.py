@@ -126,11 +126,6 @@ def test_the_aiohttp_requirement_admits_only_versions_that_bound_decoding() -> N
 # -- no call waits past its own deadline (issue 12, point 1) --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the deadline bounds only sleeps; the attempt in flight runs to Timeouts.total (and a queued "
-    "call waits for a limiter slot) past it",
-)
 async def test_an_attempt_in_flight_ends_at_the_calls_deadline(server: FakeISales) -> None:
     clock = FakeClock(autojump=False)
     arrived = asyncio.Event()
