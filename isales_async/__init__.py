@@ -37,6 +37,7 @@ from ._errors import (
     UndefinedResultError,
     UnexpectedError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal, JournalEntry, Status
@@ -129,6 +130,7 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "WritebackPlan",
+    "WrongEventLoopError",
     "log_event",
     "log_invalid_record",
     "parse_push",

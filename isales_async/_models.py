@@ -20,7 +20,8 @@ same field hooks, so they cannot disagree):
   an object, a list, ``true`` or ``1.5`` is an error, never its ``str()``.
 - Integer fields take integers and decimal strings, never ``true`` or ``1.5``.
 - ``callStatus`` and ``defLevel`` become the enum when known and stay ``int`` otherwise;
-  a ``defLevel`` that is not a number at all is kept as the string the server sent.
+  a ``defLevel`` that is not a whole number (text, ``1.5``, ``true``, an object, a list)
+  is kept as the server sent it: it is a label, and no reason to lose the page.
 - Lists (``children``, ``obsCodes``) become tuples; ``null`` is an empty tuple.
 - Empty strings are ``None`` (for text, numbers and times alike).
 
@@ -127,14 +128,16 @@ class ObsResultCode:
 class BusinessResult:
     """A business result definition; parents carry their sub-results in ``children``.
 
-    ``def_level`` is a :class:`DefLevel` for any number (``DefLevel.UNKNOWN`` keeping it
-    for one other than 1 and 2) and, should the server send something that is not a
-    number, that string as sent.
+    ``def_level`` is a :class:`DefLevel` for any whole number (``DefLevel.UNKNOWN``
+    keeping it for one other than 1 and 2) and, should the server send anything else
+    (text, ``1.5``, ``true``, an object or a list), that JSON value as sent.
     """
 
     code: str
     name: str | None = None
-    def_level: DefLevel | str | None = None
+    def_level: DefLevel | str | float | bool | list[Any] | dict[str, Any] | None = attrs.field(
+        default=None, metadata={_HOOK: lambda _: _def_level}
+    )
     children: Sequence[BusinessResult] = ()
     extra: Mapping[str, Any] = _extra()
 
@@ -274,24 +277,29 @@ def _structure_optional_int(value: Any, _: Any) -> int | None:
     raise TypeError(f"expected an integer, got {_json_type(value)}")
 
 
-def _open_enum(enum_type: type[_OpenIntEnum], *, keep_text: bool = False) -> Hook:
-    """Every integer as an ``enum_type`` (an undocumented one as its ``UNKNOWN`` pseudo-member);
-    with ``keep_text`` a string that is not a number is kept as it is instead of refused."""
+def _open_enum(enum_type: type[_OpenIntEnum]) -> Hook:
+    """Every integer as an ``enum_type`` (an undocumented one as its ``UNKNOWN`` pseudo-member)."""
     members = {m.value: m for m in enum_type}
 
     def structure(value: Any, _: Any) -> Any:
-        try:
-            number = _structure_optional_int(value, None)
-        except ValueError:
-            if keep_text:
-                return value
-            raise
+        number = _structure_optional_int(value, None)
         if number is None:
             return None
         member = members.get(number)
         return member if member is not None else enum_type(number)
 
     return structure
+
+
+_def_level_number = _open_enum(DefLevel)
+
+
+def _def_level(value: Any, _: Any) -> Any:
+    """``defLevel``: a :class:`DefLevel` when it is a whole number, else the raw JSON value."""
+    try:
+        return _def_level_number(value, None)
+    except (TypeError, ValueError):
+        return value
 
 
 _DOCUMENTED_TIME_LENGTH = len("2022-02-10 11:45:51")
@@ -503,7 +511,6 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(int | None, _structure_optional_int)
     conv.register_structure_hook(_dt.datetime | None, _structure_time)
     conv.register_structure_hook(CallStatus | None, _open_enum(CallStatus))
-    conv.register_structure_hook(DefLevel | str | None, _open_enum(DefLevel, keep_text=True))
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], lambda value, _: dict(value))
     conv.register_structure_hook_factory(
         lambda t: _sequence_item(t) is not None,

@@ -248,10 +248,35 @@ def test_the_strict_converter_and_the_production_hooks_refuse_the_same(cls: type
 
 
 def test_explain_names_the_first_unreadable_field_with_its_position() -> None:
-    item = {"code": "A", "children": [{"code": "A-1"}, {"code": "A-2", "defLevel": True}]}
+    # (a defLevel of true, once the example here, is kept as sent: a label cannot kill a page)
+    item = {"code": "A", "children": [{"code": "A-1"}, {"code": "A-2", "name": True}]}
     assert explain(item, BusinessResult, "data[4]") == Unreadable(
-        "data[4].children[1].defLevel", True, "expected an integer, got a boolean"
+        "data[4].children[1].name", True, "expected text, got a boolean"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        (1, DefLevel.PARENT),
+        ("2", DefLevel.CHILD),
+        (7, DefLevel(7)),  # an undocumented level is still a DefLevel (UNKNOWN)
+        (None, None),
+        ("", None),
+        ("PARENT", "PARENT"),
+        ("1.5", "1.5"),
+        (1.5, 1.5),
+        (True, True),
+        ({"level": 1}, {"level": 1}),
+        (["1"], ["1"]),
+    ],
+)
+def test_a_def_level_is_a_level_when_it_is_a_whole_number_and_kept_as_sent_otherwise(
+    raw: object, level: object
+) -> None:
+    for conv in (STRICT, LENIENT):
+        result = conv.structure({"code": "A", "defLevel": raw}, BusinessResult)
+        assert (type(result.def_level), result.def_level) == (type(level), level)
 
 
 # -- the generated page hook against the strict converter ------------------------------------
