@@ -57,6 +57,7 @@ __all__ = [
     "explain",
     "make_converter",
     "parse_time",
+    "structure_items",
 ]
 
 T = TypeVar("T")
@@ -416,30 +417,87 @@ def _model_hook_factory(converter: cattrs.Converter, strict: bool) -> Callable[[
             overrides = {p.name: override(rename=p.key, struct_hook=p.hook) for p in plans}
             overrides["extra"] = override(omit=True)
             return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)  # type: ignore[arg-type]
-        return _lenient_hook(cls, plans)
+        return _generated(cls, plans, many=False)
 
     return factory
 
 
-def _lenient_hook(cls: type[Any], plans: Sequence[_FieldPlan]) -> Hook:
-    known = frozenset(p.key for p in plans)
-    namespace: dict[str, Any] = {"cls": cls, "known": known, "no_extra": _NO_EXTRA}
-    arguments = []
-    for index, plan in enumerate(plans):
-        namespace[f"hook{index}"] = plan.hook
-        namespace[f"type{index}"] = plan.type
-        value = f"hook{index}(o[{plan.key!r}], type{index})"
-        if plan.default is not attrs.NOTHING:
-            namespace[f"default{index}"] = plan.default
-            value = f"{value} if {plan.key!r} in o else default{index}"
-        arguments.append(value)
-    source = (
-        "def structure(o, _):\n"
-        "    extra = no_extra if known.issuperset(o) else {k: v for k, v in o.items() if k not in known}\n"
-        f"    return cls({', '.join(arguments)}, extra)\n"
-    )
-    exec(compile(source, f"<isales_async structure {cls.__name__}>", "exec"), namespace)
+def _page_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Hook]:
+    """Lenient hooks for ``list[Model]``: one generated function that builds a whole page.
+
+    It is the per-item hook's code in a loop, with the field hooks of text and integers
+    inlined for the values they pass through unchanged; the strict converter keeps cattrs'
+    own list hook over its strict item hook, and the tests check that both build the same
+    models from the same pages and refuse the same ones.
+    """
+
+    def factory(type_: Any) -> Hook:
+        cls = typing.get_args(type_)[0]
+        return _generated(cls, _plan(cls, converter), many=True)
+
+    return factory
+
+
+#: Field hooks inlined by the generated code for the values they return unchanged
+#: (``{raw}`` reads the field); the hook is still called for every other value.
+_INLINED: dict[Hook, str] = {
+    _structure_text: "v if type(v := {raw}) is str",
+    _structure_optional_text: "v if type(v := {raw}) is str and v",
+    _structure_optional_int: "v if type(v := {raw}) is int",
+}
+
+
+def _field_source(index: int, plan: _FieldPlan, namespace: dict[str, Any]) -> str:
+    """The expression reading one field of the item ``o`` in generated code."""
+    namespace[f"hook{index}"] = plan.hook
+    namespace[f"type{index}"] = plan.type
+    raw = f"o[{plan.key!r}]"
+    fast = _INLINED.get(plan.hook)
+    if fast is None:
+        called = f"hook{index}({raw}, type{index})"
+    else:
+        called = f"({fast.format(raw=raw)} else hook{index}(v, type{index}))"
+    if plan.default is attrs.NOTHING:
+        return called
+    namespace[f"default{index}"] = plan.default
+    return f"({called} if {plan.key!r} in o else default{index})"
+
+
+def _generated(cls: type[Any], plans: Sequence[_FieldPlan], *, many: bool) -> Hook:
+    """The lenient hook of ``cls`` (``many``: of a list of ``cls``), as generated source.
+
+    Like the strict hook, it refuses an item that is not a JSON object: what fails is
+    then explained by :func:`explain`, which walks the item again.
+    """
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "known": frozenset(p.key for p in plans),
+        "no_extra": _NO_EXTRA,
+        "not_an_object": _not_an_object,
+    }
+    arguments = ", ".join([*(_field_source(i, plan, namespace) for i, plan in enumerate(plans)), "extra"])
+    item = [
+        "if type(o) is not dict:",
+        "    raise not_an_object(o)",
+        "extra = no_extra if known.issuperset(o) else {k: o[k] for k in o if k not in known}",
+    ]
+    if many:
+        body = ["out = []", "append = out.append", "for o in items:", *(f"    {line}" for line in item)]
+        body += [f"    append(cls({arguments}))", "return out"]
+        source = "def structure(items, _):\n" + "".join(f"    {line}\n" for line in body)
+    else:
+        source = "def structure(o, _):\n" + "".join(f"    {line}\n" for line in [*item, f"return cls({arguments})"])
+    name = f"list[{cls.__name__}]" if many else cls.__name__
+    exec(compile(source, f"<isales_async structure {name}>", "exec"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _not_an_object(value: Any) -> TypeError:
+    return TypeError(f"expected an object, got {_json_type(value)}")
+
+
+def _model_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list and typing.get_args(type_)[0] in _MODELS
 
 
 _MODELS = (ObsResultCode, BusinessResult, CallResult, ExternalResult)
@@ -459,10 +517,21 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         lambda t: _tuple_hook(lambda: conv.get_structure_hook(_sequence_item(t)), _sequence_item(t)),
     )
     conv.register_structure_hook_factory(lambda t: t in _MODELS, _model_hook_factory(conv, strict))
+    if not strict:
+        conv.register_structure_hook_factory(_model_list, _page_hook_factory(conv))
     return conv
 
 
 converter = make_converter()
+_page_hooks: dict[type[Any], Hook] = {}
+
+
+def structure_items(items: list[Any], cls: type[T]) -> list[T]:
+    """``items`` (a JSON list) as ``cls`` models, by the one function generated for a page of them."""
+    hook = _page_hooks.get(cls)
+    if hook is None:
+        hook = _page_hooks[cls] = converter.get_structure_hook(list[cls])  # type: ignore[valid-type]
+    return hook(items, None)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
