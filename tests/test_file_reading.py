@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from isales_async.cli import Malformed, _check_encoding, _undecodable, csv_fields, read_records
+from isales_async.cli._writeback import Malformed, _check_encoding, _undecodable, csv_fields, read_records
 
 HEADER = "dataId,busiResult,subStatus,busiResultDesc,workNo"
 

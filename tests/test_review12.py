@@ -209,18 +209,18 @@ def test_a_follow_up_file_that_cannot_be_written_still_gives_the_summary(threade
 
 SIGNAL_AT = """
 import os, signal, sys
-from isales_async import cli
+from isales_async.cli import _writeback as where, main
 
 phase, name = sys.argv[1], sys.argv[2]
-real = getattr(cli, phase)
+real = getattr(where, phase)
 
 def deliver(*args, **kwargs):
     os.kill(os.getpid(), getattr(signal, name))  # a Ctrl-C or a kill arriving at this moment
     return real(*args, **kwargs)
 
-setattr(cli, phase, deliver)
+setattr(where, phase, deliver)  # the name the writeback command calls it by
 sys.argv = ["isales", *sys.argv[3:]]
-cli.main()
+main()
 """
 
 

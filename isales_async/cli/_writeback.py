@@ -49,7 +49,7 @@ except ImportError as _missing_extra:  # pragma: no cover - only without the ext
 
 from aiohttp import web
 
-from . import (
+from .. import (
     AuthenticationError,
     BatchAbortedError,
     BatchControl,
@@ -75,11 +75,11 @@ from . import (
     WritebackPlan,
     __version__,
 )
-from ._batch import BatchReport, refusal_reason
-from ._batch import Progress as BatchProgress
-from ._rerun import REFUSED_FOR_DEFINITIONS
-from .receivers import aiohttp_app
-from .testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
+from .._batch import BatchReport, refusal_reason
+from .._batch import Progress as BatchProgress
+from .._rerun import REFUSED_FOR_DEFINITIONS
+from ..receivers import aiohttp_app
+from ..testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeISales, Fault
 
 T = TypeVar("T")
 out: Console = Console()
