@@ -226,7 +226,7 @@ main()
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(
-    "phase", ["check_csv_header", "_write_followup"], ids=["before-the-batch", "writing-the-followup"]
+    "phase", ["check_csv_header", "write_followup"], ids=["before-the-batch", "writing-the-followup"]
 )
 @pytest.mark.parametrize(("name", "status"), [("SIGINT", 130), ("SIGTERM", 143)], ids=["INT", "TERM"])
 def test_a_signal_outside_the_batch_still_summarises_and_exits_with_its_status(
@@ -242,7 +242,7 @@ def test_a_signal_outside_the_batch_still_summarises_and_exits_with_its_status(
     )
     assert "Aborted!" not in process.stderr and "Traceback" not in process.stderr
     assert process.returncode == status
-    if phase == "_write_followup":  # the batch ran: its summary and its whole follow-up file
+    if phase == "write_followup":  # the batch ran: its summary and its whole follow-up file
         assert "Writeback summary" in process.stdout
         assert [f["line"] for f in followup_lines(source)] == [3, 4]
 
