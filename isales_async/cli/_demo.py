@@ -19,7 +19,7 @@ import click
 from aiohttp import web
 
 from .. import CallResult, ISalesClient, Journal, PushReceiver, Writeback
-from ..receivers import aiohttp_app
+from ..push._adapters import aiohttp_app
 from ._output import out, run_or_exit, titled_table
 from ._writeback import print_summary, run_writeback
 

@@ -28,9 +28,9 @@ from typing import Any
 import attrs
 import orjson
 
-from ._clock import Clock, SystemClock
-from ._errors import ISalesError, ValidationError
-from ._models import CallResult, _camel, converter
+from .._clock import Clock, SystemClock
+from .._errors import ISalesError, ValidationError
+from .._models import CallResult, _camel, converter
 
 __all__ = [
     "InvalidPushRecord",
