@@ -27,6 +27,7 @@ from ._errors import (
     NotFoundError,
     OutcomeUnknownError,
     PaginationError,
+    PushFormatError,
     RateLimitedError,
     ReadTimeoutError,
     ResponseFormatError,
@@ -46,16 +47,8 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
-from .push._receiver import (
-    InvalidPushRecord,
-    PushBatch,
-    PushFormatError,
-    PushReceiver,
-    PushResponse,
-    log_invalid_record,
-    parse_push,
-    parse_push_batch,
-)
+from .push._parsing import InvalidPushRecord, PushBatch, log_invalid_record, parse_push, parse_push_batch
+from .push._receiver import PushReceiver, PushResponse
 from .resources.call_results import CallResultQuery
 
 try:
