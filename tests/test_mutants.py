@@ -50,10 +50,10 @@ from isales_async._endpoints import ENDPOINTS, ErrorKind
 from isales_async._envelope import decipher, parse_retry_after
 from isales_async._pager import Pager
 from isales_async._paging import fetch_limit, parse_total_count
-from isales_async._rerun import SKIP_FAILED, SKIP_UNKNOWN
-from isales_async._rerun import decide as rerun_decide
 from isales_async._retry import Decision, Failure, classify
 from isales_async._signing import canonical_request, enc, format_timestamp
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_UNKNOWN
+from isales_async.batch._rerun import decide as rerun_decide
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault, RecordedRequest
 

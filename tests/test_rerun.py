@@ -18,10 +18,10 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._batch import fatal_reason
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
 from isales_async._validation import MAX_DATA_ID, check_data_id, check_text
-from isales_async._writeback import fingerprint, prepare
+from isales_async.batch._engine import fatal_reason
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
+from isales_async.batch._writeback import fingerprint, prepare
 
 # -- the canonical dataId ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 import anyio
 import attrs
 
-from ._errors import (
+from .._errors import (
     AuthenticationError,
     BatchAbortedError,
     BusinessError,
@@ -45,15 +45,15 @@ from ._errors import (
     UnexpectedError,
     ValidationError,
 )
-from ._hooks import logger
+from .._hooks import logger
+from .._validation import check_int_range
 from ._journal import Journal
 from ._rerun import IN_DOUBT, SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, Status, decide
-from ._validation import check_int_range
 from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
+    from ..resources.business_results import BusinessResults
     from ._definitions import Definitions
-    from .resources.business_results import BusinessResults
 
 __all__ = [
     "DUPLICATE_REASON",
