@@ -42,7 +42,11 @@ from ._errors import (
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
-from ._push import (
+from ._retry import RetryBudget, RetryPolicy
+from ._secret import Secret
+from ._session import RouteLimit, Timeouts
+from ._signing import sign
+from .push._receiver import (
     InvalidPushRecord,
     PushBatch,
     PushFormatError,
@@ -52,10 +56,6 @@ from ._push import (
     parse_push,
     parse_push_batch,
 )
-from ._retry import RetryBudget, RetryPolicy
-from ._secret import Secret
-from ._session import RouteLimit, Timeouts
-from ._signing import sign
 from .resources.call_results import CallResultQuery
 
 try:

@@ -13,8 +13,8 @@ class _Alarm:
     """A callback due at a time of a :class:`FakeClock`, until it fires or is cancelled."""
 
     def __init__(self, when: float, callback: Callable[[], object]) -> None:
-        self.when = when
-        self.cancelled = False
+        self.when: float = when
+        self.cancelled: bool = False
         self._callback = callback
 
     def cancel(self) -> None:

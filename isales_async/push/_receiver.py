@@ -28,10 +28,10 @@ from typing import Any
 import attrs
 import orjson
 
-from ._clock import Clock, SystemClock
-from ._errors import ISalesError, ValidationError
-from ._models import CallResult, _camel, converter
-from ._validation import check_clock
+from .._clock import Clock, SystemClock
+from .._errors import ISalesError, ValidationError
+from .._models import CallResult, _camel, converter
+from .._validation import check_clock
 
 __all__ = [
     "InvalidPushRecord",
