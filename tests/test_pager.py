@@ -479,6 +479,25 @@ async def test_prefetch_bounds_pages_held(quirk: Quirk | None, prefetch: int) ->
     assert source.max_in_flight == prefetch
 
 
+@pytest.mark.parametrize("quirk", [None, Quirk.NO_TOTAL, Quirk.SHORT_ONCE])
+async def test_prefetch_one_fetches_in_the_callers_own_task(quirk: Quirk | None) -> None:
+    """With ``prefetch=1`` nothing runs in the background: every fetch, a retried one
+    included, runs in the task that iterates."""
+    source = Source(95, quirk=quirk)
+    tasks = []
+    real_fetch = source._fetch
+
+    async def fetch(page_num: int, page_size: int) -> Page[int]:
+        tasks.append(asyncio.current_task())
+        return await real_fetch(page_num, page_size)
+
+    source._fetch = fetch  # type: ignore[method-assign]
+    items = [item async for item in items_of(source.fetch, page_size=10, prefetch=1)]
+    assert items == list(range(95))
+    assert set(tasks) == {asyncio.current_task()}
+    assert len(tasks) == len(source.calls) >= 10
+
+
 async def test_early_close_cancels_outstanding_fetches() -> None:
     source = Source(500)
     pages = iterate_pages(source.fetch, key=identity, page_size=10, prefetch=4)
