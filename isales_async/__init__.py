@@ -45,8 +45,10 @@ from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
 from .batch._definitions import Definitions
-from .batch._engine import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
+from .batch._engine import BatchControl
 from .batch._journal import Journal, JournalEntry, Status
+from .batch._report import BatchReport, Outcome, OutcomeKind, Progress, WritebackPlan
+from .batch._writeback import Writeback
 from .push._parsing import InvalidPushRecord, PushBatch, log_invalid_record, parse_push, parse_push_batch
 from .push._receiver import PushReceiver, PushResponse
 from .resources.call_results import CallResultQuery

@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .batch._engine import BatchReport
+    from .batch._report import BatchReport
 
 __all__ = [
     "AuthenticationError",

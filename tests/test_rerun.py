@@ -19,7 +19,7 @@ from isales_async import (
     Writeback,
 )
 from isales_async._validation import MAX_DATA_ID, check_data_id, check_text
-from isales_async.batch._engine import fatal_reason
+from isales_async.batch._report import fatal_reason
 from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
 from isales_async.batch._writeback import fingerprint, prepare
 

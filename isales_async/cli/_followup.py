@@ -24,7 +24,7 @@ from .. import (
     ValidationError,
     WritebackPlan,
 )
-from ..batch._engine import BatchReport
+from ..batch._report import BatchReport
 from ..batch._rerun import REFUSED_FOR_DEFINITIONS
 from ._files import FileRecord, Malformed
 from ._output import err
