@@ -3,7 +3,9 @@
 ``nox`` runs the suite on every supported Python (``tests-3.10`` ... ``tests-3.13``), ruff
 and strict mypy; ``nox -s lowest`` runs the suite on the lowest version of every direct
 dependency; ``nox -s build`` builds the sdist and wheel and checks what they hold;
-``nox -s bench`` runs the benchmarks; ``nox -s mutate`` runs mutation testing (slow, not in CI).
+``nox -s verifytypes`` checks with pyright that the public API is completely typed;
+``nox -s docs`` builds the documentation site with ``mkdocs build --strict``; ``nox -s bench``
+runs the benchmarks; ``nox -s mutate`` runs mutation testing (slow, not in CI).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import nox
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 LOWEST_PYTHON = PYTHONS[0]
 
-nox.options.sessions = ["tests", "lint", "mypy"]
+nox.options.sessions = ["tests", "lint", "mypy", "verifytypes"]
 
 # Run inside the lowest environment: every direct requirement with a ">=" floor (the extras
 # installed there included) must be installed at exactly that floor, or the floor is not
@@ -74,10 +76,19 @@ def build(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into ``site/``; any warning (a broken link, a page not
+    in the nav, a docstring griffe cannot read) fails the build."""
+    session.install(".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # mkdocs-material's banner about its successor
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "isales_async", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "isales_async", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "isales_async", "tests", "benchmarks", "docs", "noxfile.py")
+    session.run("ruff", "format", "--check", "isales_async", "tests", "benchmarks", "docs", "noxfile.py")
 
 
 @nox.session
@@ -85,6 +96,13 @@ def mypy(session: nox.Session) -> None:
     session.install(".[test]", "mypy")
     session.run("mypy")
     session.run("mypy", "--strict", "tests/typecheck/api.py")
+
+
+@nox.session
+def verifytypes(session: nox.Session) -> None:
+    """Every public name of the installed package fully typed, as pyright sees it (it fails below 100%)."""
+    session.install(".[cli]", "pyright")
+    session.run("pyright", "--verifytypes", "isales_async", "--ignoreexternal")
 
 
 @nox.session

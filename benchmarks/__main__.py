@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import cProfile
 import datetime as dt
+import gc
 import io
 import json
 import platform
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import timeit
+import tracemalloc
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -29,11 +31,11 @@ import aiohttp
 import orjson
 
 from isales_async import BusinessResult, Definitions, ISalesClient, ObsResultCode, Writeback, sign
-from isales_async._batch import _Batch
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
 from isales_async._signing import format_timestamp
-from isales_async._writeback import prepare
+from isales_async.batch._engine import _Batch
+from isales_async.batch._writeback import prepare
 from isales_async.resources._base import structure_list
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK
 from isales_async.testing import fake_server_process as server_process
@@ -67,29 +69,36 @@ async def run_concurrently(count: int, concurrency: int, one: Any) -> float:
 # -- 1. throughput ----------------------------------------------------------------------
 
 
-async def ours(base_url: str, count: int) -> float:
+async def ours(base_url: str, count: int, warmup: int = 0) -> float:
     async with client(base_url) as c:
-        await c.obs_result_codes.page(page_size=50)  # warm the pool
 
         async def one(i: int) -> None:
             page = await c.obs_result_codes.page(page_num=i % 2 + 1, page_size=50)
             assert len(page.items) == 50
 
+        await run_concurrently(max(warmup, 10), 10, one)  # the pool, the caches, the hooks: not measured
         return await run_concurrently(count, 10, one)
 
 
-async def raw_aiohttp(base_url: str, count: int) -> float:
+def signed_headers(host: str, method: str, path: str, query: list[tuple[str, str]], body: str) -> dict[str, str]:
+    """The headers of one request signed now: what the raw baselines send."""
+    stamp = format_timestamp(dt.datetime.now(dt.timezone.utc))
+    auth = sign(
+        method=method, path=path, query=query, host=host, body=body, ak=DEFAULT_AK, sk=DEFAULT_SK, timestamp=stamp
+    ).authorization
+    return {"Authorization": auth, "Host": host, "Content-Type": "application/json; charset=UTF-8"}
+
+
+async def raw_aiohttp(base_url: str, count: int, warmup: int = 0) -> float:
     """The physical limit of the stack: the same requests, signed once up front, body unread beyond bytes."""
     host = base_url.removeprefix("http://")
-    stamp = format_timestamp(dt.datetime.now(dt.timezone.utc))
-    prepared = []
-    for n in range(2):
-        query = page_query(n)
-        auth = sign(
-            method="GET", path=OBS_PATH, query=query, host=host, body="", ak=DEFAULT_AK, sk=DEFAULT_SK, timestamp=stamp
-        ).authorization
-        url = f"{base_url}{OBS_PATH}?pageSize=50&pageNum={n % 2 + 1}"
-        prepared.append((url, {"Authorization": auth, "Host": host, "Content-Type": "application/json; charset=UTF-8"}))
+    prepared = [
+        (
+            f"{base_url}{OBS_PATH}?pageSize=50&pageNum={n % 2 + 1}",
+            signed_headers(host, "GET", OBS_PATH, page_query(n), ""),
+        )
+        for n in range(2)
+    ]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10)) as session:
 
         async def one(i: int) -> None:
@@ -98,7 +107,7 @@ async def raw_aiohttp(base_url: str, count: int) -> float:
                 await response.read()
                 assert response.status == 200
 
-        await one(0)
+        await run_concurrently(max(warmup, 10), 10, one)
         return await run_concurrently(count, 10, one)
 
 
@@ -129,21 +138,29 @@ def thread_pool(base_url: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def throughput(count: int, latency: float = 0.0) -> dict[str, Any]:
+def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[str, Any]:
+    """Interleaved rounds (raw aiohttp, ours, the thread pool), each after its own warm-up;
+    the ratios are the medians of the per-round ratios, so a busy spell on the machine
+    disturbs the two sides of a ratio alike."""
+    warmup = max(10, count // 10)
     with server_process(latency=latency) as base_url:
-        times = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
-        for _ in range(3):  # interleaved rounds, best of three
-            times["raw_aiohttp"].append(asyncio.run(raw_aiohttp(base_url, count)))
-            times["isales_async"].append(asyncio.run(ours(base_url, count)))
+        times: dict[str, list[float]] = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
+        for _ in range(repetitions):
+            times["raw_aiohttp"].append(asyncio.run(raw_aiohttp(base_url, count, warmup)))
+            times["isales_async"].append(asyncio.run(ours(base_url, count, warmup)))
             times["requests_threads"].append(thread_pool(base_url, count))
-    best = {name: min(values) for name, values in times.items()}
-    rate = {name: count / seconds for name, seconds in best.items()}
+    rates = {name: [count / seconds for seconds in values] for name, values in times.items()}
+    vs_raw = [a / b for a, b in zip(rates["isales_async"], rates["raw_aiohttp"], strict=True)]
+    vs_threads = [a / b for a, b in zip(rates["isales_async"], rates["requests_threads"], strict=True)]
     return {
         "requests": count,
+        "warmup_requests": warmup,
+        "repetitions": repetitions,
         "server_latency_s": latency,
-        "requests_per_second": {k: round(v) for k, v in rate.items()},
-        "ratio_vs_raw_aiohttp": round(rate["isales_async"] / rate["raw_aiohttp"], 3),
-        "ratio_vs_requests_threads": round(rate["isales_async"] / rate["requests_threads"], 2),
+        "requests_per_second": {k: round(statistics.median(v)) for k, v in rates.items()},
+        "ratio_vs_raw_aiohttp_by_round": [round(r, 3) for r in vs_raw],
+        "ratio_vs_raw_aiohttp": round(statistics.median(vs_raw), 3),
+        "ratio_vs_requests_threads": round(statistics.median(vs_threads), 2),
     }
 
 
@@ -207,25 +224,32 @@ def profile(count: int) -> dict[str, Any]:
 # -- 3. pagination -------------------------------------------------------------------------
 
 
-def pagination(pages: int, latency: float) -> dict[str, Any]:
-    results = {}
+def pagination(pages: int, latency: float, repetitions: int = 3) -> dict[str, Any]:
+    """Iterating ``pages`` pages at ``latency`` a page, by prefetch; medians of ``repetitions``
+    rounds, each prefetch once per round, after a warm-up iteration of a few pages."""
+    seconds: dict[int, list[float]] = {prefetch: [] for prefetch in (1, 2, 4, 8)}
     with server_process(obs_code_count=pages * 50, latency=latency) as base_url:
-        for prefetch in (1, 2, 4, 8):
 
-            async def run(prefetch: int = prefetch) -> float:
-                async with client(base_url) as c:
-                    started = time.perf_counter()
-                    n = sum([1 async for _ in c.obs_result_codes.iter(page_size=50, prefetch=prefetch)])
-                    assert n == pages * 50
-                    return time.perf_counter() - started
+        async def run(prefetch: int) -> float:
+            async with client(base_url) as c:
+                await c.obs_result_codes.page(page_size=50)  # the pool: not measured
+                started = time.perf_counter()
+                n = sum([1 async for _ in c.obs_result_codes.iter(page_size=50, prefetch=prefetch)])
+                assert n == pages * 50
+                return time.perf_counter() - started
 
-            seconds = asyncio.run(run())
-            ideal = latency * (1 + (pages - 1) / prefetch)
-            results[prefetch] = {"seconds": round(seconds, 3), "fraction_of_ideal": round(ideal / seconds, 3)}
+        for _ in range(repetitions):
+            for prefetch in seconds:
+                seconds[prefetch].append(asyncio.run(run(prefetch)))
+    results = {}
+    for prefetch, values in seconds.items():
+        median = statistics.median(values)
+        ideal = latency * (1 + (pages - 1) / prefetch)
+        results[prefetch] = {"seconds": round(median, 3), "fraction_of_ideal": round(ideal / median, 3)}
     base = results[1]["seconds"]
     for entry in results.values():
         entry["speedup"] = round(base / entry["seconds"], 2)
-    return {"pages": pages, "latency_s": latency, "by_prefetch": results}
+    return {"pages": pages, "latency_s": latency, "repetitions": repetitions, "by_prefetch": results}
 
 
 # -- 4. batch writeback ----------------------------------------------------------------------
@@ -247,6 +271,176 @@ def batch(records: int, latency: float, concurrencies: tuple[int, ...]) -> dict[
             ideal = records * latency / concurrency
             out[concurrency] = {"seconds": round(seconds, 2), "fraction_of_ideal": round(ideal / seconds, 3)}
     return {"records": records, "latency_s": latency, "by_concurrency": out}
+
+
+WRITE_PATH = "/rest/isales/v1/openapi/campaigns/1/callBusiResult/{}"
+
+
+def writebacks(first: int, count: int) -> Any:
+    return (Writeback(i, "B01") for i in range(first, first + count))
+
+
+async def ours_write_back(base_url: str, records: int, concurrency: int, journal: Path | None = None) -> float:
+    """Seconds for ``write_back_many`` of ``records`` plain writebacks, after a warm-up batch."""
+    warmup = max(concurrency, records // 10)
+    async with client(base_url, concurrency) as c:
+        await c.business_results.write_back_many(writebacks(1, warmup), concurrency=concurrency)
+        started = time.perf_counter()
+        report = await c.business_results.write_back_many(
+            writebacks(warmup + 1, records), concurrency=concurrency, journal=journal
+        )
+        seconds = time.perf_counter() - started
+    assert len(report.succeeded) == records, report.summary()
+    return seconds
+
+
+async def raw_write_back(base_url: str, records: int, concurrency: int) -> float:
+    """The raw loop a batch competes with: each POST signed as it goes, its body encoded, the
+    answer's envelope read; no journal, no outcomes, no retries."""
+    host = base_url.removeprefix("http://")
+    warmup = max(concurrency, records // 10)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def one(i: int) -> None:
+            path = WRITE_PATH.format(i + 1)
+            body = orjson.dumps({"busiResult": "B01"})
+            headers = signed_headers(host, "POST", path, [], body.decode())
+            async with session.post(f"{base_url}{path}", data=body, headers=headers) as response:
+                answer = orjson.loads(await response.read())
+                assert response.status == 200 and answer["resultCode"] == "0200000", answer
+
+        await run_concurrently(warmup, concurrency, one)
+        started = time.perf_counter()
+        queue = iter(range(warmup, warmup + records))
+
+        async def worker() -> None:
+            for i in queue:
+                await one(i)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+def write_back_vs_raw(records: int, concurrencies: tuple[int, ...], repetitions: int) -> dict[str, Any]:
+    """``write_back_many`` against a raw signed POST loop, zero server latency (the client's
+    CPU is the limit): medians of the per-round ratios, rounds interleaved."""
+    out: dict[str, Any] = {}
+    for concurrency in concurrencies:
+        needed = (records + max(concurrency, records // 10)) * repetitions * 2
+        with server_process(data_id_count=needed) as base_url:
+            ratios, ours_rates, raw_rates = [], [], []
+            for _ in range(repetitions):
+                raw_seconds = asyncio.run(raw_write_back(base_url, records, concurrency))
+                our_seconds = asyncio.run(ours_write_back(base_url, records, concurrency))
+                ratios.append(raw_seconds / our_seconds)
+                ours_rates.append(records / our_seconds)
+                raw_rates.append(records / raw_seconds)
+        out[str(concurrency)] = {
+            "records_per_second": {
+                "isales_async": round(statistics.median(ours_rates)),
+                "raw_signed_post": round(statistics.median(raw_rates)),
+            },
+            "ratio_by_round": [round(r, 3) for r in ratios],
+            "ratio_vs_raw": round(statistics.median(ratios), 3),
+        }
+    return {"records": records, "repetitions": repetitions, "server_latency_s": 0.0, "by_concurrency": out}
+
+
+def journal_cost(records: int, concurrency: int, repetitions: int) -> dict[str, Any]:
+    """The same batch with and without a journal (alternating which goes first), zero latency;
+    also the event loop's CPU a record in each, so what the journal adds is visible."""
+    needed = (records + max(concurrency, records // 10)) * repetitions * 2
+    with server_process(data_id_count=needed) as base_url, tempfile.TemporaryDirectory() as tmp:
+
+        def run(journaled: bool, n: int) -> tuple[float, float]:
+            journal = Path(tmp) / f"j{n}.sqlite" if journaled else None
+            cpu = time.process_time()
+            seconds = asyncio.run(ours_write_back(base_url, records, concurrency, journal))
+            return records / seconds, (time.process_time() - cpu) / records
+
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for repetition in range(repetitions):
+            for journaled in (True, False) if repetition % 2 == 0 else (False, True):
+                rate, cpu_per_record = run(journaled, repetition)
+                rates[journaled].append(rate)
+                cpu[journaled].append(cpu_per_record)
+    ratios = [a / b for a, b in zip(rates[True], rates[False], strict=True)]
+    return {
+        "records": records,
+        "concurrency": concurrency,
+        "repetitions": repetitions,
+        "records_per_second": {
+            "journaled": round(statistics.median(rates[True])),
+            "unjournaled": round(statistics.median(rates[False])),
+        },
+        "ratio_journaled_over_unjournaled_by_round": [round(r, 3) for r in ratios],
+        "ratio_journaled_over_unjournaled": round(statistics.median(ratios), 3),
+        "process_cpu_us_per_record": {
+            "journaled": round(statistics.median(cpu[True]) * 1e6, 1),
+            "unjournaled": round(statistics.median(cpu[False]) * 1e6, 1),
+        },
+    }
+
+
+async def _held_while_in_flight(start: Any, in_flight: int, latency: float) -> float:
+    """Bytes Python holds (tracemalloc) with ``in_flight`` writes waiting on the server, over
+    what it held before they started; ``start()`` starts them and returns what to await."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    running = start()
+    await asyncio.sleep(latency / 2)  # every write is sent and waits for its answer
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    await running
+    return held / in_flight
+
+
+def memory_per_write(in_flight: int = 500, latency: float = 2.0) -> dict[str, Any]:
+    """KiB held a write in flight: ``write_back_many`` against raw signed POSTs, the server
+    holding every answer ``latency`` seconds (connections included on both sides)."""
+    with server_process(latency=latency, data_id_count=in_flight * 4) as base_url:
+        host = base_url.removeprefix("http://")
+
+        async def ours() -> float:
+            async with client(base_url, in_flight) as c:
+                await c.business_results.write_back_many(writebacks(1, in_flight), concurrency=in_flight)  # the pool
+
+                def start() -> Any:
+                    items = writebacks(in_flight + 1, in_flight)
+                    return asyncio.ensure_future(c.business_results.write_back_many(items, concurrency=in_flight))
+
+                return await _held_while_in_flight(start, in_flight, latency)
+
+        async def raw() -> float:
+            connector = aiohttp.TCPConnector(limit=in_flight)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def one(i: int) -> None:
+                    path = WRITE_PATH.format(i)
+                    body = orjson.dumps({"busiResult": "B01"})
+                    headers = signed_headers(host, "POST", path, [], body.decode())
+                    async with session.post(f"{base_url}{path}", data=body, headers=headers) as response:
+                        await response.read()
+
+                await asyncio.gather(*(one(2 * in_flight + 1 + i) for i in range(in_flight)))  # the pool
+
+                def start() -> Any:
+                    return asyncio.gather(*(one(3 * in_flight + 1 + i) for i in range(in_flight)))
+
+                return await _held_while_in_flight(start, in_flight, latency)
+
+        ours_bytes = asyncio.run(ours())
+        raw_bytes = asyncio.run(raw())
+    return {
+        "in_flight": in_flight,
+        "server_latency_s": latency,
+        "kib_per_write_in_flight": {
+            "isales_async": round(ours_bytes / 1024, 1),
+            "raw_signed_post": round(raw_bytes / 1024, 1),
+        },
+    }
 
 
 def checked_records(count: int) -> Any:
@@ -418,7 +612,8 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="throughput throughput_5ms micro profile pagination batch definitions_check definitions_check_10ms streamed",
+        help="throughput throughput_5ms micro profile pagination batch write_back_vs_raw journal memory"
+        " definitions_check definitions_check_10ms streamed",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -431,6 +626,9 @@ def main() -> None:
             "profile",
             "pagination",
             "batch",
+            "write_back_vs_raw",
+            "journal",
+            "memory",
             "definitions_check",
             "definitions_check_10ms",
             "streamed",
@@ -447,6 +645,9 @@ def main() -> None:
         "profile": lambda: profile(300 if quick else 2000),
         "pagination": lambda: pagination(20 if quick else 100, 0.02),
         "batch": lambda: batch(1000 if quick else 10_000, 0.01, (10, 50)),
+        "write_back_vs_raw": lambda: write_back_vs_raw(500 if quick else 5000, (10, 50), 3 if quick else 5),
+        "journal": lambda: journal_cost(500 if quick else 5000, 10, 3 if quick else 6),
+        "memory": lambda: memory_per_write(100 if quick else 500),
         "definitions_check": lambda: definitions_check(500 if quick else 4000, 3 if quick else 15),
         "definitions_check_10ms": lambda: definitions_check(200 if quick else 2000, 3 if quick else 9, 0.01),
         "streamed": lambda: streamed(args.streamed or (20_000 if quick else 1_000_000)),

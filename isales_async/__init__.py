@@ -5,10 +5,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
-from ._definitions import Definitions
 from ._errors import (
     AuthenticationError,
     BatchAbortedError,
@@ -27,6 +25,7 @@ from ._errors import (
     NotFoundError,
     OutcomeUnknownError,
     PaginationError,
+    PushFormatError,
     RateLimitedError,
     ReadTimeoutError,
     ResponseFormatError,
@@ -35,25 +34,21 @@ from ._errors import (
     TLSError,
     TransportError,
     UndefinedResultError,
+    UnexpectedError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
-from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
-from ._push import (
-    InvalidPushRecord,
-    PushBatch,
-    PushFormatError,
-    PushReceiver,
-    PushResponse,
-    log_invalid_record,
-    parse_push,
-    parse_push_batch,
-)
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
+from .batch._definitions import Definitions
+from .batch._engine import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
+from .batch._journal import Journal, JournalEntry, Status
+from .push._parsing import InvalidPushRecord, PushBatch, log_invalid_record, parse_push, parse_push_batch
+from .push._receiver import PushReceiver, PushResponse
 from .resources.call_results import CallResultQuery
 
 try:
@@ -124,9 +119,11 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "UndefinedResultError",
+    "UnexpectedError",
     "ValidationError",
     "Writeback",
     "WritebackPlan",
+    "WrongEventLoopError",
     "log_event",
     "log_invalid_record",
     "parse_push",

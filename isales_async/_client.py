@@ -18,8 +18,8 @@ from ._hooks import Hook
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, Timeouts
-from ._validation import check_access_key, check_int_range
-from .resources.business_results import BusinessResults
+from ._validation import check_access_key, check_bool, check_clock, check_int_range
+from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
 from .resources.external_results import ExternalResults
 from .resources.obs_result_codes import ObsResultCodes
@@ -96,10 +96,14 @@ class ISalesClient:
         session: an aiohttp session to use instead of creating one.
         hooks: callables given every request, response, retry and give-up event;
             default: standard ``logging`` on the ``isales_async`` logger.
-        clock: replaces the real clock (tests use :class:`isales_async.testing.FakeClock`).
+        clock: replaces the real clock: an object with ``monotonic()``, ``wall()`` and
+            ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
         retry_budget: the budget retries draw on, shared by every call of the client.
+        trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
+            skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, here.
+            Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
     """
 
     def __init__(
@@ -121,13 +125,14 @@ class ISalesClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
         retry_budget: RetryBudget | None = None,
+        trust_env: bool = False,
     ) -> None:
         # First of all: from here on no frame of a traceback holds the SK itself.
         sk = Secret(sk)
         if sk.problem is not None:
             raise ValidationError("sk", sk.problem)
-        self.ak = check_access_key("ak", ak)
-        self.vdn_id = check_int_range("vdn_id", vdn_id, 1, 9999)
+        self.ak: str = check_access_key("ak", ak)
+        self.vdn_id: int = check_int_range("vdn_id", vdn_id, 1, 9999)
         check_int_range("max_concurrency", max_concurrency, 1)
         check_int_range("max_response_bytes", max_response_bytes, 1)
         _check_instance("timeouts", timeouts, Timeouts)
@@ -136,7 +141,10 @@ class ISalesClient:
         _check_instance("session", session, aiohttp.ClientSession)
         _check_hooks(hooks)
         _check_route_limits(route_limits)
-        self.base_url = base_url
+        check_clock("clock", clock)
+        check_bool("insecure", insecure)
+        check_bool("trust_env", trust_env)
+        self.base_url: str = base_url
         self._session = Session(
             base_url,
             ak=ak,
@@ -152,16 +160,18 @@ class ISalesClient:
             max_response_bytes=max_response_bytes,
             route_limits=route_limits,
             retry_budget=retry_budget,
+            trust_env=trust_env,
         )
         self._timeouts: Timeouts | None = None
         self._retry: RetryPolicy | None = None
+        self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
         self._bind_resources()
 
     def _bind_resources(self) -> None:
-        self.obs_result_codes = ObsResultCodes(self)
-        self.business_results = BusinessResults(self)
-        self.call_results = CallResults(self)
-        self.external_results = ExternalResults(self)
+        self.obs_result_codes: ObsResultCodes = ObsResultCodes(self)
+        self.business_results: BusinessResults = BusinessResults(self)
+        self.call_results: CallResults = CallResults(self)
+        self.external_results: ExternalResults = ExternalResults(self)
 
     def __repr__(self) -> str:
         # getattr: a client whose constructor failed midway must still have a repr.
@@ -185,7 +195,8 @@ class ISalesClient:
     def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
         """A view of this client whose calls use other timeouts or retry policy.
 
-        It shares the connection pool, limiter, cool-down and retry budget::
+        It shares the connection pool, limiter, cool-down, retry budget, proxy and the
+        cached business-result definitions::
 
             await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
         """

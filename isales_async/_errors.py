@@ -7,7 +7,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
     │   └── UndefinedResultError   a busiResult/subStatus the tenant does not define (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
-    ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
+    ├── WrongEventLoopError        a request from another event loop than the client's (also a RuntimeError)
+    ├── DeadlineExceededError      a call ran out of its deadline (a write: before it was sent)
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
     │   │   └── TLSError           certificate or handshake failure (not retried)
@@ -23,9 +24,11 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── InvalidParameterError  the endpoint's parameter-error codes
     │   └── NotFoundError          the endpoint's "does not exist" codes
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
+    ├── UnexpectedError            a batch record failed, unsent, by an exception of no type here (``__cause__``)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
-    ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
-    ├── DefinitionsUnavailableError  the tenant's business results could not be fetched: nothing sent (``.cause``)
+    ├── PushFormatError            a pushed body that is not a JSON list
+    ├── DefinitionsUnavailableError  the tenant's business results could not be fetched, or none is listed:
+    │                                nothing sent (``.cause``)
     ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
     │   └── JournalLockedError     another run holds the journal (``.holder``)
     └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
@@ -44,7 +47,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._batch import BatchReport
+    from .batch._engine import BatchReport
 
 __all__ = [
     "AuthenticationError",
@@ -64,6 +67,7 @@ __all__ = [
     "NotFoundError",
     "OutcomeUnknownError",
     "PaginationError",
+    "PushFormatError",
     "RateLimitedError",
     "ReadTimeoutError",
     "ResponseFormatError",
@@ -72,7 +76,9 @@ __all__ = [
     "TLSError",
     "TransportError",
     "UndefinedResultError",
+    "UnexpectedError",
     "ValidationError",
+    "WrongEventLoopError",
 ]
 
 
@@ -104,14 +110,27 @@ class ClientClosedError(ISalesError, RuntimeError):
     """
 
 
-class DeadlineExceededError(ISalesError):
-    """A call gave up before sending an attempt, because a wait would outlast its deadline.
+class WrongEventLoopError(ISalesError, RuntimeError):
+    """A request from another event loop than the one the client was opened in.
 
-    The wait is the client's shared cool-down after a ``Retry-After`` or a route's flow
-    limit spacing; ``wait`` is how long it still had to run, in seconds. The attempt was
-    not sent, and every earlier attempt of a write was refused unprocessed (only those are
-    retried), so a write that ends here was provably not applied. ``__cause__`` is the
-    previous attempt's failure, if there was one.
+    Nothing was sent: the client's connections belong to the loop that opened it (an
+    ``asyncio.run`` per call, or a client shared across threads, gets here). Close it
+    and open it again (``async with``) in the loop that uses it. It is a
+    ``RuntimeError`` too, as aiohttp's own error for this misuse was.
+    """
+
+
+class DeadlineExceededError(ISalesError):
+    """A call ran out of its deadline.
+
+    Either a wait would outlast it (the client's shared cool-down after a
+    ``Retry-After`` or a route's flow limit spacing; ``wait`` is how long it still had to
+    run, in seconds), or the deadline passed while the attempt waited for a limiter slot
+    or, for a read, while its request was in flight (``wait`` is 0). A write whose
+    request had left when the deadline passed is an :class:`OutcomeUnknownError`
+    instead, so a write that ends here was not sent, and every earlier attempt of it was
+    refused unprocessed (only those are retried): it was provably not applied.
+    ``__cause__`` is the previous attempt's failure, if there was one.
     """
 
     def __init__(self, message: str, *, endpoint: str, wait: float) -> None:
@@ -149,7 +168,8 @@ class DefinitionsUnavailableError(ISalesError):
 
     A batch asked to check its records does not start without them: an unreachable
     server must not turn into a refusal per record. ``cause`` (also ``__cause__``) is the
-    error the fetch ended with.
+    error the fetch ended with; ``None`` when the fetch succeeded but listed no
+    business result at all (a check against nothing would refuse every record).
     """
 
     def __init__(self, message: str, *, cause: BaseException | None) -> None:
@@ -253,10 +273,24 @@ class OutcomeUnknownError(ISalesError):
         self.endpoint = endpoint
 
 
+class UnexpectedError(ISalesError):
+    """A batch record failed before it was sent, by an exception the client did not expect.
+
+    That exception, a bug in the client or in the record's own methods, is ``__cause__``;
+    it is wrapped so that every :attr:`Outcome.error <isales_async.Outcome.error>` is an
+    :class:`ISalesError`. The record was not sent, so a re-run sends it again. (After
+    sending, the same exception makes the outcome an :class:`OutcomeUnknownError`.)
+    """
+
+
 class PaginationError(ISalesError):
     """The server paged inconsistently: a page repeated the one before it (``pageNum``
     ignored), a page came back short twice before the reported total, or the page cap was
     reached. The items yielded before it were in order and never repeated."""
+
+
+class PushFormatError(ISalesError):
+    """A pushed body that is not a JSON list of call-result objects."""
 
 
 class JournalError(ISalesError):

@@ -9,10 +9,12 @@ and when to try again. aiohttp exceptions are translated to our hierarchy in one
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import logging
 import ssl as _ssl
+import urllib.request
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -23,7 +25,7 @@ import attrs
 import orjson
 import yarl
 
-from ._clock import Clock, SystemClock
+from ._clock import Alarm, Clock, SystemClock, set_alarm
 from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
@@ -37,6 +39,7 @@ from ._errors import (
     ResponseTooLargeError,
     TLSError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
 from ._retry import CoolDown, Failure, RetryBudget, RetryPolicy, classify
@@ -122,13 +125,50 @@ class _RouteGate:
             yield
 
 
+class _Deadline:
+    """Ends the attempt of the running task when the clock passes the call's deadline.
+
+    The alarm cancels the task (like ``asyncio.timeout``, on our clock); :meth:`caught`
+    then tells that cancellation from any other, which passes through untouched.
+    """
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+        self._task = asyncio.current_task()
+        self._expired = False
+        self._alarm: Alarm | None = None
+        cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
+        self._cancelling: int = cancelling() if cancelling is not None else 0
+
+    def __enter__(self) -> _Deadline:
+        self._alarm = set_alarm(self._clock, self._deadline, self._expire)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+
+    def _expire(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._expired = True
+            self._task.cancel()
+
+    def caught(self) -> bool:
+        """Whether the cancellation being handled is this deadline's alone (then it is consumed)."""
+        if not self._expired or self._task is None:
+            return False
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+
+        return uncancel is None or uncancel() <= self._cancelling
+
+
 @contextlib.contextmanager
 def _translate_errors(endpoint: str) -> Iterator[None]:
     """Map aiohttp and socket failures to the most specific error we can name."""
     try:
         yield
     except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-        raise TLSError(f"{endpoint}: TLS failed: {exc}") from exc
+        raise TLSError(f"{endpoint}: TLS failed: {exc}{_plain_http_hint(exc)}") from exc
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise ConnectError(f"{endpoint}: could not connect: {exc}") from exc
     # Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not
@@ -137,6 +177,25 @@ def _translate_errors(endpoint: str) -> Iterator[None]:
         raise ReadTimeoutError(f"{endpoint}: no response in time") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}") from exc
+
+
+# What OpenSSL reports when the other end answers a TLS handshake in plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+
+
+def _plain_http_hint(exc: BaseException) -> str:
+    """Why a handshake failed, in words, when the port speaks plain HTTP; else nothing."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, _ssl.SSLError) and getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS:
+            return (
+                "; the server answered in plain HTTP, not TLS: use its https port, "
+                "or an http:// base URL if it really serves plain HTTP"
+            )
+        cause = getattr(cause, "os_error", None) or cause.__cause__
+    return ""
 
 
 def parse_base_url(base_url: str) -> yarl.URL:
@@ -160,7 +219,37 @@ def parse_base_url(base_url: str) -> yarl.URL:
         raise ValidationError("base_url", "must not carry user info: the client signs with the AK and SK")
     if url.raw_query_string or url.raw_fragment:
         raise ValidationError("base_url", "must not carry a query or a fragment")
+    return without_api_path(url)
+
+
+#: What a base URL copied from the API reference may end with: the client adds it itself.
+_API_PATHS = (API_PREFIX, API_PREFIX.rsplit("/", 1)[0])
+
+
+def without_api_path(url: yarl.URL) -> yarl.URL:
+    """``url`` without a trailing API path (``/rest/isales/v1/openapi``, ``.../campaigns``),
+    which the client adds to every request; a gateway's own prefix before it is kept."""
+    path = url.raw_path.rstrip("/")
+    for api_path in _API_PATHS:
+        if path.endswith(api_path):
+            return url.with_path(path[: -len(api_path)] or "/", encoded=True)
     return url
+
+
+def proxy_from_env(url: yarl.URL) -> tuple[yarl.URL | None, Mapping[str, str] | None]:
+    """The proxy ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``url`` (``NO_PROXY`` honoured), and
+    the headers for the proxy (its credentials, from the proxy URL); ``(None, None)`` to
+    connect directly."""
+    if url.host is not None and urllib.request.proxy_bypass(url.host):
+        return None, None
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy:
+        return None, None
+    proxy_url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_url.user is None:
+        return proxy_url, None
+    credentials = base64.b64encode(f"{proxy_url.user}:{proxy_url.password or ''}".encode()).decode("ascii")
+    return proxy_url.with_user(None), {"Proxy-Authorization": f"Basic {credentials}"}
 
 
 def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
@@ -214,6 +303,7 @@ class Session:
         max_response_bytes: int,
         route_limits: Mapping[str, RouteLimit],
         retry_budget: RetryBudget | None,
+        trust_env: bool = False,
     ) -> None:
         url = parse_base_url(base_url)
         if url.scheme == "http":
@@ -225,6 +315,11 @@ class Session:
         self._origin = url.origin()
         self._prefix = url.raw_path.rstrip("/") + f"{API_PREFIX}/{vdn_id}/"
         self._host = url.host_port_subcomponent or ""
+        # Read once, as httpx does: every request of a client goes to the same origin.
+        self._proxy, proxy_headers = proxy_from_env(url) if trust_env else (None, None)
+        # aiohttp sends proxy_headers on a CONNECT only (https); a plain-http request carries them itself.
+        self._proxy_headers = proxy_headers if url.scheme == "https" else None
+        self._request_proxy_headers = dict(proxy_headers or {}) if url.scheme == "http" else {}
         self._ak = ak
         self._sk = sk
         self._max_concurrency = max_concurrency
@@ -240,6 +335,7 @@ class Session:
                 stacklevel=3,
             )
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the session was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
@@ -257,8 +353,17 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start taking requests (again, after :meth:`close`), on the injected session or a new one."""
+        """Start taking requests (again, after :meth:`close`), on the injected session or a new one.
+
+        The client belongs to the running event loop from here until :meth:`close`.
+        """
         if self._session is None:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop and self.in_flight == 0:
+                # An asyncio primitive binds to the loop that first waits on it: reopened
+                # in a new loop (an asyncio.run per batch), the client needs a fresh one.
+                self._limiter = asyncio.Semaphore(self._max_concurrency)
+            self._loop = loop
             if self._injected is not None:
                 self._session = self._injected
             else:
@@ -268,10 +373,20 @@ class Session:
                 self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
     async def close(self) -> None:
-        """Stop taking requests; close the aiohttp session if this client created it."""
+        """Stop taking requests; close the aiohttp session if this client created it.
+
+        From another event loop than the one that opened it, closing is best effort: a
+        connection that belongs to that loop cannot be closed from this one, and is let go.
+        """
         session, self._session = self._session, None
-        if session is not None and session is not self._injected:
+        if session is None or session is self._injected:
+            return
+        try:
             await session.close()
+        except RuntimeError:
+            if self._loop is asyncio.get_running_loop():
+                raise
+            logger.warning("the client was closed from another event loop than its own: its connections are let go")
 
     def _open_session(self, endpoint: str) -> aiohttp.ClientSession:
         """The aiohttp session, or :class:`ClientClosedError` when the client is not open."""
@@ -280,6 +395,10 @@ class Session:
             raise ClientClosedError(f"{endpoint}: the client is not open: use 'async with ISalesClient(...)'")
         if session.closed:
             raise ClientClosedError(f"{endpoint}: the injected aiohttp session is closed")
+        if self._loop is not asyncio.get_running_loop():
+            raise WrongEventLoopError(
+                f"{endpoint}: the client was opened in another event loop; open it (async with) in the loop that uses it"
+            )
         return session
 
     # -- requests --------------------------------------------------------------------
@@ -327,11 +446,28 @@ class Session:
         self._budget.deposit()
         attempt = 0
         previous: ISalesError | None = None
+        sent = False
+
+        def mark_sent() -> None:
+            nonlocal sent
+            sent = True
+            if on_send is not None:
+                on_send()
+
         while True:
             attempt += 1
+            sent = False
+            guard = _Deadline(self.clock, deadline) if deadline is not None else None
             try:
-                async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
-                    return await self._send(prepared, attempt, aio_timeout, on_send, deadline)
+                with guard if guard is not None else contextlib.nullcontext():
+                    async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
+                        return await self._send(prepared, attempt, aio_timeout, mark_sent, deadline)
+            except asyncio.CancelledError:
+                if guard is None or not guard.caught():
+                    raise
+                exc = self._deadline_passed(prepared, policy, sent=sent)
+                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                raise exc from previous
             except DeadlineExceededError as exc:
                 self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
                 raise exc from previous
@@ -364,6 +500,21 @@ class Session:
                     RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
                 )
             await self.clock.sleep(decision.delay)
+
+    def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
+        """The error of an attempt ended by the call's deadline: a write that had left is of
+        unknown outcome (and never resent); anything else simply ran out of time."""
+        name = prepared.endpoint.name
+        if sent and prepared.endpoint.write:
+            return OutcomeUnknownError(
+                f"{name} {prepared.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
+                "passed before its answer; its outcome is unknown and it was not resent",
+                endpoint=name,
+            )
+        where = "while its request was in flight" if sent else "before its request could be sent"
+        return DeadlineExceededError(
+            f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
+        )
 
     async def _acquire_slot(self, endpoint: str, deadline: float | None) -> None:
         """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a
@@ -417,6 +568,7 @@ class Session:
                 "Host": self._host,
                 "Authorization": signed.authorization,
                 "Content-Type": "application/json; charset=UTF-8",
+                **self._request_proxy_headers,
             }
             if on_send is not None:
                 on_send()
@@ -431,6 +583,8 @@ class Session:
                     headers=headers,
                     timeout=client_timeout,
                     ssl=self._ssl,
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
                     allow_redirects=False,
                 ) as response:
                     body = await self._read_body(response, endpoint.name)

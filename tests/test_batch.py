@@ -21,6 +21,7 @@ from isales_async import (
     ConnectError,
     DuplicateRecordError,
     ISalesClient,
+    ISalesError,
     Journal,
     NotFoundError,
     OutcomeKind,
@@ -29,10 +30,11 @@ from isales_async import (
     RequestSent,
     Status,
     TLSError,
+    UnexpectedError,
     ValidationError,
     Writeback,
 )
-from isales_async._rerun import SKIP_SUCCEEDED, SKIP_UNKNOWN
+from isales_async.batch._rerun import SKIP_SUCCEEDED, SKIP_UNKNOWN
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -62,6 +64,29 @@ def assert_server_agrees(server: FakeISales, report) -> None:  # type: ignore[no
     assert set(applied) - succeeded <= unknown
     failed_alone = {o.key for o in report.failed} - succeeded  # a duplicate fails beside its applied twin
     assert not failed_alone & (set(applied) - unknown)
+
+
+async def test_every_outcome_error_is_typed_even_for_a_bug_in_preparing_a_record(
+    client: ISalesClient, server: FakeISales, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import isales_async.batch._engine as batch_module
+
+    real_prepare = batch_module.prepare
+
+    def prepare(record: Writeback) -> object:
+        if record.data_id == 2:
+            raise KeyError("a bug while preparing")
+        return real_prepare(record)
+
+    monkeypatch.setattr(batch_module, "prepare", prepare)
+    records = [*good(3), Writeback(data_id=4, busi_result="")]
+    report = await client.business_results.write_back_many(records, concurrency=1)
+    assert sorted(o.data_id for o in report.succeeded) == [1, 3]
+    errors = {o.data_id: o.error for o in report.failed}
+    assert isinstance(errors[2], UnexpectedError) and isinstance(errors[2].__cause__, KeyError)
+    assert isinstance(errors[4], ValidationError)  # one of ours is kept as it is, not wrapped
+    assert all(isinstance(o.error, ISalesError) for o in [*report.failed, *report.unknown, *report.not_sent] if o.error)
+    assert sorted(sent_keys(server)) == ["1", "3"]
 
 
 async def test_bad_records_fail_alone_and_the_batch_goes_on(client: ISalesClient, server: FakeISales) -> None:
@@ -291,7 +316,9 @@ async def test_an_unexpected_error_in_one_record_fails_that_record_alone(
     path = tmp_path / "bugs.journal"
     report = await client.business_results.write_back_many(good(6), concurrency=1, journal=path)
     assert sorted(o.data_id for o in report.succeeded) == [1, 2, 5, 6]
-    assert [(o.data_id, type(o.error)) for o in report.failed] == [(3, RuntimeError)]
+    assert [(o.data_id, type(o.error)) for o in report.failed] == [(3, UnexpectedError)]
+    assert isinstance(report.failed[0].error.__cause__, RuntimeError)
+    assert str(report.failed[0].error) == "an unexpected RuntimeError before sending: a bug before sending; not sent"
     assert [o.data_id for o in report.unknown] == [4]
     assert isinstance(report.unknown[0].error, OutcomeUnknownError)
     assert isinstance(report.unknown[0].error.__cause__, KeyError)

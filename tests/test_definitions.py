@@ -34,8 +34,9 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
-from isales_async._rerun import SKIP_SUCCEEDED
+from isales_async._models import converter
+from isales_async.batch._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
+from isales_async.batch._rerun import SKIP_SUCCEEDED
 from isales_async.resources.business_results import DEFINITIONS_TTL
 from isales_async.testing import FakeClock, FakeISales, Fault, PagingQuirk
 
@@ -134,6 +135,8 @@ def test_a_defined_pair_passes(busi_result: str, sub_status: str | None) -> None
         ),
         ("B01", "B01-l", "sub_status", NOT_ITS_SUB_STATUS, ("B01-2", "B01-1"), ["'B01-l'"]),
         ("B12", "B12-1", "sub_status", NO_SUB_STATUSES, (), ["'B12' has no sub-statuses", "got 'B12-1'"]),
+        ("B12", "B02-1", "sub_status", NO_SUB_STATUSES, (), ["got 'B02-1' (it is a sub-status of 'B02')"]),
+        ("B12", "B02-x", "sub_status", NO_SUB_STATUSES, (), ["(closest sub-statuses: 'B02-1' of 'B02'"]),
     ],
 )
 def test_a_refusal_names_the_field_the_value_and_the_closest_codes(
@@ -462,3 +465,36 @@ async def test_without_the_check_the_batch_sends_what_the_server_then_refuses(
     report = await client.business_results.write_back_many([Writeback(1, "B13"), Writeback(2, "B01")])
     assert [(o.data_id, getattr(o.error, "code", None)) for o in report.failed] == [(1, "0200001")]
     assert server.requests_to(DEFS) == [] and Counter(sent_keys(server)) == {"1": 1, "2": 1}
+
+
+# -- the check and the fake read the same listing the same way (issue 19 review) --------------------------
+
+ODD_LISTINGS: list[dict[str, Any]] = [
+    {"code": "B01", "name": "a", "defLevel": "1", "children": [{"code": "B01-1", "name": "x", "defLevel": "2"}]},
+    {"code": "B01", "name": "again", "defLevel": 1, "children": [{"code": "B01-9", "name": "y", "defLevel": "2"}]},
+    {"code": "S9", "name": "a sub-result at the top", "defLevel": "2", "children": []},
+    {"code": "S8", "name": "the same, as a number", "defLevel": 2, "children": []},
+    {"code": "B03", "name": "children null", "defLevel": "1", "children": None},
+]
+
+
+@pytest.mark.parametrize("busi_result", ["B01", "S9", "S8", "B03", "B04", "B01-1"])
+@pytest.mark.parametrize("sub_status", [None, "B01-1", "B01-9", "B02-1"])
+def test_the_check_and_the_fake_server_accept_the_same_pairs(busi_result: str, sub_status: str | None) -> None:
+    results = FakeISales(business_results=ODD_LISTINGS)
+    definitions = Definitions(converter.structure(item, BusinessResult) for item in ODD_LISTINGS)
+    children = results._sub_statuses_of(busi_result)
+    fake_accepts = children is not None and (sub_status is None or sub_status in children)
+    assert (definitions.refusal(busi_result, sub_status) is None) == fake_accepts
+
+
+async def test_a_listing_without_any_level_1_code_is_no_definitions_and_is_not_cached(
+    client: ISalesClient, server: FakeISales
+) -> None:
+    server.business_results = [{"code": "S9", "name": "a sub-result", "defLevel": "2", "children": []}]
+    with pytest.raises(DefinitionsUnavailableError, match="lists no business result") as info:
+        await client.business_results.write_back(1, "S9", check_definitions=True)
+    assert info.value.cause is None and server.requests_to(WB) == []
+    server.business_results = TENANT
+    await client.business_results.write_back(1, "B01", sub_status="B01-1", check_definitions=True)
+    assert sent_keys(server) == ["1"] and len(server.requests_to(DEFS)) == 2

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -26,9 +27,9 @@ from isales_async import (
     Status,
     Writeback,
 )
-from isales_async._journal import SCHEMA_VERSION
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
-from isales_async._writeback import prepare
+from isales_async.batch._journal import SCHEMA_VERSION
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
+from isales_async.batch._writeback import prepare
 from isales_async.testing import FakeISales, Fault
 
 from . import legacy_journal_v0
@@ -336,3 +337,88 @@ def test_a_journal_entry_reads_as_json(tmp_path: Path) -> None:
         "message": "reset after sending",
         "run": 1,
     }
+
+
+# -- issue 19 review: a journal read as a run would find it, changing nothing ------------------------
+
+
+def files_beside(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())}
+
+
+def test_a_snapshot_of_an_old_journal_reads_it_migrated_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "old.journal"
+    write_legacy_journal(path)
+    before = files_beside(path)
+    snapshot = Journal.snapshot(path)
+    assert snapshot is not None
+    with snapshot:
+        assert snapshot.schema_version() == SCHEMA_VERSION
+        found = snapshot.lookup("7")  # "0007" and "7" folded into one, in doubt, as a run migrates them
+        assert found is not None and found[0] is Status.UNKNOWN
+        read = {e.key: e for e in snapshot.entries()}
+    assert files_beside(path) == before
+    with Journal(path) as migrated:
+        assert {e.key: (e.status, e.fingerprint) for e in migrated.entries()} == {
+            k: (e.status, e.fingerprint) for k, e in read.items()
+        }
+
+
+def test_a_snapshot_of_an_empty_file_is_an_empty_journal_and_of_a_missing_one_none(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.journal"
+    empty.write_bytes(b"")
+    snapshot = Journal.snapshot(empty)
+    assert snapshot is not None
+    with snapshot:
+        assert snapshot.counts() == {status: 0 for status in Status}
+    assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.journal"]
+    assert Journal.snapshot(tmp_path / "missing.journal") is None
+    assert not (tmp_path / "missing.journal").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.with_name("no-such-dir") / "j", "does not exist"),
+        (lambda p: (p.write_bytes(b"garbage" * 500), p)[1], "not a database"),
+    ],
+    ids=["directory missing", "garbage"],
+)
+def test_check_and_snapshot_refuse_what_a_run_refuses_changing_nothing(
+    tmp_path: Path, make: Callable[[Path], Path], problem: str
+) -> None:
+    path = make(tmp_path / "j.journal")
+    before = files_beside(tmp_path / "x")
+    for read in (Journal.check, Journal.snapshot):
+        with pytest.raises(JournalError, match=problem):
+            read(path)
+    with pytest.raises(JournalError):
+        Journal(path)
+    assert files_beside(tmp_path / "x") == before
+
+
+def test_check_refuses_a_journal_of_a_newer_version(tmp_path: Path) -> None:
+    path = tmp_path / "future.journal"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="newer isales-async"):
+        Journal.check(path)
+
+
+def test_reading_a_closed_journal_leaves_no_side_file_and_reading_an_open_one_sees_its_log(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    with Journal(path) as journal:
+        journal.begin_run()
+        journal.mark("1", Status.SUCCEEDED, {"dataId": 1, "busiResult": "B01"}, "fp")
+    closed = files_beside(path)
+    assert sorted(closed) == ["j.journal", "j.journal.lock"]
+    with Journal(path, readonly=True) as reader:
+        assert reader.counts()[Status.SUCCEEDED] == 1
+    assert files_beside(path) == closed
+
+    with Journal(path) as running:  # a run in progress: what it wrote is still in the -wal file
+        running.begin_run()
+        running.mark("2", Status.SENDING, {"dataId": 2, "busiResult": "B01"}, "fp2")
+        with Journal(path, readonly=True) as reader:
+            assert reader.lookup("2") == (Status.SENDING, 2, "fp2")

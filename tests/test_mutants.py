@@ -51,8 +51,6 @@ from isales_async._endpoints import ENDPOINTS, ErrorKind
 from isales_async._envelope import decipher, parse_retry_after
 from isales_async._pager import Pager
 from isales_async._paging import fetch_limit, parse_total_count
-from isales_async._rerun import SKIP_FAILED, SKIP_UNKNOWN
-from isales_async._rerun import decide as rerun_decide
 from isales_async._retry import Decision, Failure, classify
 from isales_async._signing import canonical_request, enc, format_timestamp
 from isales_async._validation import (
@@ -65,6 +63,8 @@ from isales_async._validation import (
     check_path_param,
     check_text,
 )
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_UNKNOWN
+from isales_async.batch._rerun import decide as rerun_decide
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault, RecordedRequest
 
@@ -343,11 +343,12 @@ def test_the_followup_file_keeps_the_earlier_runs_rows_beside_this_runs(tmp_path
         assert _followup(monday) == {("unknown", "1", 2): 1, ("failed", "2", 3): 1}
 
         tuesday = tmp_path / "tuesday.csv"
-        tuesday.write_text(header + "4,B01,B03-1,,\n5,B01,,,\n6,,,,\n")
+        # Tuesday's file has Monday's unsettled records again (this run skips them) and new ones.
+        tuesday.write_text(header + "1,B01,,,\n2,B01,B02-1,,\n4,B01,B03-1,,\n5,B01,,,\n6,,,,\n")
         assert _invoke(server, "writeback", str(tuesday), *common) == 1
         assert _followup(tuesday) == {
-            ("failed", "4", 2): 1,
-            ("failed", "6", 4): 1,
+            ("failed", "4", 4): 1,
+            ("failed", "6", 6): 1,
             ("earlier_unknown", "1", None): 1,
             ("earlier_failed", "2", None): 1,
         }

@@ -18,10 +18,10 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._batch import fatal_reason
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
 from isales_async._validation import MAX_DATA_ID, check_data_id, check_text
-from isales_async._writeback import fingerprint, prepare
+from isales_async.batch._engine import fatal_reason
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
+from isales_async.batch._writeback import fingerprint, prepare
 
 from .conftest import ascii_id
 
@@ -223,3 +223,27 @@ def test_which_errors_stop_a_batch(error: Exception, fatal: str | None) -> None:
         assert reason is None
     else:
         assert reason is not None and fatal in reason and str(error) in reason
+
+
+# -- a refusal for the tenant's definitions (issue 19 review) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "defined_now", "retry_failed", "expected"),
+    [
+        ("0200034", True, False, SEND),  # the tenant defines it now: it changed since the refusal
+        ("0200001", True, False, SEND),
+        ("0200034", False, False, SKIP_FAILED),  # not checked, or still undefined: nothing says it changed
+        ("0200001", False, False, SKIP_FAILED),
+        ("0200033", True, False, SKIP_FAILED),  # "does not exist" is not about the definitions
+        (None, True, False, SKIP_FAILED),
+        ("0200034", False, True, SEND),
+    ],
+)
+def test_a_failure_for_the_tenants_definitions_is_resent_once_they_define_the_record(
+    code: str | None, defined_now: bool, retry_failed: bool, expected: str | None
+) -> None:
+    decision = decide(Status.FAILED, "f1", "f1", retry_failed=retry_failed, previous_code=code, defined_now=defined_now)
+    assert decision == expected
+    assert decide(Status.FAILED, "f1", "f2", previous_code=code, defined_now=defined_now) == SEND  # changed: sent
+    assert decide(Status.UNKNOWN, "f1", "f1", previous_code=code, defined_now=True) == SKIP_UNKNOWN

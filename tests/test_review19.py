@@ -64,7 +64,6 @@ LEGACY_RECORDS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="the plan reads a schema-0 journal raw: 'no such column: claimed'")
 async def test_a_plan_on_a_journal_of_the_previous_version_is_what_the_run_then_does(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -76,7 +75,6 @@ async def test_a_plan_on_a_journal_of_the_previous_version_is_what_the_run_then_
     assert plan.would_send == len(sent_keys(server)) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="the plan fails on an empty journal file that a run takes as a new journal")
 async def test_a_plan_on_an_empty_journal_file_is_what_the_run_then_does(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -112,7 +110,6 @@ def newer_schema(tmp_path: Path, threaded: FakeISales) -> Path:
         pytest.param(lambda tmp_path, _: tmp_path / "no-such-dir" / "j.sqlite", id="directory missing"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="the dry run plans (exit 0) on a journal the run refuses to open (exit 2)")
 def test_a_dry_run_refuses_the_journal_the_run_refuses(threaded: FakeISales, tmp_path: Path, journal: Any) -> None:
     path = journal(tmp_path, threaded)
     source = write_csv(tmp_path / "r.csv", ["2,B01,,,", "3,B02,,,"])
@@ -125,9 +122,6 @@ def test_a_dry_run_refuses_the_journal_the_run_refuses(threaded: FakeISales, tmp
 # -- the dry run must take the options the run takes ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--dry-run ignores --fail-fast: it plans every line, the run stops at the first refusal"
-)
 def test_a_dry_run_with_fail_fast_counts_what_the_run_then_sends(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "r.csv", ["1,B01,,,", "2,B13,,,", *(f"{i},B01,,," for i in range(3, 40))])
     args = ["--json", "--fail-fast", "--concurrency", "1"]
@@ -137,7 +131,6 @@ def test_a_dry_run_with_fail_fast_counts_what_the_run_then_sends(threaded: FakeI
     assert json_summary(dry)["would_send"] == json_summary(run)["sent"]
 
 
-@pytest.mark.xfail(strict=True, reason="--dry-run --concurrency 0 plans (exit 0); the run is a usage error (exit 2)")
 def test_a_dry_run_refuses_the_options_the_run_refuses(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "r.csv", ["1,B01,,,"])
     run, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "0")
@@ -149,7 +142,6 @@ def test_a_dry_run_refuses_the_options_the_run_refuses(threaded: FakeISales, tmp
 # -- the dry run must write nothing the run then needs ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run with nothing to refuse deletes the follow-up file the last run wrote")
 def test_a_dry_run_keeps_the_follow_up_file_of_the_last_run(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "night.csv", ["1,B01,,,", "2,B02,,,"])
     threaded.inject(Fault.reset(after=True, endpoint=WB))  # record 1: sent, fate unknown
@@ -164,7 +156,6 @@ def test_a_dry_run_keeps_the_follow_up_file_of_the_last_run(threaded: FakeISales
     assert followup.exists() and followup.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run leaves the journal's -wal and -shm files behind")
 def test_a_dry_run_adds_no_file_beside_the_journal(threaded: FakeISales, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "night.csv", ["1,B01,,,", "2,B02,,,"])
     assert invoke(threaded, "writeback", str(source), "--no-progress")[0] == 0
@@ -173,7 +164,6 @@ def test_a_dry_run_adds_no_file_beside_the_journal(threaded: FakeISales, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == files
 
 
-@pytest.mark.xfail(strict=True, reason="the command migrates the journal in place before the definitions fetch fails")
 def test_a_run_whose_definitions_cannot_be_fetched_leaves_the_journal_as_it_was(
     threaded: FakeISales, tmp_path: Path
 ) -> None:
@@ -193,7 +183,6 @@ def test_a_run_whose_definitions_cannot_be_fetched_leaves_the_journal_as_it_was(
 # -- one fetch, shared by the client ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="each with_options view has its own cache: every view's batch fetches again")
 async def test_views_of_the_client_share_its_definitions(client: ISalesClient, server: FakeISales) -> None:
     await client.business_results.definitions()
     for attempts in (1, 2, 3):
@@ -208,7 +197,6 @@ async def test_views_of_the_client_share_its_definitions(client: ISalesClient, s
 # -- no definitions is no check ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="an empty listing is taken as definitions: every record is refused, one by one")
 async def test_a_tenant_listing_no_business_result_stops_the_batch_before_it_starts(
     client: ISalesClient, server: FakeISales
 ) -> None:
@@ -235,9 +223,6 @@ LISTED_ODDLY: list[dict[str, Any]] = [
         pytest.param("S9", None, id="a level-2 item at the top"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True, reason="Definitions and the fake read a code listed twice, or a top-level defLevel 2, differently"
-)
 async def test_the_check_refuses_what_the_fake_refuses_and_nothing_else(
     make_client: Any, busi_result: str, sub_status: str | None
 ) -> None:
@@ -259,9 +244,6 @@ async def test_the_check_refuses_what_the_fake_refuses_and_nothing_else(
 # -- re-runs after the tenant is fixed --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a server refusal for the tenant's definitions is a definite failure: the re-run skips it"
-)
 async def test_a_record_the_server_refused_for_the_tenant_is_sent_once_the_tenant_defines_it(
     client: ISalesClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -278,7 +260,6 @@ async def test_a_record_the_server_refused_for_the_tenant_is_sent_once_the_tenan
 # -- what a refusal says --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a sub-status on a code without any names neither its parent nor a closer code")
 async def test_a_sub_status_given_to_a_code_without_any_says_whose_it_is(
     client: ISalesClient, server: FakeISales
 ) -> None:

@@ -6,23 +6,37 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._batch import plan_write_back, write_back_many
 from .._clock import Clock
-from .._definitions import Definitions
 from .._endpoints import ENDPOINTS
 from .._errors import DefinitionsUnavailableError, ISalesError
 from .._models import BusinessResult
 from .._validation import check_data_id
-from .._writeback import MAX_CODE_LEN, Writeback, writeback_body
+from ..batch._definitions import Definitions
+from ..batch._engine import plan_write_back, write_back_many
+from ..batch._writeback import MAX_CODE_LEN, Writeback, writeback_body
 from ._base import PagedResource
 
 if TYPE_CHECKING:
     from .._client import ISalesClient
 
-__all__ = ["DEFINITIONS_TTL", "MAX_CODE_LEN", "BusinessResults", "writeback_body"]
+__all__ = ["DEFINITIONS_TTL", "MAX_CODE_LEN", "BusinessResults", "SharedDefinitions", "writeback_body"]
 
 #: Seconds fetched definitions are used before a check fetches them again (the client's clock).
 DEFINITIONS_TTL = 300.0
+
+
+class SharedDefinitions:
+    """The definitions cache of one client, shared by every view ``with_options`` makes of it.
+
+    A view only changes how requests are sent, not the tenant they reach, so the client
+    and its views keep one cache and one fetch in flight.
+    """
+
+    __slots__ = ("cached", "fetching")
+
+    def __init__(self) -> None:
+        self.cached: tuple[Definitions, float] | None = None  # and when their fetch began
+        self.fetching: asyncio.Future[Definitions] | None = None
 
 
 class BusinessResults(PagedResource[BusinessResult]):
@@ -35,29 +49,31 @@ class BusinessResults(PagedResource[BusinessResult]):
 
     def __init__(self, client: ISalesClient) -> None:
         super().__init__(client)
-        self._definitions: tuple[Definitions, float] | None = None  # and when their fetch began
-        self._fetching: asyncio.Future[Definitions] | None = None
+        self._shared = client._shared_definitions
 
     async def definitions(self, *, refresh: bool = False) -> Definitions:
         """The tenant's business-result definitions, every page, as checks use them.
 
         Fetched through the pager (so its stop rules hold) and kept for
-        :data:`DEFINITIONS_TTL` (5 minutes) on this ``client.business_results``;
-        ``refresh=True`` fetches them again now. Concurrent callers share one fetch
-        (a view made by ``client.with_options`` keeps its own). A failed fetch is not
-        kept: the next call tries again.
+        :data:`DEFINITIONS_TTL` (5 minutes) on the client, shared with every view
+        ``client.with_options`` makes of it; ``refresh=True`` fetches them again now.
+        Concurrent callers share one fetch. A failed fetch is not kept: the next call
+        tries again.
 
         Raises:
-            DefinitionsUnavailableError: the fetch failed; ``cause`` is why.
+            DefinitionsUnavailableError: the fetch failed (``cause`` is why), or the tenant
+                lists no business result at all: a check against nothing would refuse
+                every record, so none is checked or sent.
         """
-        cached = self._definitions
+        shared = self._shared
+        cached = shared.cached
         if not refresh and cached is not None and self._clock.monotonic() - cached[1] < DEFINITIONS_TTL:
             return cached[0]
-        if self._fetching is None:
-            self._fetching = asyncio.ensure_future(self._fetch_definitions())
-            self._fetching.add_done_callback(_retrieve)
+        if shared.fetching is None:
+            shared.fetching = asyncio.ensure_future(self._fetch_definitions())
+            shared.fetching.add_done_callback(_retrieve)
         # Shielded: one caller cancelled does not cancel the fetch the others wait on.
-        return await asyncio.shield(self._fetching)
+        return await asyncio.shield(shared.fetching)
 
     async def _fetch_definitions(self) -> Definitions:
         started = self._clock.monotonic()
@@ -70,9 +86,16 @@ class BusinessResults(PagedResource[BusinessResult]):
                 cause=exc,
             ) from exc
         finally:
-            self._fetching = None
+            self._shared.fetching = None
         definitions = Definitions(results)
-        self._definitions = (definitions, started)
+        if not definitions.codes:
+            raise DefinitionsUnavailableError(
+                f"queryBusinessResults lists no business result for this tenant ({len(results)} items, "
+                "none a level-1 code), so no record was checked or sent: a check against no definitions "
+                "would refuse every record",
+                cause=None,
+            )
+        self._shared.cached = (definitions, started)
         return definitions
 
     @property

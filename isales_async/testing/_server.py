@@ -411,6 +411,14 @@ def _request_body(endpoint: str, text: str) -> dict[str, Any]:
     return body
 
 
+def _is_sub_result(item: Mapping[str, Any]) -> bool:
+    """Whether a listed business result is marked ``defLevel`` 2 (sent as ``"2"`` or ``2``)."""
+    try:
+        return int(str(item.get("defLevel", "")).strip()) == 2
+    except ValueError:
+        return False
+
+
 class FakeISales:
     """A strict, scriptable stand-in for a CC-iSales tenant, on loopback.
 
@@ -448,8 +456,8 @@ class FakeISales:
         paging: PagingQuirk | None = None,
         business_results: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        self.credentials = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
-        self.obs_codes = _data.obs_codes(obs_code_count)
+        self.credentials: dict[str, str] = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
+        self.obs_codes: list[dict[str, Any]] = _data.obs_codes(obs_code_count)
         self.business_results: list[dict[str, Any]] = (
             [dict(result) for result in business_results]
             if business_results is not None
@@ -457,10 +465,12 @@ class FakeISales:
         )
         self.data_id_count = data_id_count
         start = _dt.datetime(2026, 11, 2, 9, 0, 0)
-        self.campaign_calls = {c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns}
+        self.campaign_calls: dict[str, list[dict[str, Any]]] = {
+            c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns
+        }
         #: The VDN each campaign belongs to: callresult and callresultdetail answer "does
         #: not exist" for a campaign or call of another VDN.
-        self.campaign_vdns = dict.fromkeys(campaigns, VDN_ID)
+        self.campaign_vdns: dict[str, int] = dict.fromkeys(campaigns, VDN_ID)
         self.external_results: dict[str, dict[str, Any]] = {}
         self.latency = latency
         self.max_clock_skew = max_clock_skew
@@ -471,16 +481,16 @@ class FakeISales:
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.applied: list[AppliedWrite] = []
-        self.rejected_auth = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.rejected_auth: int = 0
+        self.in_flight: int = 0
+        self.max_in_flight: int = 0
         self._release = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_def_id = 1645244637
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._listen: tuple[str, int, ssl.SSLContext | None] = ("", 0, None)
-        self.base_url = ""
+        self.base_url: str = ""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -837,7 +847,8 @@ class FakeISales:
         A ``busiResult`` that is not a level-1 code of ``business_results`` is ``0200001``
         (the page's error table offers nothing closer than "Parameter error"); a
         ``subStatus`` that is not one of that code's children, including any ``subStatus``
-        on a code without children, is ``0200034``.
+        on a code without children, is ``0200034``. The definitions read as
+        :class:`~isales_async.Definitions` reads them (:meth:`_sub_statuses_of`).
         """
         data_id = params["dataId"]
         busi_result = _text(body, "busiResult", required=True, max_len=50)
@@ -846,13 +857,27 @@ class FakeISales:
         _text(body, "workNo")
         if not 1 <= _integer("dataId", data_id) <= self.data_id_count:
             raise _Reject("0200033", f"The outbound call data {data_id} does not exist.")
-        parent = next((r for r in self.business_results if r["code"] == busi_result), None)
-        if parent is None:
+        children = self._sub_statuses_of(busi_result) if busi_result is not None else None
+        if children is None:
             raise _Reject("0200001", f"busiResult {busi_result} is not a defined business result")
-        if sub_status is not None and sub_status not in {c["code"] for c in parent.get("children") or ()}:
+        if sub_status is not None and sub_status not in children:
             raise _Reject("0200034", f"The substatus {sub_status} does not match the business result {busi_result}.")
         self.applied.append(AppliedWrite("callBusiResult", data_id, body))
         return {"resultCode": SUCCESS, "resultDesc": "The business result is written back successfully."}
+
+    def _sub_statuses_of(self, busi_result: str) -> set[str] | None:
+        """The sub-status codes of the level-1 code ``busi_result``; ``None`` when it is not one.
+
+        The API reference (queryBusinessResults, Tables 4 and 5) marks each item with
+        ``defLevel``: 1 a parent business result, 2 a sub-result. So an item marked 2 is
+        no level-1 code even where it is listed at the top, and ``busiResult`` takes only
+        level-1 codes. Nothing makes a code unique in the listing: a code listed twice is
+        one business result whose sub-results are those of every listing.
+        """
+        listings = [r for r in self.business_results if r["code"] == busi_result and not _is_sub_result(r)]
+        if not listings:
+            return None
+        return {child["code"] for listing in listings for child in listing.get("children") or ()}
 
     def _on_callresultdetail(self, *, params: dict[str, str], vdn: int, **_: Any) -> dict[str, Any]:
         call = next((c for c in self.calls() if c["callId"] == params["callId"]), None)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from isales_async import (
     BatchReport,
     BusinessResult,
     CallResult,
+    CallStatus,
+    DefLevel,
     ExternalResult,
     ISalesClient,
+    ISalesError,
+    Journal,
     ObsResultCode,
     Page,
     RetryPolicy,
+    Status,
     Timeouts,
     Writeback,
 )
@@ -20,7 +26,7 @@ from isales_async import (
 
 async def usage() -> None:
     async with ISalesClient(
-        "https://h:1", ak="a", sk="s", vdn_id=1, max_concurrency=5, timeouts=Timeouts(read=5)
+        "https://h:1", ak="a", sk="s", vdn_id=1, max_concurrency=5, timeouts=Timeouts(read=5), trust_env=True
     ) as client:
         page: Page[ObsResultCode] = await client.obs_result_codes.page(page_num=1, page_size=50)
         code: str = page.items[0].obs_code
@@ -36,5 +42,11 @@ async def usage() -> None:
         def_id: str | None = created.def_id  # None when the server confirmed without a defId
         report: BatchReport = await client.business_results.write_back_many([Writeback(1, "B01")], concurrency=4)
         ids: list[str] = [o.key for o in report.succeeded]
+        errors: list[ISalesError | None] = [o.error for o in report.failed]
+        status: CallStatus | None = call.call_status  # an undocumented number is CallStatus.UNKNOWN-named, never an int
+        known: bool = status.known if status is not None else False
+        level: DefLevel | str | float | bool | list[Any] | dict[str, Any] | None = parent.def_level
+        with Journal("results.journal.sqlite", readonly=True) as journal:
+            states: list[Status] = [entry.status for entry in journal.entries(Status.FAILED, Status.UNKNOWN)]
         await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")
-        del code, total, children, call, calls, ids
+        del code, total, children, call, calls, ids, errors, known, level, states

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 import anyio
 import attrs
 
-from ._errors import (
+from .._errors import (
     AuthenticationError,
     BatchAbortedError,
     BusinessError,
@@ -43,17 +42,18 @@ from ._errors import (
     OutcomeUnknownError,
     TLSError,
     UndefinedResultError,
+    UnexpectedError,
     ValidationError,
 )
-from ._hooks import logger
+from .._hooks import logger
+from .._validation import check_int_range
 from ._journal import Journal
 from ._rerun import IN_DOUBT, SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, Status, decide
-from ._validation import check_int_range
 from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
+    from ..resources.business_results import BusinessResults
     from ._definitions import Definitions
-    from .resources.business_results import BusinessResults
 
 __all__ = [
     "DUPLICATE_REASON",
@@ -85,6 +85,11 @@ class OutcomeKind(enum.Enum):
 class Outcome:
     """What happened to one record; ``error`` is the typed error when it is not ok.
 
+    ``error`` is always an :class:`~isales_async.ISalesError`: an exception of any other
+    type (a bug, in the client or in a record's own methods) arrives wrapped, as an
+    :class:`~isales_async.UnexpectedError` before sending or an
+    :class:`~isales_async.OutcomeUnknownError` after, with it as ``__cause__``.
+
     ``data_id`` is the record's dataId as given (an int stays an int); ``key`` is its
     canonical form, the server's and the journal's key ("" when the dataId is invalid).
     """
@@ -92,7 +97,7 @@ class Outcome:
     data_id: int | str
     record: Writeback | None
     kind: OutcomeKind
-    error: BaseException | None = None
+    error: ISalesError | None = None
     key: str = ""
 
     @property
@@ -120,8 +125,8 @@ class _JournalSucceeded(Sequence[Outcome]):
     """The succeeded outcomes of one journal run, read from disk so memory stays flat.
 
     Each read opens the journal read-only, so the report outlives the batch's own
-    connection; ``extra`` are successes the journal failed to record. Read it before
-    the next run on the same journal, which takes the rows over.
+    connection, and reads the successes of its own run only, so it stays right after
+    later runs on the same journal; ``extra`` are successes the journal failed to record.
     """
 
     def __init__(self, path: str, run: int, count: int, extra: Sequence[Outcome]) -> None:
@@ -136,9 +141,9 @@ class _JournalSucceeded(Sequence[Outcome]):
 
     def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
         with Journal(self._path, readonly=True) as journal:
-            for entry in journal.entries(Status.SUCCEEDED, run=self._run, offset=offset, limit=limit):
-                record = Writeback.from_json(entry.record)
-                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=entry.key)
+            for key, data in journal.succeeded_in(self._run, offset=offset, limit=limit):
+                record = Writeback.from_json(data)
+                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=key)
 
     @overload
     def __getitem__(self, index: int) -> Outcome: ...
@@ -174,6 +179,7 @@ class BatchReport:
     stopped_early: bool = False
     not_sent: Sequence[Outcome] = ()
     stop_reason: str | None = None
+    journal_run: int | None = None  # the journal's number of this run; None without a journal
 
     @property
     def total(self) -> int:
@@ -221,6 +227,7 @@ class WritebackPlan:
     counts the rest by reason as :attr:`BatchReport.skipped` does; ``refused`` holds the
     outcome of every record refused before sending (invalid, a duplicate, undefined in
     the tenant), each with its typed error, as a run would report it in ``failed``.
+    ``stop_reason`` says why the plan stopped before the input ended (``fail_fast``), if it did.
     """
 
     would_send: int
@@ -228,6 +235,7 @@ class WritebackPlan:
     skipped: Mapping[str, int]
     refused: Sequence[Outcome]
     elapsed: float
+    stop_reason: str | None = None
 
     @property
     def refused_by_reason(self) -> dict[str, int]:
@@ -246,6 +254,7 @@ class WritebackPlan:
         return (
             f"would send {self.would_send} ({self.would_resend} again); would skip: {counts(self.skipped)}; "
             f"would refuse: {counts(self.refused_by_reason)}"
+            + (f"; would stop early: {self.stop_reason}" if self.stop_reason else "")
         )
 
 
@@ -265,8 +274,8 @@ class BatchControl:
     """
 
     def __init__(self) -> None:
-        self.stopping = False
-        self.abandoned = False
+        self.stopping: bool = False
+        self.abandoned: bool = False
         self._batch: _Batch | None = None
 
     def stop(self) -> None:
@@ -305,6 +314,10 @@ _DUPLICATE = "duplicate"
 class _NotSent(Exception):
     """Raised from ``on_send`` to keep an attempt off the wire (the batch stopped, or the journal failed)."""
 
+    def __init__(self, error: JournalError | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+
 
 class _InProgress:
     """A record between its claim and its outcome; ``sent``: its journal says it may be on the server."""
@@ -329,12 +342,26 @@ _DUPLICATE_DECISION = _Decision(_DUPLICATE)
 
 
 def _decision_of(
-    found: tuple[Status, int, str | None], prepared: PreparedWriteback, *, retry_failed: bool, resend_unknown: bool
+    journal: Journal,
+    found: tuple[Status, int, str | None],
+    prepared: PreparedWriteback,
+    *,
+    retry_failed: bool,
+    resend_unknown: bool,
+    defined_now: bool,
 ) -> _Decision:
     """The decision for a record an earlier run of the journal took (``found``: its row)."""
     status, _, previous_fingerprint = found
+    # The code matters only to a failure the definitions may have caused; read it only then.
+    previous_code = journal.error_code(prepared.key) if status is Status.FAILED and defined_now else None
     skip = decide(
-        status, previous_fingerprint, prepared.fingerprint, retry_failed=retry_failed, resend_unknown=resend_unknown
+        status,
+        previous_fingerprint,
+        prepared.fingerprint,
+        retry_failed=retry_failed,
+        resend_unknown=resend_unknown,
+        previous_code=previous_code,
+        defined_now=defined_now,
     )
     return _Decision(skip, True, status in IN_DOUBT)
 
@@ -350,7 +377,14 @@ class _Store:
         self._seen: set[str] = set()
         self.succeeded: list[Outcome] = []
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    @property
+    def run(self) -> int | None:
+        """The journal's number of this run (``None`` without a journal)."""
+        return None
+
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
+        """What to do with the record; ``defined_now``: this run checked it against the
+        tenant's definitions and they define it."""
         return _DUPLICATE_DECISION if prepared.key in self._seen else _NEW
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
@@ -358,7 +392,7 @@ class _Store:
         ``sending``: it goes to the wire next (else it is skipped or refused)."""
         self._seen.add(prepared.key)
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
+    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
         """Without a journal nothing outlives the process, so there is nothing to record."""
 
     def finish(self, outcome: Outcome, status: Status) -> None:
@@ -375,25 +409,36 @@ class _JournalStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    @property
+    def run(self) -> int | None:
+        return self.journal.run
+
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
         if found[1] == self.journal.run:  # claimed by this run already
             return _DUPLICATE_DECISION
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
-        if decision.known and (not sending or decision.in_doubt):
-            # Only claim it for this run: a record skipped or refused keeps what the journal knew,
-            # and one in doubt keeps its state and stored payload until this one really leaves
-            # (on_send), so a stop before that leaves it in doubt.
+        if decision.known:
+            # Only claim it for this run: a known record keeps what the journal knew (applied,
+            # failed, in doubt, with that payload's fingerprint) until this one really leaves
+            # (on_send), so a record skipped, refused, or stopped before sending changes nothing.
             self.journal.touch(prepared.key)
         else:
             self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
 
-    def sending(self, prepared: PreparedWriteback, record: Writeback, in_doubt_before: bool) -> None:
-        if in_doubt_before:  # the claim left the earlier payload in place: store the one now leaving
+    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
+        if known:  # the claim left the earlier payload in place: store the one now leaving
             self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
         else:  # the claim stored this payload already
             self.journal.mark(prepared.key, Status.SENDING)
@@ -403,7 +448,7 @@ class _JournalStore(_Store):
 
     def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
         assert self.journal.run is not None
-        count = self.journal.count(Status.SUCCEEDED, self.journal.run)
+        count = self.journal.count_succeeded_in(self.journal.run)
         return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
 
 
@@ -419,13 +464,22 @@ class _PlanStore(_Store):
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
 
-    def decide(self, prepared: PreparedWriteback) -> _Decision:
+    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
         if prepared.key in self._seen:
             return _DUPLICATE_DECISION
-        found = self.journal.lookup(prepared.key) if self.journal is not None else None
+        if self.journal is None:
+            return _NEW
+        found = self.journal.lookup(prepared.key)
         if found is None:
             return _NEW
-        return _decision_of(found, prepared, retry_failed=self._retry_failed, resend_unknown=self._resend_unknown)
+        return _decision_of(
+            self.journal,
+            found,
+            prepared,
+            retry_failed=self._retry_failed,
+            resend_unknown=self._resend_unknown,
+            defined_now=defined_now,
+        )
 
     def finish(self, outcome: Outcome, status: Status) -> None:
         """Nothing is recorded: a plan leaves the journal as it found it."""
@@ -556,15 +610,17 @@ class _Batch:
         try:
             prepared = prepare(record)
         except Exception as exc:  # ValidationError, or a record that breaks the checks themselves
-            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, exc), None)
+            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(exc)), None)
             return
         outcome = Outcome(data_id, record, OutcomeKind.NOT_SENT, key=prepared.key)
         if not self.sending_allowed:  # taken just as the batch stopped
             self.settle(outcome, None)
             return
         try:
-            decision = self.store.decide(prepared)
-            refusal = self.refusal(prepared) if decision.skip is None else None
+            refusal = self.refusal(prepared)
+            decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
+            if decision.skip is not None:
+                refusal = None  # skipped: what the tenant defines does not matter
             if decision.skip != _DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
         except JournalError as exc:
@@ -572,7 +628,7 @@ class _Batch:
             self.settle(attrs.evolve(outcome, error=exc), None)
             return
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=exc), None)
+            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=_typed(exc)), None)
             return
         if decision.skip == _DUPLICATE:
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
@@ -590,7 +646,7 @@ class _Batch:
             self.would_send += 1
             self.would_resend += decision.known
         else:
-            await self.send(outcome, prepared, decision.in_doubt)
+            await self.send(outcome, prepared, decision)
 
     def refusal(self, prepared: PreparedWriteback) -> UndefinedResultError | None:
         """Why the tenant's definitions refuse the record, if they were asked for and do."""
@@ -598,7 +654,7 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, outcome: Outcome, prepared: PreparedWriteback, in_doubt_before: bool) -> None:
+    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: _Decision) -> None:
         assert isinstance(outcome.record, Writeback)
         record = outcome.record
         state = _InProgress()
@@ -607,13 +663,13 @@ class _Batch:
             if not self.sending_allowed:
                 raise _NotSent
             try:
-                self.store.sending(prepared, record, in_doubt_before)
+                self.store.sending(prepared, record, decision.known)
             except JournalError as exc:  # what the journal cannot record is not sent
                 self.abort(exc)
-                raise _NotSent from exc
+                raise _NotSent(exc) from exc
             state.sent = True
 
-        result: tuple[OutcomeKind, BaseException | None] | None = None
+        result: tuple[OutcomeKind, ISalesError | None] | None = None
         self.in_progress.add(state)
         try:
             with state.scope:
@@ -621,11 +677,13 @@ class _Batch:
                     await self.resource._send_write_back(prepared.key, prepared.body, on_send=on_send)
                 except _NotSent as refused:
                     # A write is retried only when provably not applied, so a refused attempt means not applied.
-                    result = (OutcomeKind.NOT_SENT, refused.__cause__)
+                    result = (OutcomeKind.NOT_SENT, refused.error)
                 except ISalesError as exc:
                     result = self.classify(exc)
                 except Exception as exc:  # a bug in one record's processing: that record alone pays
-                    result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, exc)
+                    result = (
+                        (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
+                    )
                 else:
                     result = (OutcomeKind.SUCCEEDED, None)
         finally:
@@ -633,11 +691,9 @@ class _Batch:
         if result is None:  # cancelled by halt() (not yet sent) or abandon()
             result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
         kind, error = result
-        self.settle(
-            attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, in_doubt_before)
-        )
+        self.settle(attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, decision))
 
-    def classify(self, error: ISalesError) -> tuple[OutcomeKind, BaseException]:
+    def classify(self, error: ISalesError) -> tuple[OutcomeKind, ISalesError]:
         if isinstance(error, OutcomeUnknownError):
             return OutcomeKind.UNKNOWN, error
         if fatal_reason(error) is not None:
@@ -701,11 +757,21 @@ class _Batch:
             stopped_early=self.stop_reason is not None,
             not_sent=self.not_sent,
             stop_reason=self.stop_reason,
+            journal_run=self.store.run,
         )
 
 
 def _as_record(record: object) -> Writeback | None:
     return record if isinstance(record, Writeback) else None
+
+
+def _typed(error: Exception) -> ISalesError:
+    """``error`` itself when it is one of ours, else an :class:`UnexpectedError` it caused."""
+    if isinstance(error, ISalesError):
+        return error
+    unexpected = UnexpectedError(f"an unexpected {type(error).__name__} before sending: {error}; not sent")
+    unexpected.__cause__ = error
+    return unexpected
 
 
 def _unknown_after(error: Exception) -> OutcomeUnknownError:
@@ -724,12 +790,16 @@ def _abandoned() -> OutcomeUnknownError:
     )
 
 
-def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, in_doubt_before: bool) -> Status | None:
+def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, decision: _Decision) -> Status | None:
     """What the journal records for an outcome; ``None`` leaves the claimed row as it is.
 
+    A record an earlier run took keeps its row (state and payload) unless this run sent
+    it: what was applied, failed or left in doubt with the earlier payload is still so.
     A record that was in doubt before this run stays in doubt unless this run got a
     definite answer: a resend that provably did not happen says nothing about the first.
     """
+    if decision.known and not sent:
+        return None
     if kind is OutcomeKind.SUCCEEDED:
         return Status.SUCCEEDED
     if kind is OutcomeKind.UNKNOWN:
@@ -741,7 +811,7 @@ def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, 
     else:
         assert error is not None  # a failure always carries its error
         status = _failure_status(error)
-    return Status.UNKNOWN if status is Status.NOT_SENT and in_doubt_before else status
+    return Status.UNKNOWN if status is Status.NOT_SENT and decision.in_doubt else status
 
 
 async def write_back_many(
@@ -804,6 +874,9 @@ async def write_back_many(
     if retry_unknown is not None:
         warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
         resend_unknown = resend_unknown or retry_unknown
+    if journal is not None and not isinstance(journal, Journal):
+        Journal.check(journal)  # a journal the run cannot use costs no request
+    # Fetched before the journal is opened: a batch that cannot start leaves the journal as it was.
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(store: _Store) -> BatchReport:
@@ -846,7 +919,9 @@ async def plan_write_back(
     resource: BusinessResults,
     records: Iterable[Writeback] | AsyncIterable[Writeback],
     *,
+    concurrency: int = 10,
     journal: Journal | str | PathLike[str] | None = None,
+    fail_fast: bool = False,
     retry_failed: bool = False,
     resend_unknown: bool = False,
     check_definitions: bool = False,
@@ -858,36 +933,44 @@ async def plan_write_back(
     so a run started next (with the same journal, records and options) sends, skips and
     refuses what the plan says, unless the journal or the tenant changes in between.
 
+    It takes the options of :func:`write_back_many` that change what a run does, and
+    refuses the values a run refuses.
+
     Args:
-        journal: the journal a run would use, read only: no lock, no write (a missing
-            file is a journal that knows nothing yet).
+        concurrency: checked as a run checks it; a plan has nothing on the wire, so it
+            decides the records one by one, in order.
+        journal: the journal a run would use, read as the run would find it once opened
+            (:meth:`Journal.snapshot`): no lock, no write, no side file; a missing file is
+            a journal that knows nothing yet, where a run could create it.
+        fail_fast: stop at the first record refused, as a run stops at its first failure;
+            the records after it are in no count (a run would not take them). A run may
+            also stop at a failure the server reports, which no plan can foresee.
         check_definitions: as for :func:`write_back_many`; the definitions are fetched
             (or taken from the client's cache), and only they are.
 
     Raises:
+        ValidationError: an option a run refuses (``concurrency`` below 1).
         DefinitionsUnavailableError: ``check_definitions`` and the definitions could not be fetched.
-        JournalError: the journal exists but cannot be read.
+        JournalError: the journal is one a run refuses to open, or cannot be read.
         BatchAbortedError: reading the records or the journal failed midway (``.report``
             has the refusals and skips so far).
     """
+    check_int_range("concurrency", concurrency, 1)
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:
         store = _PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
-        batch = _Batch(resource, store, on_progress=None, fail_fast=False, definitions=definitions, dry_run=True)
+        batch = _Batch(resource, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
         report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
-        return WritebackPlan(batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed)
+        return WritebackPlan(
+            batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed, report.stop_reason
+        )
 
     if journal is None or isinstance(journal, Journal):
         return await run(journal)
-    opened = _read_only(journal)
+    opened = Journal.snapshot(journal)
     try:
         return await run(opened)
     finally:
         if opened is not None:
             opened.close()
-
-
-def _read_only(path: str | PathLike[str]) -> Journal | None:
-    """The journal at ``path`` opened read-only, or ``None`` when there is none yet (a run would create it)."""
-    return Journal(path, readonly=True) if os.path.exists(path) else None

@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
-from ._errors import UndefinedResultError
-from ._models import BusinessResult, DefLevel
+from .._errors import UndefinedResultError
+from .._models import BusinessResult, DefLevel
 
 __all__ = [
     "NOT_ITS_SUB_STATUS",
@@ -41,8 +41,10 @@ class Definitions:
 
     Build it from the items of ``client.business_results.iter()`` (or get it from
     ``client.business_results.definitions()``). The items listed at the top level are
-    the level-1 codes, except one marked ``defLevel`` 2; a code listed twice keeps the
-    sub-statuses of both listings.
+    the level-1 codes, except one marked ``defLevel`` 2 (the API reference: 1 a parent
+    business result, 2 a sub-result; ``busiResult`` takes a parent); a code listed twice
+    keeps the sub-statuses of both listings (nothing makes a code unique in the listing).
+    The fake server reads them the same way.
     """
 
     def __init__(self, results: Iterable[BusinessResult]) -> None:
@@ -102,16 +104,24 @@ class Definitions:
         if subs is None:
             return self._undefined(busi_result)
         assert sub_status is not None
+        elsewhere = [p for p in self._parents_of.get(sub_status, ()) if p != busi_result]
+        where = f" (it is a sub-status of {_quoted(elsewhere)})" if elsewhere else ""
         if not subs:
             message = (
-                f"{busi_result!r} has no sub-statuses in this tenant, so it takes no subStatus; got {sub_status!r}"
+                f"{busi_result!r} has no sub-statuses in this tenant, so it takes no subStatus; "
+                f"got {sub_status!r}{where or self._closest_elsewhere(sub_status)}"
             )
             return "sub_status", message, sub_status, NO_SUB_STATUSES, ()
         suggestions = _closest(sub_status, self._ordered[busi_result])
-        elsewhere = [p for p in self._parents_of.get(sub_status, ()) if p != busi_result]
-        where = f" (it is a sub-status of {_quoted(elsewhere)})" if elsewhere else ""
         message = f"{sub_status!r} is not a sub-status of {busi_result!r}{where}; {_offer(suggestions, busi_result)}"
         return "sub_status", message, sub_status, NOT_ITS_SUB_STATUS, suggestions
+
+    def _closest_elsewhere(self, sub_status: str) -> str:
+        """The sub-statuses of other codes closest to one no code has, each with its parent ("" if none is close)."""
+        close = _closest(sub_status, tuple(self._parents_of))
+        if not close:
+            return ""
+        return " (closest sub-statuses: " + ", ".join(f"{c!r} of {_quoted(self._parents_of[c])}" for c in close) + ")"
 
     def _undefined(self, busi_result: str) -> _Why:
         if self._children:

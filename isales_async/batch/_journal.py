@@ -8,13 +8,15 @@ a power cut: ``synchronous=NORMAL`` skips the fsync that costs). A re-run decide
 a row's state and fingerprint what to do (:mod:`._rerun`).
 
 One run at a time: :meth:`Journal.begin_run` takes an exclusive operating-system lock on
-``<journal>.lock`` (``flock``; ``msvcrt.locking`` on Windows), which the OS drops when
-the holder exits or dies, so no stale lock outlives a crash. Reading
+the journal file itself (``flock``; ``msvcrt.locking`` on Windows), which the OS drops
+when the holder exits or dies, so no stale lock outlives a crash; ``<journal>.lock`` only
+says who holds it. Reading
 (``Journal(path, readonly=True)``) needs no lock and never writes the journal.
 
 Every SQLite or OS failure is raised as :class:`~isales_async.JournalError` naming the
 file. Journals written before fingerprints existed (schema 0) are migrated in place when
-opened for writing.
+opened for writing; :meth:`Journal.snapshot` migrates a copy in memory instead, so a dry
+run reads an old journal as the run will, without changing it.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
 import orjson
 
-from ._errors import JournalError, JournalLockedError, ValidationError
+from .._errors import JournalError, JournalLockedError, ValidationError
+from .._validation import check_data_id
 from ._rerun import Status
-from ._validation import check_data_id
 from ._writeback import Writeback, fingerprint, writeback_body
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "Status"]
@@ -59,6 +62,21 @@ CREATE TABLE {name} (
 )"""
 _RUNS = "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started REAL NOT NULL)"
 _INDEX = "CREATE INDEX IF NOT EXISTS records_by_run ON records (run, status)"
+# A run's successes outlive a later run that takes their rows over (a changed record sent
+# again): the row it had is kept here, so that run's report still lists it. Additive, so
+# created (if missing) on every open for writing, without a schema version of its own.
+_EARLIER_SUCCESSES = (
+    "CREATE TABLE IF NOT EXISTS earlier_successes ("
+    "run INTEGER NOT NULL, data_id TEXT NOT NULL, record BLOB, updated REAL NOT NULL, PRIMARY KEY (run, data_id))",
+    "CREATE TRIGGER IF NOT EXISTS keep_earlier_successes BEFORE UPDATE OF status, run ON records "
+    "WHEN OLD.status = 'succeeded' AND NEW.run IS NOT OLD.run BEGIN "
+    "INSERT OR REPLACE INTO earlier_successes (run, data_id, record, updated) "
+    "VALUES (OLD.run, OLD.data_id, OLD.record, OLD.updated); END",
+)
+_SUCCEEDED_IN = (
+    "SELECT {0} FROM (SELECT data_id, record, updated FROM records WHERE status = 'succeeded' AND run = ? "
+    "UNION ALL SELECT data_id, record, updated FROM earlier_successes WHERE run = ?)"
+)
 # When migration folds rows that are one dataId ("1", "01") into one, the row that
 # keeps the most caution wins: in doubt, then succeeded, failed, not sent, queued.
 _RANK = "CASE {0} WHEN 'sending' THEN 5 WHEN 'unknown' THEN 5 WHEN 'succeeded' THEN 4 WHEN 'failed' THEN 3 WHEN 'not_sent' THEN 2 ELSE 1 END"
@@ -104,17 +122,23 @@ class Journal:
 
     Args:
         path: the SQLite file (created if missing).
-        readonly: open for reading only: no lock, no migration, no write of any kind
-            (SQLite may create its ``-wal``/``-shm`` side files). Works while a run
-            holds the journal, and on journals of every schema version.
+        readonly: open for reading only: no lock, no migration, no write of any kind,
+            and no side file left beside a journal no run has open. Works while a run
+            holds the journal, and on journals of every schema version (see also
+            :meth:`snapshot`, which reads a journal as a run would find it).
     """
 
     def __init__(self, path: str | PathLike[str], *, readonly: bool = False) -> None:
-        self.path = str(path)
-        self.readonly = readonly
+        self.path: str = str(path)
+        self.readonly: bool = readonly
         self.run: int | None = None  # the current (or last) run of this object
-        self._lock: _RunLock | None = None
         self._db = self._connect()
+        try:
+            with self._guard("cannot be opened"):
+                self._file: _JournalFile | None = _JournalFile.acquire(self.path)
+        except BaseException:
+            self._db.close()
+            raise
         try:
             if not readonly:
                 with self._guard("cannot be opened"):
@@ -124,7 +148,7 @@ class Journal:
             # A schema-0 journal read without migrating has no fingerprint column.
             self._fingerprints = self._has_fingerprints()
         except BaseException:
-            self._db.close()
+            self.close()
             raise
 
     def _connect(self) -> sqlite3.Connection:
@@ -132,8 +156,7 @@ class Journal:
             if self.readonly:
                 if not os.path.isfile(self.path):
                     raise JournalError(self.path, "does not exist")
-                uri = Path(self.path).absolute().as_uri() + "?mode=ro"
-                db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(_read_only_uri(self.path), uri=True, isolation_level=None, check_same_thread=False)
             else:
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
@@ -165,28 +188,35 @@ class Journal:
     def schema_version(self) -> int:
         return int(self._execute("cannot be read", "PRAGMA user_version").fetchone()[0])
 
+    def _usable_schema(self) -> tuple[int, set[str]]:
+        """The schema version and tables of a journal a run can use, or the :class:`JournalError`
+        a run raises for one it cannot (written by a newer version, or not a journal at all)."""
+        version = self.schema_version()
+        with self._guard("cannot be read"):
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                self.path,
+                f"was written by a newer isales-async (schema {version}; this one knows {SCHEMA_VERSION})",
+            )
+        if version < SCHEMA_VERSION and "records" not in tables and tables - {"runs"}:
+            raise JournalError(self.path, f"is an SQLite file but not a journal (tables: {', '.join(sorted(tables))})")
+        return version, tables
+
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            version = self.schema_version()
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    self.path,
-                    f"was written by a newer isales-async (schema {version}; this one knows {SCHEMA_VERSION})",
-                )
+            version, tables = self._usable_schema()
             if version < SCHEMA_VERSION:
                 if "records" in tables:
                     self._migrate_from_0()
-                elif tables - {"runs"}:
-                    raise JournalError(
-                        self.path, f"is an SQLite file but not a journal (tables: {', '.join(sorted(tables))})"
-                    )
                 else:
                     self._db.execute(_RECORDS.format(name="records"))
                 self._db.execute(_RUNS)
                 self._db.execute(_INDEX)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in _EARLIER_SUCCESSES:
+                self._db.execute(statement)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
@@ -209,12 +239,75 @@ class Journal:
         self._db.execute("DROP TABLE records")
         self._db.execute("ALTER TABLE records_v1 RENAME TO records")
 
+    @classmethod
+    def snapshot(cls, path: str | PathLike[str]) -> Journal | None:
+        """The journal at ``path`` as a run would find it once opened, for reading only.
+
+        What a dry run decides from: a journal a run refuses (written by a newer version,
+        not a journal, not writable, in a directory that does not exist) raises the same
+        :class:`JournalError`; one of an older schema, or an empty file, is migrated in
+        memory by the code that migrates it for a run, so it reads as the run then sees
+        it. The file is never changed, and no side file is left beside it. ``None``: there
+        is no journal yet, and a run would create it.
+        """
+        journal = cls._usable(path)
+        if journal is not None and journal.schema_version() < SCHEMA_VERSION:
+            try:
+                journal._migrate_in_memory()
+            except BaseException:
+                journal.close()
+                raise
+        return journal
+
+    @classmethod
+    def check(cls, path: str | PathLike[str]) -> None:
+        """Raise the :class:`JournalError` a run would raise opening ``path``, changing nothing.
+
+        A batch calls it before anything else, so a journal it cannot use costs no request.
+        """
+        journal = cls._usable(path)
+        if journal is not None:
+            journal.close()
+
+    @classmethod
+    def _usable(cls, path: str | PathLike[str]) -> Journal | None:
+        """``path`` opened read-only once sure a run could use it; ``None`` if a run would create it."""
+        path = str(path)
+        _check_writable(path, os.path.dirname(os.path.abspath(path)))
+        if not os.path.exists(path):
+            return None
+        journal = cls(path, readonly=True)
+        try:
+            journal._usable_schema()
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    def _migrate_in_memory(self) -> None:
+        """Replace the read-only connection by a migrated copy in memory; the file stays as it is."""
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            with self._guard("cannot be read"):
+                self._db.backup(memory)
+            with self._guard("cannot be migrated"):
+                self._db.close()
+                self._db = memory
+                self._migrate()
+        except BaseException:
+            memory.close()
+            raise
+        self._fingerprints = self._has_fingerprints()
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """End a run still in progress, and close the file."""
         self.end_run()
         self._db.close()
+        file, self._file = self._file, None
+        if file is not None:
+            file.release()  # after SQLite's close: it may close the descriptor SQLite's locks are on
 
     def __enter__(self) -> Journal:
         return self
@@ -225,15 +318,17 @@ class Journal:
     @property
     def running(self) -> bool:
         """Whether this object is in a run (holds the lock)."""
-        return self._lock is not None
+        return self._file is not None and self._file.holder is self
 
     def begin_run(self) -> int:
         """Take the journal's lock and start a new run; its number is also ``self.run``."""
         if self.readonly:
             raise JournalError(self.path, "was opened read-only; a run needs Journal(path)")
-        if self._lock is not None:
+        if self._file is None:
+            raise JournalError(self.path, "is closed")
+        if self.running:
             raise JournalLockedError(self.path, f"run {self.run} of this same Journal object, still in progress")
-        self._lock = _RunLock(self.path)
+        self._file.lock(self)
         try:
             with self._guard("cannot start a run"):
                 row = self._db.execute("INSERT INTO runs (started) VALUES (?) RETURNING id", (time.time(),)).fetchone()
@@ -245,12 +340,11 @@ class Journal:
 
     def end_run(self) -> None:
         """Release the lock (the run's rows stay); a no-op outside a run."""
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
+        if self._file is not None and self.running:
+            self._file.unlock()
 
     def _current_run(self) -> int:
-        if self._lock is None or self.run is None:
+        if not self.running or self.run is None:
             raise JournalError(self.path, "is not in a run: call begin_run() first")
         return self.run
 
@@ -262,6 +356,11 @@ class Journal:
             "cannot be read", "SELECT status, claimed, fingerprint FROM records WHERE data_id = ?", (key,)
         ).fetchone()
         return (Status(row[0]), int(row[1]), row[2]) if row else None
+
+    def error_code(self, key: str) -> str | None:
+        """The server's code of the last failure recorded for ``key`` (``None``: none, or no row)."""
+        row = self._execute("cannot be read", "SELECT code FROM records WHERE data_id = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def mark(
         self, key: str, status: Status, record: dict[str, object] | None = None, fingerprint: str | None = None
@@ -316,9 +415,10 @@ class Journal:
     # -- reading ---------------------------------------------------------------------------
 
     def entries(
-        self, *statuses: Status, run: int | None = None, offset: int = 0, limit: int = -1
+        self, *statuses: Status, run: int | None = None, claimed: int | None = None, offset: int = 0, limit: int = -1
     ) -> Iterator[JournalEntry]:
-        """The rows in ``statuses`` (all when none is given; of ``run``, if given), oldest first;
+        """The rows in ``statuses`` (all when none is given), oldest first; of ``run`` (the run that
+        set their state) and ``claimed`` by that run (its input had them), if given;
         ``offset``/``limit`` select a slice without reading the rest."""
         where: list[str] = []
         params: list[object] = []
@@ -328,6 +428,9 @@ class Journal:
         if run is not None:
             where.append("run = ?")
             params.append(run)
+        if claimed is not None:
+            where.append("claimed = ?")
+            params.append(claimed)
         columns = _COLUMNS if self._fingerprints else _COLUMNS.replace("fingerprint", "NULL")
         sql = f"SELECT {columns} FROM records{' WHERE ' + ' AND '.join(where) if where else ''}"
         with self._guard("cannot be read"):
@@ -344,6 +447,18 @@ class Journal:
                     message,
                     updated,
                 )
+
+    def succeeded_in(self, run: int, offset: int = 0, limit: int = -1) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The key and record of each success of ``run``, oldest first, including those a later
+        run has since taken over; ``offset``/``limit`` select a slice."""
+        sql = _SUCCEEDED_IN.format("data_id, record") + " ORDER BY updated, data_id LIMIT ? OFFSET ?"
+        with self._guard("cannot be read"):
+            for key, record in self._db.execute(sql, (run, run, limit, offset)):
+                yield key, orjson.loads(record) if record else {}
+
+    def count_succeeded_in(self, run: int) -> int:
+        """How many records ``run`` applied (see :meth:`succeeded_in`)."""
+        return int(self._execute("cannot be read", _SUCCEEDED_IN.format("COUNT(*)"), (run, run)).fetchone()[0])
 
     def _has_fingerprints(self) -> bool:
         with self._guard("cannot be read"):
@@ -365,6 +480,28 @@ class Journal:
         with self._guard("cannot be read"):
             count, last = self._db.execute("SELECT COUNT(*), MAX(started) FROM runs").fetchone()
         return int(count), last
+
+
+def _read_only_uri(path: str) -> str:
+    """The URI that reads ``path`` without writing anything beside it.
+
+    A reader of a journal in WAL mode creates its ``-wal`` and ``-shm`` files, and cannot
+    remove them again. With no ``-wal`` beside it, no run has the journal open (a run
+    creates it on opening, and the last connection to close folds it back and removes
+    it), so the whole journal is in the file, read as ``immutable``: no side file, no
+    lock. Otherwise the log holds what a run wrote (a run in progress, or one killed),
+    and is read through SQLite's locks.
+    """
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    return uri if os.path.exists(path + "-wal") else uri + "&immutable=1"
+
+
+def _check_writable(path: str, directory: str) -> None:
+    """Raise the :class:`JournalError` of a journal a run could not write or create."""
+    if not os.path.isdir(directory):
+        raise JournalError(path, f"cannot be opened: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise JournalError(path, "cannot be opened: a run could not write it (permission denied)")
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -415,84 +552,115 @@ def _migrated(
 if sys.platform == "win32":
     import msvcrt
 
-    # Lock one byte far past the holder text, so other processes can still read who holds it.
-    _LOCK_OFFSET = 1 << 30
+    # One byte far past any journal's data and past SQLite's own lock bytes (at 1 GiB).
+    _LOCK_OFFSET = 1 << 40
 
-    def _try_lock(handle: IO[bytes]) -> bool:
-        handle.seek(_LOCK_OFFSET)
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except PermissionError:
             return False
         except OSError as exc:
             if exc.errno in (13, 36):  # EACCES, EDEADLOCK: another process holds it
                 return False
             raise
-        finally:
-            handle.seek(0)
         return True
 
-    def _unlock(handle: IO[bytes]) -> None:
-        handle.seek(_LOCK_OFFSET)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        handle.seek(0)
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 else:
     import fcntl
 
-    def _try_lock(handle: IO[bytes]) -> bool:
+    def _try_lock(fd: int) -> bool:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
 
-    def _unlock(handle: IO[bytes]) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-class _RunLock:
-    """An exclusive lock on ``<journal>.lock``, whose text says who holds it.
+class _JournalFile:
+    """The process's one descriptor of a journal file, which the run lock is taken on.
 
-    The file is never deleted: removing a lock file lets two processes each lock a
-    different file of the same name.
+    The lock is on the journal file itself (by device and inode), so a symlink or another
+    spelling of the path finds the same lock, and deleting ``<journal>.lock`` (which only
+    says who holds it) lets no second run in. There is one descriptor per file per process,
+    shared by every :class:`Journal` object open on it and closed when the last one closes:
+    closing any descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's included.
     """
 
-    def __init__(self, journal_path: str) -> None:
-        self.path = journal_path + ".lock"
-        try:
-            self._handle = open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), "r+b")  # noqa: SIM115 - held until release()
-        except OSError as exc:
-            raise JournalError(journal_path, f"cannot open its lock file {self.path}: {exc.strerror}") from exc
-        try:
-            if not _try_lock(self._handle):
-                holder = self._handle.read(1000).decode(errors="replace").strip()
-                raise JournalLockedError(journal_path, _describe_holder(holder))
-            self._handle.truncate(0)
-            self._handle.write(
-                orjson.dumps(
-                    {
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    }
-                )
-            )
-            self._handle.flush()
-        except OSError as exc:
-            self._handle.close()
-            raise JournalError(journal_path, f"cannot lock {self.path}: {exc.strerror}") from exc
-        except BaseException:
-            self._handle.close()
-            raise
+    def __init__(self, key: tuple[int, int], fd: int, real_path: str) -> None:
+        self._key = key
+        self._fd = fd
+        self._users = 0
+        self.holder: Journal | None = None
+        self.info_path = real_path + ".lock"
+
+    @classmethod
+    def acquire(cls, path: str) -> _JournalFile:
+        """The shared descriptor of the file at ``path`` (opened if this process has none)."""
+        stat = os.stat(path)
+        key = (stat.st_dev, stat.st_ino)
+        with _OPEN_FILES_LOCK:
+            file = _OPEN_FILES.get(key)
+            if file is None:
+                file = cls(key, os.open(path, os.O_RDONLY), os.path.realpath(path))
+                _OPEN_FILES[key] = file
+            file._users += 1
+            return file
 
     def release(self) -> None:
+        """One user fewer; the descriptor is closed with its last user."""
+        with _OPEN_FILES_LOCK:
+            self._users -= 1
+            if self._users == 0:
+                del _OPEN_FILES[self._key]
+                os.close(self._fd)
+
+    def lock(self, journal: Journal) -> None:
+        """Hold the run lock for ``journal``, or raise :class:`JournalLockedError` naming the holder."""
+        if self.holder is not None:
+            raise JournalLockedError(journal.path, f"this process (pid {os.getpid()}), through another Journal object")
+        if not _try_lock(self._fd):
+            raise JournalLockedError(journal.path, _describe_holder(self._read_info()))
+        self.holder = journal
+        self._write_info(
+            orjson.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+        )
+
+    def unlock(self) -> None:
+        self._write_info(b"")  # before unlocking: the next holder writes its own text
+        self.holder = None
+        _unlock(self._fd)
+
+    def _read_info(self) -> str:
         try:
-            self._handle.seek(0)
-            self._handle.truncate(0)  # before unlocking: the next holder writes its own text
-            _unlock(self._handle)
-        finally:
-            self._handle.close()
+            with open(self.info_path, "rb") as info:
+                return info.read(1000).decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def _write_info(self, text: bytes) -> None:
+        # Only a courtesy to the next process refused: the lock itself is on the journal.
+        with contextlib.suppress(OSError), open(self.info_path, "wb") as info:
+            info.write(text)
+
+
+_OPEN_FILES: dict[tuple[int, int], _JournalFile] = {}
+_OPEN_FILES_LOCK = threading.Lock()
 
 
 def _describe_holder(text: str) -> str:
