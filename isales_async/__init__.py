@@ -53,8 +53,9 @@ from ._push import (
 )
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
-from ._session import RouteLimit, Timeouts
+from ._session import RouteLimit
 from ._signing import sign
+from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
 from .resources.call_results import CallResultQuery
 
 try:
@@ -123,7 +124,10 @@ __all__ = [
     "SystemClock",
     "TLSError",
     "Timeouts",
+    "Transport",
     "TransportError",
+    "TransportRequest",
+    "TransportResponse",
     "UndefinedResultError",
     "UnexpectedError",
     "ValidationError",

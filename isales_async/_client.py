@@ -11,13 +11,15 @@ from typing import Any
 
 import aiohttp
 
+from ._aiohttp import AiohttpTransport
 from ._clock import Clock
 from ._endpoints import Endpoint
 from ._errors import ValidationError
 from ._hooks import Hook
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
-from ._session import RouteLimit, Session, Timeouts
+from ._session import RouteLimit, Session, parse_base_url
+from ._transport import Timeouts, Transport
 from ._validation import check_access_key, check_int_range
 from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
@@ -72,6 +74,17 @@ def _check_route_limits(route_limits: Mapping[str, RouteLimit]) -> None:
         _check_instance(f"route_limits[{name!r}]", limit, RouteLimit)
 
 
+def _check_transport(transport: object, **aiohttp_options: object) -> None:
+    """A transport, and none of the options only the aiohttp transport takes (they would be ignored)."""
+    if not isinstance(transport, Transport):
+        raise ValidationError(
+            "transport", f"must be a Transport (open, aclose, check_usable, send), got {type(transport).__name__}"
+        )
+    for name, value in aiohttp_options.items():
+        if value not in (None, False):
+            raise ValidationError(name, "is an option of the default aiohttp transport: give it or transport, not both")
+
+
 class ISalesClient:
     """An asyncio client for the CC-iSales outbound-call open API.
 
@@ -103,6 +116,10 @@ class ISalesClient:
         trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
             skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, here.
             Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
+        transport: what carries the signed requests (a :class:`~isales_async.Transport`)
+            instead of aiohttp, e.g. ``FakeISales().transport()`` in a unit test; it
+            replaces ``session``, ``ssl``, ``ca_file``, ``insecure`` and ``trust_env``,
+            which are then refused.
     """
 
     def __init__(
@@ -125,6 +142,7 @@ class ISalesClient:
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
         retry_budget: RetryBudget | None = None,
         trust_env: bool = False,
+        transport: Transport | None = None,
     ) -> None:
         # First of all: from here on no frame of a traceback holds the SK itself.
         sk = Secret(sk)
@@ -141,23 +159,40 @@ class ISalesClient:
         _check_hooks(hooks)
         _check_route_limits(route_limits)
         _check_instance("trust_env", trust_env, bool)
+        url = parse_base_url(base_url)
+        if transport is None:
+            transport = AiohttpTransport(
+                url,
+                ssl=_ssl_option(ssl, ca_file, insecure),
+                session=session,
+                max_concurrency=max_concurrency,
+                trust_env=trust_env,
+            )
+        else:
+            _check_transport(
+                transport, session=session, ssl=ssl, ca_file=ca_file, insecure=insecure, trust_env=trust_env
+            )
+        if url.scheme == "http":
+            warnings.warn(
+                f"base_url {url.host_port_subcomponent} uses plain http: the signed requests and "
+                "their data travel unencrypted",
+                stacklevel=2,
+            )
         self.base_url: str = base_url
         self._session = Session(
-            base_url,
+            url,
             ak=ak,
             sk=sk,
             vdn_id=vdn_id,
             max_concurrency=max_concurrency,
             timeouts=timeouts or Timeouts(),
             retry=retry or RetryPolicy(),
-            ssl=_ssl_option(ssl, ca_file, insecure),
-            session=session,
+            transport=transport,
             hooks=hooks,
             clock=clock,
             max_response_bytes=max_response_bytes,
             route_limits=route_limits,
             retry_budget=retry_budget,
-            trust_env=trust_env,
         )
         self._timeouts: Timeouts | None = None
         self._retry: RetryPolicy | None = None

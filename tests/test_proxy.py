@@ -7,7 +7,7 @@ import pytest
 import yarl
 
 from isales_async import ISalesClient, RetryPolicy, ValidationError, Writeback
-from isales_async._session import proxy_from_env
+from isales_async._aiohttp import proxy_from_env
 from isales_async.testing import FakeISales
 
 from .conftest import MakeClient

@@ -35,7 +35,7 @@ from isales_async import (
     Timeouts,
     ValidationError,
 )
-from isales_async._session import _translate_errors
+from isales_async._aiohttp import _translate_errors
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -314,7 +314,7 @@ def test_plain_http_and_insecure_tls_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         client = ISalesClient("https://h", ak="a", sk="s", vdn_id=1)
-    assert client._session._ssl is True
+    assert client._session._transport._ssl is True
 
 
 async def test_an_injected_session_is_used_and_left_open(server: FakeISales) -> None:
