@@ -5,7 +5,7 @@ and strict mypy; ``nox -s lowest`` runs the suite on the lowest version of every
 dependency; ``nox -s build`` builds the sdist and wheel and checks what they hold;
 ``nox -s verifytypes`` checks with pyright that the public API is completely typed;
 ``nox -s docs`` builds the documentation site with ``mkdocs build --strict``; ``nox -s bench``
-runs the benchmarks.
+runs the benchmarks; ``nox -s mutate`` runs mutation testing (slow, not in CI).
 """
 
 from __future__ import annotations
@@ -109,3 +109,35 @@ def verifytypes(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install(".[cli,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """Mutation testing with mutmut of the pure core and the batch engine (``[tool.mutmut]``).
+
+    Slow, so not part of the default sessions or CI. Arguments select mutants by name, e.g.
+    one module at a time: ``nox -s mutate -- "isales_async._retry*"``. mutmut keeps its
+    state in ``mutants/`` (ignored by git), so a second run re-tests only what changed;
+    the session ends with the score per module (``killed / tested``).
+    """
+    session.install("-e", ".[test]", "mutmut>=3.8")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("python", "-c", MUTATION_SCORES)
+
+
+# Reads ``mutmut results --all true`` and prints, per module, how many mutants each status has
+# and the score: killed (a timeout counts as killed) over the mutants that were tested.
+MUTATION_SCORES = """
+import collections, subprocess
+lines = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
+by_module = collections.defaultdict(collections.Counter)
+for line in lines.splitlines():
+    name, _, status = line.strip().rpartition(": ")
+    if name:
+        by_module[name.split(".x_")[0].split(".x\u01c1")[0]][status] += 1
+for module, counts in sorted(by_module.items()):
+    tested = sum(counts.values()) - counts["not checked"]
+    killed = counts["killed"] + counts["timeout"]
+    score = f"{100 * killed / tested:5.1f}%" if tested else "  n/a"
+    print(f"{module:28} {score}  {killed}/{tested} killed  {dict(counts)}")
+"""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,13 +51,36 @@ def test_obs_codes_as_json_lines(threaded: FakeISales) -> None:
     assert lines[0] == {"obs_code": "00600", "obs_code_desc": "The switch is busy.", "extra": {}}
 
 
+def first_column(output: str) -> list[str]:
+    """The first cell of each data row of a rich table (a wrapped row continues with an empty one)."""
+    cells = [line[1:].split("│")[0].strip() for line in output.splitlines() if line.startswith("│")]
+    return [cell for cell in cells if cell]
+
+
+def expected_rows(server: FakeISales, command: str) -> tuple[str, list[str]]:
+    """The title and the first column a table of ``command`` must show, from the fake's own data."""
+    if command == "obs-codes":
+        return "OBS result codes (120)", [c["obsCode"] for c in server.obs_codes]
+    if command == "business-results":
+        codes = [code for r in server.business_results for code in (r["code"], *(c["code"] for c in r["children"]))]
+        return "Business results", codes
+    if command == "call-results":
+        return "Call results of campaign 1001 (5)", [c["callId"] for c in server.campaign_calls["1001"][:5]]
+    return "External results (1)", list(server.external_results)
+
+
 @pytest.mark.parametrize(
     "args",
     [["obs-codes"], ["business-results"], ["call-results", "1001", "--max-items", "5"], ["external-results", "list"]],
 )
 def test_tables_for_people(threaded: FakeISales, args: list[str]) -> None:
+    if args[0] == "external-results":
+        created, _ = invoke(threaded, "external-results", "create", "--display-result", "busy", "--obs-code", "00605")
+        assert created == 0
     code, output = invoke(threaded, *args)
-    assert code == 0 and "┃" in output
+    title, rows = expected_rows(threaded, args[0])
+    assert code == 0 and output.splitlines()[0].strip() == title
+    assert first_column(output) == rows and rows
 
 
 def test_call_result_and_external_results(threaded: FakeISales) -> None:
@@ -291,8 +315,18 @@ def test_every_followup_line_says_what_happened_and_what_to_do(threaded: FakeISa
 
     code, _ = invoke(threaded, "writeback", str(source), "--no-progress", "--no-check")
     assert code == 1
-    again = {(f["status"], f.get("dataId")) for f in followup_lines(source)}
-    assert {("earlier_failed", "3"), ("earlier_unknown", "1"), ("earlier_unknown", 9)} <= again
+    again = Counter((f["status"], f.get("line"), f.get("dataId")) for f in followup_lines(source))
+    assert again == Counter(
+        {
+            ("failed", 5, "4"): 1,  # this run's refusals, listed again since they are still not written
+            ("duplicate", 6, "0002"): 1,
+            ("malformed", 7, None): 1,
+            ("failed", 8, "²"): 1,
+            ("earlier_failed", None, "3"): 1,  # and the earlier runs' rows, each once
+            ("earlier_unknown", None, "1"): 1,
+            ("earlier_unknown", None, 9): 1,
+        }
+    )
     assert all(f["message"] and f["action"] for f in followup_lines(source))
     assert threaded.applied_counts() == {"1": 1, "2": 1}
 

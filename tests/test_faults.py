@@ -60,6 +60,26 @@ MATRIX = {
     "truncated-body": (Fault.truncated(), True),
 }
 
+# What a single write meets under each fault of the matrix: its outcome, and how many times
+# the server applied it (``None``: either, since the fake applies a slow request after the
+# client gave up on it, at a moment no test controls).
+WRITE_OUTCOMES: dict[str, tuple[str, int | None]] = {
+    "429-retry-after": ("ok", 1),  # refused unprocessed, so retried
+    "503": ("ok", 1),
+    "500": ("unknown", 0),  # may have been processed, as far as the client can tell
+    "502": ("unknown", 0),
+    "504": ("unknown", 0),
+    "reset-before": ("unknown", 0),  # the connection drops after the request went out
+    "reset-after": ("unknown", 1),
+    "read-timeout": ("unknown", 0),
+    "slower-than-timeout": ("unknown", None),
+    "malformed-json-200": ("unknown", 1),
+    "html-200": ("unknown", 1),
+    "json-not-object-200": ("unknown", 1),
+    "empty-200": ("unknown", 1),
+    "truncated-body": ("unknown", 1),
+}
+
 
 def fresh(fault: Fault, endpoint: str | None = None) -> Fault:
     return Fault(fault.kind, endpoint, 1, fault.status, fault.retry_after, fault.body, fault.content_type, fault.delay)
@@ -101,6 +121,9 @@ async def test_a_single_write_is_applied_at_most_once_and_reported_truthfully(
     assert applied <= 1
     assert outcome != "ok" or applied == 1
     assert outcome != "failed" or applied == 0
+    expected_outcome, expected_applied = WRITE_OUTCOMES[name]
+    assert outcome == expected_outcome
+    assert applied == expected_applied if expected_applied is not None else applied in (0, 1)
     if outcome == "unknown":
         assert len(server.requests_to("callBusiResult")) == 1
 

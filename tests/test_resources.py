@@ -62,7 +62,7 @@ async def test_early_close_with_prefetch_leaves_no_request_running(client: ISale
             if len(seen) == 15:
                 break
     assert client._session.in_flight == 0  # no request of ours is in flight
-    assert len(server.requests) <= 6  # pages 1-2 consumed, at most 4 held: never all 12
+    assert 2 <= len(server.requests) <= 5  # pages 1-2 consumed, then pages 2-5 held: never all 12
 
 
 async def test_page_returns_items_and_total(client: ISalesClient) -> None:

@@ -42,6 +42,13 @@ def build(**overrides: Any) -> ISalesClient:
         return ISalesClient(options.pop("base_url"), **options)
 
 
+class NotASession:
+    """An object that is not an aiohttp session, with a repr (so a test id) that is the same in every run."""
+
+    def __repr__(self) -> str:
+        return "NotASession()"
+
+
 BAD_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("ak", {"ak": "ключ"}),
     ("ak", {"ak": "a/b"}),
@@ -77,7 +84,7 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("timeouts", {"timeouts": 5}),
     ("retry", {"retry": {"attempts": 1}}),
     ("retry_budget", {"retry_budget": 3}),
-    ("session", {"session": object()}),
+    ("session", {"session": NotASession()}),
     ("hooks", {"hooks": print}),
     ("hooks", {"hooks": [1]}),
     ("route_limits", {"route_limits": [("callresult", RouteLimit(10, 1.0))]}),
