@@ -13,6 +13,8 @@ from isales_async.testing import FakeISales
 from .conftest import MakeClient
 from .forward_proxy import forward_proxy
 
+pytestmark = pytest.mark.sockets  # proxies are sockets
+
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY")
 
 

@@ -321,6 +321,7 @@ def test_plain_http_and_insecure_tls_warn() -> None:
     assert client._session._transport._ssl is True
 
 
+@pytest.mark.sockets
 async def test_an_injected_session_is_used_and_left_open(server: FakeISales) -> None:
     async with aiohttp.ClientSession() as session:
         with warnings.catch_warnings():
@@ -345,6 +346,7 @@ async def test_using_a_client_that_is_not_open_is_a_typed_error(make_client: Mak
     assert server.requests == []
 
 
+@pytest.mark.sockets
 async def test_requests_after_aclose_are_refused_with_or_without_an_injected_session(server: FakeISales) -> None:
     async with aiohttp.ClientSession() as injected:
         for session in (None, injected):
@@ -361,6 +363,7 @@ async def test_requests_after_aclose_are_refused_with_or_without_an_injected_ses
     assert len(server.requests) == 4
 
 
+@pytest.mark.sockets
 async def test_a_closed_injected_session_is_a_typed_error(server: FakeISales) -> None:
     session = aiohttp.ClientSession()
     await session.close()

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -65,6 +66,9 @@ class MemoryTransport:
         target = yarl.URL(request.url, encoded=True).raw_path_qs
         try:
             with anyio.fail_after(_wait_limit(request.timeouts)):
+                # As over a socket, a request takes a turn of the event loop to arrive:
+                # callers started together are all under way before the first is answered.
+                await anyio.lowlevel.checkpoint()
                 reply = await self._server.dispatch(
                     request.method, target, CIMultiDictProxy(CIMultiDict(request.headers)), request.body or b""
                 )
