@@ -5,13 +5,21 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
+from ._batch import (
+    BatchAbortedError,
+    BatchControl,
+    BatchReport,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    Writeback,
+    WritebackPlan,
+)
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
 from ._definitions import Definitions
 from ._errors import (
     AuthenticationError,
-    BatchAbortedError,
     BusinessError,
     ClientClosedError,
     ConnectError,

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import attrs
 
 from ._aiohttp import AiohttpTransport
 from ._clock import Clock
@@ -83,6 +84,39 @@ def _check_transport(transport: object, **aiohttp_options: object) -> None:
     for name, value in aiohttp_options.items():
         if value not in (None, False):
             raise ValidationError(name, "is an option of the default aiohttp transport: give it or transport, not both")
+
+
+@attrs.frozen
+class _ViewRequester:
+    """The :class:`~isales_async.resources._base.Requester` resources call: the client's
+    session, with the timeouts and retry policy of one view (``with_options``)."""
+
+    session: Session
+    timeouts: Timeouts | None
+    retry: RetryPolicy | None
+
+    @property
+    def clock(self) -> Clock:
+        return self.session.clock
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        return await self.session.request(
+            endpoint,
+            path_params=path_params,
+            query=query,
+            body=body,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            on_send=on_send,
+        )
 
 
 class ISalesClient:
@@ -200,10 +234,11 @@ class ISalesClient:
         self._bind_resources()
 
     def _bind_resources(self) -> None:
-        self.obs_result_codes: ObsResultCodes = ObsResultCodes(self)
-        self.business_results: BusinessResults = BusinessResults(self)
-        self.call_results: CallResults = CallResults(self)
-        self.external_results: ExternalResults = ExternalResults(self)
+        requester = _ViewRequester(self._session, self._timeouts, self._retry)
+        self.obs_result_codes: ObsResultCodes = ObsResultCodes(requester)
+        self.business_results: BusinessResults = BusinessResults(requester, self._shared_definitions)
+        self.call_results: CallResults = CallResults(requester)
+        self.external_results: ExternalResults = ExternalResults(requester)
 
     def __repr__(self) -> str:
         # getattr: a client whose constructor failed midway must still have a repr.
@@ -239,22 +274,3 @@ class ISalesClient:
         view._retry = retry or self._retry
         view._bind_resources()
         return view
-
-    async def _request(
-        self,
-        endpoint: Endpoint,
-        *,
-        path_params: Mapping[str, str | int] | None = None,
-        query: Sequence[tuple[str, str]] = (),
-        body: Mapping[str, Any] | None = None,
-        on_send: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
-        return await self._session.request(
-            endpoint,
-            path_params=path_params,
-            query=query,
-            body=body,
-            timeouts=self._timeouts,
-            retry=self._retry,
-            on_send=on_send,
-        )

@@ -32,6 +32,9 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   └── JournalLockedError     another run holds the journal (``.holder``)
     └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
 
+``PushFormatError`` is defined in ``_push`` and ``BatchAbortedError`` in ``_batch``, beside
+the report it carries, so that this module imports nothing of the package.
+
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 
 Every error survives ``pickle`` (for Celery, multiprocessing and the like): the root
@@ -43,14 +46,10 @@ as with any pickled exception.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._batch import BatchReport
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
-    "BatchAbortedError",
     "BusinessError",
     "ClientClosedError",
     "ConnectError",
@@ -293,20 +292,3 @@ class JournalLockedError(JournalError):
     def __init__(self, path: str, holder: str) -> None:
         super().__init__(path, f"in use by another run ({holder}); one run at a time may use a journal")
         self.holder = holder
-
-
-class BatchAbortedError(ISalesError):
-    """A fatal error stopped a batch: nothing more was sent, and records not yet sent stay pending.
-
-    ``report`` is the :class:`~isales_async.BatchReport` so far (records taken but never
-    sent are in ``report.not_sent``), ``reason`` says why in words, ``cause`` (also
-    ``__cause__``) is the error: an :class:`AuthenticationError`, a :class:`ConnectError`
-    once the retries are spent, a :class:`TLSError`, a :class:`JournalError`, or the
-    input iterable's own exception.
-    """
-
-    def __init__(self, reason: str, *, report: BatchReport, cause: BaseException | None) -> None:
-        super().__init__(f"the batch stopped: {reason}")
-        self.reason = reason
-        self.report = report
-        self.cause = cause
