@@ -45,11 +45,17 @@ from ._errors import (
     UndefinedResultError,
     UnexpectedError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
 from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
-from ._push import (
+from ._retry import RetryBudget, RetryPolicy
+from ._secret import Secret
+from ._session import RouteLimit
+from ._signing import sign
+from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
+from .push._receiver import (
     InvalidPushRecord,
     PushBatch,
     PushFormatError,
@@ -59,11 +65,6 @@ from ._push import (
     parse_push,
     parse_push_batch,
 )
-from ._retry import RetryBudget, RetryPolicy
-from ._secret import Secret
-from ._session import RouteLimit
-from ._signing import sign
-from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
 from .resources.call_results import CallResultQuery
 
 try:
@@ -141,6 +142,7 @@ __all__ = [
     "ValidationError",
     "Writeback",
     "WritebackPlan",
+    "WrongEventLoopError",
     "log_event",
     "log_invalid_record",
     "parse_push",

@@ -21,7 +21,7 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, parse_base_url
 from ._transport import Timeouts, Transport
-from ._validation import check_access_key, check_int_range
+from ._validation import check_access_key, check_bool, check_clock, check_int_range
 from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
 from .resources.external_results import ExternalResults
@@ -143,7 +143,8 @@ class ISalesClient:
         session: an aiohttp session to use instead of creating one.
         hooks: callables given every request, response, retry and give-up event;
             default: standard ``logging`` on the ``isales_async`` logger.
-        clock: replaces the real clock (tests use :class:`isales_async.testing.FakeClock`).
+        clock: replaces the real clock: an object with ``monotonic()``, ``wall()`` and
+            ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
         retry_budget: the budget retries draw on, shared by every call of the client.
@@ -192,7 +193,9 @@ class ISalesClient:
         _check_instance("session", session, aiohttp.ClientSession)
         _check_hooks(hooks)
         _check_route_limits(route_limits)
-        _check_instance("trust_env", trust_env, bool)
+        check_clock("clock", clock)
+        check_bool("insecure", insecure)
+        check_bool("trust_env", trust_env)
         url = parse_base_url(base_url)
         if transport is None:
             transport = AiohttpTransport(

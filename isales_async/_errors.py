@@ -7,7 +7,8 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   ├── DuplicateRecordError   a batch record whose dataId an earlier record has (not sent)
     │   └── UndefinedResultError   a busiResult/subStatus the tenant does not define (not sent)
     ├── ClientClosedError          a request on a client that is not open (also a RuntimeError)
-    ├── DeadlineExceededError      a call gave up before sending: a wait would outlast its deadline
+    ├── WrongEventLoopError        a request from another event loop than the client's (also a RuntimeError)
+    ├── DeadlineExceededError      a call ran out of its deadline (a write: before it was sent)
     ├── TransportError             no usable HTTP response
     │   ├── ConnectError           the connection failed before the request was sent
     │   │   └── TLSError           certificate or handshake failure (not retried)
@@ -75,6 +76,7 @@ __all__ = [
     "UndefinedResultError",
     "UnexpectedError",
     "ValidationError",
+    "WrongEventLoopError",
 ]
 
 
@@ -106,14 +108,27 @@ class ClientClosedError(ISalesError, RuntimeError):
     """
 
 
-class DeadlineExceededError(ISalesError):
-    """A call gave up before sending an attempt, because a wait would outlast its deadline.
+class WrongEventLoopError(ISalesError, RuntimeError):
+    """A request from another event loop than the one the client was opened in.
 
-    The wait is the client's shared cool-down after a ``Retry-After`` or a route's flow
-    limit spacing; ``wait`` is how long it still had to run, in seconds. The attempt was
-    not sent, and every earlier attempt of a write was refused unprocessed (only those are
-    retried), so a write that ends here was provably not applied. ``__cause__`` is the
-    previous attempt's failure, if there was one.
+    Nothing was sent: the client's connections belong to the loop that opened it (an
+    ``asyncio.run`` per call, or a client shared across threads, gets here). Close it
+    and open it again (``async with``) in the loop that uses it. It is a
+    ``RuntimeError`` too, as aiohttp's own error for this misuse was.
+    """
+
+
+class DeadlineExceededError(ISalesError):
+    """A call ran out of its deadline.
+
+    Either a wait would outlast it (the client's shared cool-down after a
+    ``Retry-After`` or a route's flow limit spacing; ``wait`` is how long it still had to
+    run, in seconds), or the deadline passed while the attempt waited for a limiter slot
+    or, for a read, while its request was in flight (``wait`` is 0). A write whose
+    request had left when the deadline passed is an :class:`OutcomeUnknownError`
+    instead, so a write that ends here was not sent, and every earlier attempt of it was
+    refused unprocessed (only those are retried): it was provably not applied.
+    ``__cause__`` is the previous attempt's failure, if there was one.
     """
 
     def __init__(self, message: str, *, endpoint: str, wait: float) -> None:

@@ -20,7 +20,8 @@ same field hooks, so they cannot disagree):
   an object, a list, ``true`` or ``1.5`` is an error, never its ``str()``.
 - Integer fields take integers and decimal strings, never ``true`` or ``1.5``.
 - ``callStatus`` and ``defLevel`` become the enum when known and stay ``int`` otherwise;
-  a ``defLevel`` that is not a number at all is kept as the string the server sent.
+  a ``defLevel`` that is not a whole number (text, ``1.5``, ``true``, an object, a list)
+  is kept as the server sent it: it is a label, and no reason to lose the page.
 - Lists (``children``, ``obsCodes``) become tuples; ``null`` is an empty tuple.
 - Empty strings are ``None`` (for text, numbers and times alike).
 
@@ -56,6 +57,7 @@ __all__ = [
     "explain",
     "make_converter",
     "parse_time",
+    "structure_items",
 ]
 
 T = TypeVar("T")
@@ -126,14 +128,16 @@ class ObsResultCode:
 class BusinessResult:
     """A business result definition; parents carry their sub-results in ``children``.
 
-    ``def_level`` is a :class:`DefLevel` for any number (``DefLevel.UNKNOWN`` keeping it
-    for one other than 1 and 2) and, should the server send something that is not a
-    number, that string as sent.
+    ``def_level`` is a :class:`DefLevel` for any whole number (``DefLevel.UNKNOWN``
+    keeping it for one other than 1 and 2) and, should the server send anything else
+    (text, ``1.5``, ``true``, an object or a list), that JSON value as sent.
     """
 
     code: str
     name: str | None = None
-    def_level: DefLevel | str | None = None
+    def_level: DefLevel | str | float | bool | list[Any] | dict[str, Any] | None = attrs.field(
+        default=None, metadata={_HOOK: lambda _: _def_level}
+    )
     children: Sequence[BusinessResult] = ()
     extra: Mapping[str, Any] = _extra()
 
@@ -273,24 +277,29 @@ def _structure_optional_int(value: Any, _: Any) -> int | None:
     raise TypeError(f"expected an integer, got {_json_type(value)}")
 
 
-def _open_enum(enum_type: type[_OpenIntEnum], *, keep_text: bool = False) -> Hook:
-    """Every integer as an ``enum_type`` (an undocumented one as its ``UNKNOWN`` pseudo-member);
-    with ``keep_text`` a string that is not a number is kept as it is instead of refused."""
+def _open_enum(enum_type: type[_OpenIntEnum]) -> Hook:
+    """Every integer as an ``enum_type`` (an undocumented one as its ``UNKNOWN`` pseudo-member)."""
     members = {m.value: m for m in enum_type}
 
     def structure(value: Any, _: Any) -> Any:
-        try:
-            number = _structure_optional_int(value, None)
-        except ValueError:
-            if keep_text:
-                return value
-            raise
+        number = _structure_optional_int(value, None)
         if number is None:
             return None
         member = members.get(number)
         return member if member is not None else enum_type(number)
 
     return structure
+
+
+_def_level_number = _open_enum(DefLevel)
+
+
+def _def_level(value: Any, _: Any) -> Any:
+    """``defLevel``: a :class:`DefLevel` when it is a whole number, else the raw JSON value."""
+    try:
+        return _def_level_number(value, None)
+    except (TypeError, ValueError):
+        return value
 
 
 _DOCUMENTED_TIME_LENGTH = len("2022-02-10 11:45:51")
@@ -408,30 +417,87 @@ def _model_hook_factory(converter: cattrs.Converter, strict: bool) -> Callable[[
             overrides = {p.name: override(rename=p.key, struct_hook=p.hook) for p in plans}
             overrides["extra"] = override(omit=True)
             return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)  # type: ignore[arg-type]
-        return _lenient_hook(cls, plans)
+        return _generated(cls, plans, many=False)
 
     return factory
 
 
-def _lenient_hook(cls: type[Any], plans: Sequence[_FieldPlan]) -> Hook:
-    known = frozenset(p.key for p in plans)
-    namespace: dict[str, Any] = {"cls": cls, "known": known, "no_extra": _NO_EXTRA}
-    arguments = []
-    for index, plan in enumerate(plans):
-        namespace[f"hook{index}"] = plan.hook
-        namespace[f"type{index}"] = plan.type
-        value = f"hook{index}(o[{plan.key!r}], type{index})"
-        if plan.default is not attrs.NOTHING:
-            namespace[f"default{index}"] = plan.default
-            value = f"{value} if {plan.key!r} in o else default{index}"
-        arguments.append(value)
-    source = (
-        "def structure(o, _):\n"
-        "    extra = no_extra if known.issuperset(o) else {k: v for k, v in o.items() if k not in known}\n"
-        f"    return cls({', '.join(arguments)}, extra)\n"
-    )
-    exec(compile(source, f"<isales_async structure {cls.__name__}>", "exec"), namespace)
+def _page_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Hook]:
+    """Lenient hooks for ``list[Model]``: one generated function that builds a whole page.
+
+    It is the per-item hook's code in a loop, with the field hooks of text and integers
+    inlined for the values they pass through unchanged; the strict converter keeps cattrs'
+    own list hook over its strict item hook, and the tests check that both build the same
+    models from the same pages and refuse the same ones.
+    """
+
+    def factory(type_: Any) -> Hook:
+        cls = typing.get_args(type_)[0]
+        return _generated(cls, _plan(cls, converter), many=True)
+
+    return factory
+
+
+#: Field hooks inlined by the generated code for the values they return unchanged
+#: (``{raw}`` reads the field); the hook is still called for every other value.
+_INLINED: dict[Hook, str] = {
+    _structure_text: "v if type(v := {raw}) is str",
+    _structure_optional_text: "v if type(v := {raw}) is str and v",
+    _structure_optional_int: "v if type(v := {raw}) is int",
+}
+
+
+def _field_source(index: int, plan: _FieldPlan, namespace: dict[str, Any]) -> str:
+    """The expression reading one field of the item ``o`` in generated code."""
+    namespace[f"hook{index}"] = plan.hook
+    namespace[f"type{index}"] = plan.type
+    raw = f"o[{plan.key!r}]"
+    fast = _INLINED.get(plan.hook)
+    if fast is None:
+        called = f"hook{index}({raw}, type{index})"
+    else:
+        called = f"({fast.format(raw=raw)} else hook{index}(v, type{index}))"
+    if plan.default is attrs.NOTHING:
+        return called
+    namespace[f"default{index}"] = plan.default
+    return f"({called} if {plan.key!r} in o else default{index})"
+
+
+def _generated(cls: type[Any], plans: Sequence[_FieldPlan], *, many: bool) -> Hook:
+    """The lenient hook of ``cls`` (``many``: of a list of ``cls``), as generated source.
+
+    Like the strict hook, it refuses an item that is not a JSON object: what fails is
+    then explained by :func:`explain`, which walks the item again.
+    """
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "known": frozenset(p.key for p in plans),
+        "no_extra": _NO_EXTRA,
+        "not_an_object": _not_an_object,
+    }
+    arguments = ", ".join([*(_field_source(i, plan, namespace) for i, plan in enumerate(plans)), "extra"])
+    item = [
+        "if type(o) is not dict:",
+        "    raise not_an_object(o)",
+        "extra = no_extra if known.issuperset(o) else {k: o[k] for k in o if k not in known}",
+    ]
+    if many:
+        body = ["out = []", "append = out.append", "for o in items:", *(f"    {line}" for line in item)]
+        body += [f"    append(cls({arguments}))", "return out"]
+        source = "def structure(items, _):\n" + "".join(f"    {line}\n" for line in body)
+    else:
+        source = "def structure(o, _):\n" + "".join(f"    {line}\n" for line in [*item, f"return cls({arguments})"])
+    name = f"list[{cls.__name__}]" if many else cls.__name__
+    exec(compile(source, f"<isales_async structure {name}>", "exec"), namespace)
     return namespace["structure"]  # type: ignore[no-any-return]
+
+
+def _not_an_object(value: Any) -> TypeError:
+    return TypeError(f"expected an object, got {_json_type(value)}")
+
+
+def _model_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list and typing.get_args(type_)[0] in _MODELS
 
 
 _MODELS = (ObsResultCode, BusinessResult, CallResult, ExternalResult)
@@ -445,17 +511,27 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(int | None, _structure_optional_int)
     conv.register_structure_hook(_dt.datetime | None, _structure_time)
     conv.register_structure_hook(CallStatus | None, _open_enum(CallStatus))
-    conv.register_structure_hook(DefLevel | str | None, _open_enum(DefLevel, keep_text=True))
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], lambda value, _: dict(value))
     conv.register_structure_hook_factory(
         lambda t: _sequence_item(t) is not None,
         lambda t: _tuple_hook(lambda: conv.get_structure_hook(_sequence_item(t)), _sequence_item(t)),
     )
     conv.register_structure_hook_factory(lambda t: t in _MODELS, _model_hook_factory(conv, strict))
+    if not strict:
+        conv.register_structure_hook_factory(_model_list, _page_hook_factory(conv))
     return conv
 
 
 converter = make_converter()
+_page_hooks: dict[type[Any], Hook] = {}
+
+
+def structure_items(items: list[Any], cls: type[T]) -> list[T]:
+    """``items`` (a JSON list) as ``cls`` models, by the one function generated for a page of them."""
+    hook = _page_hooks.get(cls)
+    if hook is None:
+        hook = _page_hooks[cls] = converter.get_structure_hook(list[cls])  # type: ignore[valid-type]
+    return hook(items, None)  # type: ignore[no-any-return]
 
 
 @attrs.frozen

@@ -4,7 +4,8 @@
 ``fetch(page_num, page_size) -> Page``, what identifies an item, and the endpoint's page
 size limit, and gets ``page``/``pages``/``iter`` that follow the stop rules of
 :mod:`._paging`. Pages are judged and yielded strictly in order, so a page fetched ahead
-of one that turns out short or repeated is never yielded. Prefetched pages run as asyncio
+of one that turns out short or repeated is never yielded; a short page without a
+plausible total is held back until the next page shows whether it was the last. Prefetched pages run as asyncio
 tasks that are cancelled and awaited when the iteration ends for any reason (the end,
 an error, ``break``, ``aclose()``, cancellation), so no request outlives it.
 """
@@ -96,6 +97,7 @@ async def iterate_pages(
     cap = start_page + max_pages - 1
     previous_items: Sequence[T] | None = None
     retried = False
+    held: Page[T] | None = None  # a short page without a plausible total, until the next page says it was the last
 
     def refill(window: int) -> None:
         nonlocal next_page
@@ -111,17 +113,31 @@ async def iterate_pages(
             pending.popleft()
             repeats = is_repeat(previous_items, page.items, key)
             verdict = judge_page(
-                page_num, page_size, len(page.items), page.total_count, repeats=repeats, retried=retried
+                page_num,
+                page_size,
+                len(page.items),
+                page.total_count,
+                repeats=repeats,
+                retried=retried,
+                after_short=None if held is None else len(held.items),
             )
             if verdict is Verdict.RETRY:
                 pending.appendleft((page_num, asyncio.ensure_future(fetch(page_num, page_size))))
                 retried = True
                 continue
             if verdict is Verdict.LAST:
-                if page.items:
-                    yield page
+                for last in (held, page):
+                    if last is not None and last.items:
+                        yield last
                 return
             previous_items, retried = page.items, False
+            if verdict is Verdict.CONFIRM:
+                held, limit = page, page_num + 1
+                await _cancel_all(_drop_beyond(pending, limit))
+                if not pending:  # past the cap too: this request can only end the list or raise
+                    pending.append((limit, asyncio.ensure_future(fetch(limit, page_size))))
+                    next_page = limit + 1
+                continue
             limit = fetch_limit(
                 page_num, page_size, len(page.items), page.total_count, start_page=start_page, max_items=max_items
             )

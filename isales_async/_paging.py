@@ -5,24 +5,29 @@ room for servers that count differently (``totalCount`` is "the total in the ret
 list", which a server may read as the count of *this page*) or that page badly:
 
 - An empty page is the end.
-- A page whose item keys equal the previous page's means the server ignores ``pageNum``:
-  :class:`PaginationError` at once (keys, not whole items, so data that changes while we
-  page cannot hide the repeat).
+- A page whose item keys equal the previous page's, in any order, means the server
+  ignores ``pageNum``: :class:`PaginationError` at once (keys, not whole items, so data
+  that changes while we page cannot hide the repeat; as a set, since a server paging by
+  an unordered query returns the same rows in another order).
 - A full page is the end only when ``totalCount`` is plausible and reached.
-- A short page (fewer items than ``pageSize``) before a plausible total is asked for
-  again once; short again, it raises :class:`PaginationError`. A short page with no
-  plausible total is the end.
+- A short page (fewer items than ``pageSize``) that reaches a plausible total is the end.
+  Before a plausible total it is asked for again once; short again (or empty), it raises
+  :class:`PaginationError`. A short page with no plausible total proves nothing either
+  way: the next page is asked for, and only an empty one makes the short page the last;
+  one with items means the short page was in the middle: :class:`PaginationError`.
 
 A total is *plausible* for a page when it is known and at least the number of items up
 to the end of that page, and, when the first page is full, larger than one page (a
 server counting the page itself would otherwise end every listing after page 1). It is
 re-read on every page, since totals drift while we page. So 120 items at 50 a page take
 3 requests and 100 take 2, but exactly 50 take 2: only an empty second page tells a
-one-page list from a server that counts pages.
+one-page list from a server that counts pages. Without a usable total, a list takes one
+request more than its pages: the empty page that proves its last page was the last.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -48,6 +53,7 @@ class Verdict(enum.Enum):
     MORE = "more"  # keep it; later pages may hold more
     LAST = "last"  # keep it (when it has items); the list is complete
     RETRY = "retry"  # a short page before the total: ask for the same page once more
+    CONFIRM = "confirm"  # a short page without a plausible total: the last only if the next page is empty
 
 
 def parse_total_count(value: object) -> int | None:
@@ -86,49 +92,97 @@ def plausible_total(page_num: int, page_size: int, item_count: int, total: int |
 
 
 def is_repeat(previous: Sequence[T] | None, current: Sequence[T], key: Callable[[T], object]) -> bool:
-    """Whether a non-empty page holds the previous page's items, compared by ``key``.
+    """Whether a non-empty page holds the previous page's items, in any order, compared by ``key``.
 
-    An item whose key is ``None`` is compared whole. The comparison stops at the first
-    difference, which on a healthy server is the first item.
+    The keys are compared as multisets: a server that ignores ``pageNum`` may return the
+    same rows in another order on every request. An item whose key is ``None`` is
+    compared whole. On a healthy server the first item of a page is not on the previous
+    page, which ends the comparison after one pass over the previous keys.
     """
     if previous is None or not current or len(previous) != len(current):
         return False
-    return all(_identity(old, key) == _identity(new, key) for old, new in zip(previous, current, strict=True))
+    old = list(map(key, previous))
+    first = key(current[0])
+    if first is not None and first not in old:
+        return False
+    if None in old or first is None:
+        old = _identities(previous, key)
+    new = _identities(current, key)
+    try:
+        return collections.Counter(old) == collections.Counter(new)
+    except TypeError:  # an unhashable item without a key
+        return _same_items(old, new)
 
 
-def _identity(item: T, key: Callable[[T], object]) -> object:
-    identity = key(item)
-    return item if identity is None else identity
+def _identities(items: Sequence[T], key: Callable[[T], object]) -> list[object]:
+    return [item if (identity := key(item)) is None else identity for item in items]
+
+
+def _same_items(old: Sequence[object], new: Sequence[object]) -> bool:
+    """Whether ``new`` is ``old`` reordered, by equality alone (for unhashable items)."""
+    remaining = list(old)
+    for item in new:
+        index = next((i for i, candidate in enumerate(remaining) if candidate == item), None)
+        if index is None:
+            return False
+        del remaining[index]
+    return True
 
 
 def judge_page(
-    page_num: int, page_size: int, item_count: int, total: int | None, *, repeats: bool, retried: bool
+    page_num: int,
+    page_size: int,
+    item_count: int,
+    total: int | None,
+    *,
+    repeats: bool,
+    retried: bool,
+    after_short: int | None = None,
 ) -> Verdict:
     """Apply the stop rules to page ``page_num`` of ``item_count`` items.
 
     ``repeats`` says that it holds the previous page's items (see :func:`is_repeat`);
-    ``retried`` that this answer is the second one to this page.
+    ``retried`` that this answer is the second one to this page; ``after_short`` is the
+    item count of the previous page when it was judged :attr:`Verdict.CONFIRM`, so
+    this page decides whether that one was the last.
 
     Raises:
-        PaginationError: the page repeats the previous one, or it is short twice before
-            a plausible total.
+        PaginationError: the page repeats the previous one; it is short twice before a
+            plausible total; or it has items after a short page without one.
     """
-    if item_count == 0:
-        return Verdict.LAST
     if repeats:
         raise PaginationError(f"page {page_num} repeats page {page_num - 1}: the server ignores pageNum")
+    if after_short is not None:
+        if item_count == 0:
+            return Verdict.LAST
+        raise PaginationError(
+            f"page {page_num - 1} came back short ({after_short} of {page_size} items) without a usable"
+            f" totalCount, yet page {page_num} has {item_count} items: a page in the middle is short"
+        )
     believed = plausible_total(page_num, page_size, item_count, total)
     through = items_through(page_num, page_size, item_count)
     if item_count == page_size:
         return Verdict.LAST if believed == through else Verdict.MORE
-    if believed is None or believed == through:
+    if believed == through:
+        return Verdict.LAST
+    if item_count == 0 and not retried:
         return Verdict.LAST
     if retried:
-        raise PaginationError(
+        raise PaginationError(_short_twice(page_num, page_size, item_count, believed))
+    return Verdict.CONFIRM if believed is None else Verdict.RETRY
+
+
+def _short_twice(page_num: int, page_size: int, item_count: int, believed: int | None) -> str:
+    through = items_through(page_num, page_size, item_count)
+    if believed is None:
+        return (
             f"page {page_num} came back short twice: {item_count} of {page_size} items,"
-            f" with totalCount {believed} (items {through + 1}-{min(believed, page_num * page_size)} are missing)"
+            " the second time without a usable totalCount"
         )
-    return Verdict.RETRY
+    return (
+        f"page {page_num} came back short twice: {item_count} of {page_size} items,"
+        f" with totalCount {believed} (items {through + 1}-{min(believed, page_num * page_size)} are missing)"
+    )
 
 
 def fetch_limit(

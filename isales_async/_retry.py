@@ -108,10 +108,11 @@ class RetryPolicy:
         attempts: total attempts per call, the first included (1 disables retrying).
         initial_delay: backoff cap of the first retry, doubled for each further one.
         max_delay: largest backoff cap.
-        deadline: seconds from a call's start within which every wait of the call must
-            end: no retry, shared cool-down or route spacing wait runs past it (the call
-            gives up instead), while the attempt in progress is bounded by its own
-            timeouts; ``None`` for no limit.
+        deadline: seconds from a call's start within which the call ends: no retry,
+            shared cool-down or route spacing wait runs past it (the call gives up
+            instead), and an attempt still waiting for a limiter slot or in flight when
+            it passes is ended (a sent write as outcome-unknown, never resent);
+            ``None`` for no limit.
         max_retry_after: the longest ``Retry-After`` honoured (60 s by default). Within
             it, the hint pauses every request of the client; above it, and for ``inf``,
             it is not taken as a pause: a read retries on its own backoff, a write gives

@@ -21,7 +21,7 @@ import attrs
 import orjson
 import yarl
 
-from ._clock import Clock, SystemClock
+from ._clock import Alarm, Clock, SystemClock, set_alarm
 from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
@@ -30,6 +30,7 @@ from ._errors import (
     ISalesError,
     OutcomeUnknownError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
 from ._retry import RetryBudget, RetryPolicy, RetryState
@@ -94,6 +95,43 @@ class _RouteGate:
             if wait > 0:
                 await self._clock.sleep(wait)
             yield
+
+
+class _Deadline:
+    """Ends the attempt of the running task when the clock passes the call's deadline.
+
+    The alarm cancels the task (like ``asyncio.timeout``, on our clock); :meth:`caught`
+    then tells that cancellation from any other, which passes through untouched.
+    """
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+        self._task = asyncio.current_task()
+        self._expired = False
+        self._alarm: Alarm | None = None
+        cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
+        self._cancelling: int = cancelling() if cancelling is not None else 0
+
+    def __enter__(self) -> _Deadline:
+        self._alarm = set_alarm(self._clock, self._deadline, self._expire)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._alarm is not None:
+            self._alarm.cancel()
+
+    def _expire(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._expired = True
+            self._task.cancel()
+
+    def caught(self) -> bool:
+        """Whether the cancellation being handled is this deadline's alone (then it is consumed)."""
+        if not self._expired or self._task is None:
+            return False
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+
+        return uncancel is None or uncancel() <= self._cancelling
 
 
 def parse_base_url(base_url: str) -> yarl.URL:
@@ -194,6 +232,8 @@ class Session:
         self.retry = retry
         self._transport = transport
         self._open = False
+        self._max_concurrency = max_concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
@@ -210,20 +250,45 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start taking requests (again, after :meth:`close`)."""
+        """Start taking requests (again, after :meth:`close`), opening the transport.
+
+        The client belongs to the running event loop from here until :meth:`close`.
+        """
+        if not self._open:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop and self.in_flight == 0:
+                # An asyncio primitive binds to the loop that first waits on it: reopened
+                # in a new loop (an asyncio.run per batch), the client needs a fresh one.
+                self._limiter = asyncio.Semaphore(self._max_concurrency)
+            self._loop = loop
         await self._transport.open()
         self._open = True
 
     async def close(self) -> None:
-        """Stop taking requests and close the transport."""
-        self._open = False
-        await self._transport.aclose()
+        """Stop taking requests and close the transport.
+
+        From another event loop than the one that opened it, closing is best effort: a
+        connection that belongs to that loop cannot be closed from this one, and is let go.
+        """
+        was_open, self._open = self._open, False
+        if not was_open:
+            return
+        try:
+            await self._transport.aclose()
+        except RuntimeError:
+            if self._loop is asyncio.get_running_loop():
+                raise
+            logger.warning("the client was closed from another event loop than its own: its connections are let go")
 
     def _check_open(self, endpoint: str) -> None:
         """:class:`ClientClosedError` when the client, or its transport, cannot send."""
         if not self._open:
             raise ClientClosedError(f"{endpoint}: the client is not open: use 'async with ISalesClient(...)'")
         self._transport.check_usable(endpoint)
+        if self._loop is not asyncio.get_running_loop():
+            raise WrongEventLoopError(
+                f"{endpoint}: the client was opened in another event loop; open it (async with) in the loop that uses it"
+            )
 
     # -- requests --------------------------------------------------------------------
 
@@ -270,11 +335,28 @@ class Session:
         self._retry_state.first_attempt()
         attempt = 0
         previous: ISalesError | None = None
+        sent = False
+
+        def mark_sent() -> None:
+            nonlocal sent
+            sent = True
+            if on_send is not None:
+                on_send()
+
         while True:
             attempt += 1
+            sent = False
+            guard = _Deadline(self.clock, deadline) if deadline is not None else None
             try:
-                async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
-                    return await self._send(prepared, attempt, attempt_timeouts, on_send, deadline)
+                with guard if guard is not None else contextlib.nullcontext():
+                    async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
+                        return await self._send(prepared, attempt, attempt_timeouts, mark_sent, deadline)
+            except asyncio.CancelledError:
+                if guard is None or not guard.caught():
+                    raise
+                exc = self._deadline_passed(prepared, policy, sent=sent)
+                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                raise exc from previous
             except DeadlineExceededError as exc:
                 self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
                 raise exc from previous
@@ -298,6 +380,21 @@ class Session:
                     RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
                 )
             await self.clock.sleep(decision.delay)
+
+    def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
+        """The error of an attempt ended by the call's deadline: a write that had left is of
+        unknown outcome (and never resent); anything else simply ran out of time."""
+        name = prepared.endpoint.name
+        if sent and prepared.endpoint.write:
+            return OutcomeUnknownError(
+                f"{name} {prepared.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
+                "passed before its answer; its outcome is unknown and it was not resent",
+                endpoint=name,
+            )
+        where = "while its request was in flight" if sent else "before its request could be sent"
+        return DeadlineExceededError(
+            f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
+        )
 
     async def _acquire_slot(self, endpoint: str, deadline: float | None) -> None:
         """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a

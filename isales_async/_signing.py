@@ -14,7 +14,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote
+from typing import Any
 
 import attrs
 
@@ -23,18 +23,25 @@ from ._secret import Secret
 
 __all__ = ["SignedRequest", "canonical_request", "enc", "format_timestamp", "sign"]
 
-_UNRESERVED = "-._~"
+_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+#: Each byte (as a latin-1 character) to itself when unreserved, else to ``%XX``.
+_PERCENT = [chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in range(256)]
+_SHORT = 64
 
 
-@functools.lru_cache(maxsize=4096)
-def _enc_short(value: str) -> str:
-    return quote(value, safe=_UNRESERVED)
+def _percent_encode(value: str) -> str:
+    # The UTF-8 bytes, one latin-1 character each, mapped by str.translate in C: about
+    # three times faster than urllib's quote, which walks the bytes in Python.
+    return value.encode().decode("latin-1").translate(_PERCENT)
+
+
+_enc_short = functools.lru_cache(maxsize=4096)(_percent_encode)
 
 
 def enc(value: str) -> str:
     """Percent-encode every UTF-8 byte except ``A-Z a-z 0-9 - . _ ~`` (upper-case hex)."""
     # Names, page numbers and the host repeat on every request: those are cached; bodies are not.
-    return _enc_short(value) if len(value) <= 64 else quote(value, safe=_UNRESERVED)
+    return _enc_short(value) if len(value) <= _SHORT else _percent_encode(value)
 
 
 def format_timestamp(when: _dt.datetime) -> str:
@@ -46,7 +53,7 @@ def format_timestamp(when: _dt.datetime) -> str:
 
 def canonical_query(query: Sequence[tuple[str, str]]) -> str:
     """``enc(k)=enc(v)`` pairs, sorted as whole strings, joined by ``&``."""
-    return "&".join(sorted(f"{enc(k)}={enc(v)}" for k, v in query))
+    return "&".join(sorted([f"{enc(k)}={enc(v)}" for k, v in query]))
 
 
 def canonical_request(
@@ -75,11 +82,45 @@ def canonical_request(
     return text
 
 
+def _canonical_host_request(method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str) -> str:
+    """:func:`canonical_request` for the one signed header the client sends, ``host``, in one pass."""
+    query_line = f"{canonical_query(query)}\n" if query else ""
+    text = f"{method.upper()}\n{path}\n{query_line}host\nhost:{enc(host)}\n"
+    return text + enc(body) if body else text
+
+
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+_BLOCK = hashlib.sha256().block_size
+
+
 @functools.lru_cache(maxsize=64)
-def _signing_key(sk: str, prefix: str) -> bytes:
-    # Depends only on SK, AK, timestamp and signed headers: with one-second timestamps
-    # every request of the same second reuses it.
-    return hmac.new(sk.encode(), prefix.encode(), hashlib.sha256).hexdigest().encode()
+def _keyed_hashes(sk: str, prefix: str) -> tuple[Any, Any]:
+    """The primed HMAC hashes (:func:`_primed_hashes`) of the signing key for ``prefix``.
+
+    The signing key depends only on SK, AK, timestamp and signed headers, all in
+    ``prefix``: with one-second timestamps every request of the same second reuses it.
+    """
+    return _primed_hashes(hmac.new(sk.encode(), prefix.encode(), hashlib.sha256).hexdigest().encode())
+
+
+def _primed_hashes(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hashes, already fed ``key``'s pads (RFC 2104).
+
+    Copying them per message skips deriving the pads again for every request.
+    """
+    if len(key) > _BLOCK:  # the signing key's 64 hex digits fill SHA-256's block exactly
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
+
+
+def _hmac_hex(keyed: tuple[Any, Any], message: bytes) -> str:
+    """HMAC-SHA256 of ``message`` from the primed hashes of :func:`_keyed_hashes`, in hex."""
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(message)
+    outer.update(inner.digest())
+    return outer.hexdigest()  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -106,15 +147,11 @@ def sign(
     Text that UTF-8 cannot encode (a lone surrogate) is a :class:`ValidationError` naming
     the argument; the client refuses such values before it gets here.
     """
-    headers = {"host": host}
-    signed_headers = "host"
-    prefix = f"auth-v2/{ak}/{timestamp}/{signed_headers}"
+    prefix = f"auth-v2/{ak}/{timestamp}/host"
     try:
-        canonical = canonical_request(method, path, query, headers, body)
+        canonical = _canonical_host_request(method, path, query, host, body)
         # The SK is revealed inline, never bound to a local that a traceback would record.
-        signature = hmac.new(
-            _signing_key(sk.reveal() if isinstance(sk, Secret) else sk, prefix), canonical.encode(), hashlib.sha256
-        ).hexdigest()
+        signature = _hmac_hex(_keyed_hashes(sk.reveal() if isinstance(sk, Secret) else sk, prefix), canonical.encode())
     except UnicodeEncodeError:
         pass
     else:

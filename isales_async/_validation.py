@@ -13,6 +13,8 @@ from ._errors import ValidationError
 
 __all__ = [
     "check_access_key",
+    "check_bool",
+    "check_clock",
     "check_data_id",
     "check_id",
     "check_int_range",
@@ -48,6 +50,30 @@ def check_number(field: str, value: float | None, *, optional: bool = False, pos
         wanted = "a finite number above 0" if positive else "a finite number, at least 0"
         raise ValidationError(field, f"must be {wanted}{' or None' if optional else ''}, got {value!r}")
     return value
+
+
+def check_bool(field: str, value: bool) -> bool:
+    """A flag: ``True`` or ``False`` only, since a truthy string such as ``"false"`` would flip it."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+_CLOCK_METHODS = ("monotonic", "wall", "sleep")
+
+
+def check_clock(field: str, value: object) -> None:
+    """``None`` or an object with the methods of :class:`isales_async.Clock` (a wrong one
+    would fail the first request or sleep with an ``AttributeError``)."""
+    if value is None:
+        return
+    missing = [name for name in _CLOCK_METHODS if not callable(getattr(value, name, None))]
+    if missing:
+        raise ValidationError(
+            field,
+            f"must be a Clock with monotonic(), wall() and sleep(), got {type(value).__name__}"
+            f" (without {', '.join(f'{name}()' for name in missing)})",
+        )
 
 
 def field_check(check: Callable[..., object], **options: Any) -> Callable[[object, attrs.Attribute[Any], Any], None]:

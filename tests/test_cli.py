@@ -51,6 +51,32 @@ def test_obs_codes_as_json_lines(threaded: FakeISales) -> None:
     assert lines[0] == {"obs_code": "00600", "obs_code_desc": "The switch is busy.", "extra": {}}
 
 
+# Runs the command line given after it, then lists on stderr the package's modules it loaded.
+MODULES_LOADED_BY = """
+import sys
+from isales_async.cli import main
+sys.argv = ["isales", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sys.stderr.write("\\nloaded: " + " ".join(sorted(m for m in sys.modules if m.startswith("isales_async"))) + "\\n")
+"""
+
+
+def test_a_query_command_does_not_load_the_fake_server(threaded: FakeISales) -> None:
+    process = subprocess.run(
+        [sys.executable, "-c", MODULES_LOADED_BY, "obs-codes", "--json"],
+        env={**os.environ, **env_for(threaded)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    loaded = process.stderr.rsplit("loaded: ", 1)[1].split()
+    assert process.returncode == 0 and len(process.stdout.splitlines()) == 120
+    assert "isales_async.cli._demo" in loaded  # the demo's command is registered, its fake server is not loaded
+    assert [name for name in loaded if name.startswith("isales_async.testing")] == []
+
+
 def first_column(output: str) -> list[str]:
     """The first cell of each data row of a rich table (a wrapped row continues with an empty one)."""
     cells = [line[1:].split("│")[0].strip() for line in output.splitlines() if line.startswith("│")]

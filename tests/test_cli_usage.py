@@ -13,7 +13,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-import isales_async.cli as cli_module
+import isales_async.cli._settings as cli_module
 from isales_async import ISalesClient, RetryPolicy
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from isales_async.cli import Malformed, _check_encoding, _undecodable, csv_fields, read_records
+from isales_async.cli._files import Malformed, _undecodable, check_encoding, csv_fields, read_records
 
 HEADER = "dataId,busiResult,subStatus,busiResultDesc,workNo"
 
@@ -54,9 +54,9 @@ def test_undecodable_bytes_are_named_with_their_position() -> None:
 @pytest.mark.parametrize("encoding", ["hex", "rot13", "zip", "base64", "idna", "no-such-codec"])
 def test_only_a_text_encoding_that_decodes_line_by_line_is_accepted(encoding: str) -> None:
     with pytest.raises(click.BadParameter, match=encoding):
-        _check_encoding(click.Context(click.Command("x")), click.Option(["--encoding"]), encoding)
+        check_encoding(click.Context(click.Command("x")), click.Option(["--encoding"]), encoding)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gbk", "cp1252", "latin-1"])
 def test_text_encodings_are_accepted(encoding: str) -> None:
-    assert _check_encoding(click.Context(click.Command("x")), click.Option(["--encoding"]), encoding) == encoding
+    assert check_encoding(click.Context(click.Command("x")), click.Option(["--encoding"]), encoding) == encoding

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 
+import attrs
 import cattrs
 import orjson
 import pytest
@@ -13,10 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from isales_async import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode
-from isales_async._models import Unreadable, _parse_time_variant, explain, make_converter, parse_time
+from isales_async._models import (
+    Unreadable,
+    _parse_time_variant,
+    explain,
+    make_converter,
+    parse_time,
+    structure_items,
+)
 
 STRICT = make_converter(strict=True)
 LENIENT = make_converter()
+_MODEL_CLASSES = (ObsResultCode, BusinessResult, CallResult, ExternalResult)
 
 OBS_EXAMPLE = [
     {"obsCodeDesc": "The switch is busy.", "obsCode": "00605"},
@@ -239,7 +248,89 @@ def test_the_strict_converter_and_the_production_hooks_refuse_the_same(cls: type
 
 
 def test_explain_names_the_first_unreadable_field_with_its_position() -> None:
-    item = {"code": "A", "children": [{"code": "A-1"}, {"code": "A-2", "defLevel": True}]}
+    # (a defLevel of true, once the example here, is kept as sent: a label cannot kill a page)
+    item = {"code": "A", "children": [{"code": "A-1"}, {"code": "A-2", "name": True}]}
     assert explain(item, BusinessResult, "data[4]") == Unreadable(
-        "data[4].children[1].defLevel", True, "expected an integer, got a boolean"
+        "data[4].children[1].name", True, "expected text, got a boolean"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        (1, DefLevel.PARENT),
+        ("2", DefLevel.CHILD),
+        (7, DefLevel(7)),  # an undocumented level is still a DefLevel (UNKNOWN)
+        (None, None),
+        ("", None),
+        ("PARENT", "PARENT"),
+        ("1.5", "1.5"),
+        (1.5, 1.5),
+        (True, True),
+        ({"level": 1}, {"level": 1}),
+        (["1"], ["1"]),
+    ],
+)
+def test_a_def_level_is_a_level_when_it_is_a_whole_number_and_kept_as_sent_otherwise(
+    raw: object, level: object
+) -> None:
+    for conv in (STRICT, LENIENT):
+        result = conv.structure({"code": "A", "defLevel": raw}, BusinessResult)
+        assert (type(result.def_level), result.def_level) == (type(level), level)
+
+
+# -- the generated page hook against the strict converter ------------------------------------
+
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.sampled_from(["", "1", "2", "5", "6", "7", " 6", "x", "2022-02-10 11:45:51", "2022-02-10T11:45:51+08:00"]),
+)
+_KEYS = {cls: sorted({field.name for field in attrs.fields(cls)} - {"extra"}) for cls in _MODEL_CLASSES}
+
+
+def _json_values(depth: int) -> st.SearchStrategy[object]:
+    if depth == 0:
+        return _JSON_SCALARS
+    return st.one_of(
+        _JSON_SCALARS,
+        st.lists(_items(BusinessResult, depth - 1), max_size=3),
+        st.lists(st.one_of(_JSON_SCALARS, _items(ObsResultCode, depth - 1)), max_size=3),
+        st.dictionaries(st.text(max_size=4), _JSON_SCALARS, max_size=2),
+    )
+
+
+def _items(cls: type, depth: int = 2) -> st.SearchStrategy[object]:
+    """A JSON item for ``cls``: mostly an object of its own fields (camelCase), with values
+    of every JSON type, sometimes missing a field, sometimes not an object at all."""
+    keys = [_camel_key(name) for name in _KEYS[cls]]
+    objects = st.fixed_dictionaries({}, optional={key: _json_values(depth) for key in keys})
+    if cls in (ObsResultCode, BusinessResult):  # give the required field a fair chance to be valid
+        required = "obsCode" if cls is ObsResultCode else "code"
+        objects = st.builds(lambda item, code: {**item, required: code}, objects, st.text(max_size=6)) | objects
+    return st.one_of(objects, objects, _JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=2))
+
+
+def _camel_key(name: str) -> str:
+    head, *rest = name.split("_")
+    return "obsCodes" if name == "obs_code_details" else head + "".join(part.title() for part in rest)
+
+
+@pytest.mark.parametrize("cls", _MODEL_CLASSES, ids=lambda cls: cls.__name__)
+@given(data=st.data())
+def test_the_page_hook_and_the_strict_converter_build_or_refuse_the_same(cls: type, data: st.DataObject) -> None:
+    """The one generated function that builds a whole page, and cattrs' strict list hook
+    over the strict item hook: the same models from every page, or both refuse it."""
+    page = data.draw(st.lists(_items(cls), max_size=4))
+    try:
+        strict = STRICT.structure(page, list[cls])
+    except Exception:
+        with pytest.raises(Exception):  # noqa: B017
+            structure_items(page, cls)
+        return
+    built = structure_items(page, cls)
+    assert [(m, repr(m)) for m in built] == [(m, repr(m)) for m in strict]
+    assert all(dict(m.extra) == {} for m in built)

@@ -20,7 +20,7 @@ from isales_async._paging import Verdict, fetch_limit, is_repeat, judge_page, pa
 
 # -- the rules, synchronously ----------------------------------------------------------------
 
-MORE, LAST, RETRY, ERROR = Verdict.MORE, Verdict.LAST, Verdict.RETRY, "PaginationError"
+MORE, LAST, RETRY, CONFIRM, ERROR = Verdict.MORE, Verdict.LAST, Verdict.RETRY, Verdict.CONFIRM, "PaginationError"
 
 # (page_num, item count, totalCount, retried) at 50 a page -> the verdict
 JUDGE_TABLE = [
@@ -41,18 +41,22 @@ JUDGE_TABLE = [
     (3, 50, 100, False, MORE),
     (2, 50, 100, True, LAST),  # the answer to a retry is judged like any other
     (2, 50, 120, True, MORE),
-    # a short page: the end without a plausible total, or when it reaches it
-    (3, 20, None, False, LAST),
+    # a short page: the end when it reaches a plausible total; without one, the end
+    # only if the next page is empty
     (3, 20, 120, False, LAST),
     (1, 12, 12, False, LAST),
-    (3, 20, 20, False, LAST),  # its own count
-    (3, 20, 60, False, LAST),  # below the items seen
+    (3, 20, None, False, CONFIRM),
+    (3, 20, 20, False, CONFIRM),  # its own count
+    (3, 20, 60, False, CONFIRM),  # below the items seen
+    (1, 12, None, False, CONFIRM),
     # a short page before a plausible total: once more, then an error
     (2, 49, 120, False, RETRY),
     (2, 49, 120, True, ERROR),
     (1, 12, 30, False, RETRY),
     (1, 12, 30, True, ERROR),
     (3, 19, 120, False, RETRY),
+    (2, 0, 120, True, ERROR),  # empty when asked again: the items seen the first time are not the end
+    (3, 0, 100, True, LAST),  # empty when asked again, and the total now ends before it
 ]
 
 
@@ -83,7 +87,8 @@ def test_an_empty_page_is_no_repeat() -> None:
         (None, ["a"], False),
         (["a", "b"], ["a", "b"], True),
         (["a", "b"], ["c", "d"], False),
-        (["a", "b"], ["b", "a"], False),
+        (["a", "b"], ["b", "a"], True),  # the same rows in another order: pageNum ignored all the same
+        (["a", "a", "b"], ["a", "b", "b"], False),
         (["a", "b"], ["a"], False),
         (["a"], [], False),
     ],
@@ -102,6 +107,34 @@ def test_is_repeat_compares_an_item_without_a_key_whole() -> None:
     key = operator.itemgetter("id")
     assert not is_repeat([{"id": None, "n": 1}], [{"id": None, "n": 2}], key)
     assert is_repeat([{"id": None, "n": 1}], [{"id": None, "n": 1}], key)
+
+
+def test_is_repeat_compares_unhashable_items_without_a_key_in_any_order() -> None:
+    key = operator.itemgetter("id")
+    first, second = {"id": None, "n": [1]}, {"id": None, "n": [2]}
+    assert is_repeat([first, second], [second, first], key)
+    assert not is_repeat([first, second], [second, second], key)
+
+
+@pytest.mark.parametrize(("count", "total"), [(0, None), (0, 120), (0, 5)])
+def test_after_a_short_page_without_a_total_an_empty_page_ends_the_list(count: int, total: int | None) -> None:
+    assert judge_page(4, 50, count, total, repeats=False, retried=False, after_short=20) is LAST
+
+
+@pytest.mark.parametrize(("count", "total"), [(1, None), (50, None), (50, 1000), (30, 180)])
+def test_after_a_short_page_without_a_total_a_page_with_items_raises(count: int, total: int | None) -> None:
+    with pytest.raises(PaginationError, match=rf"page 3 came back short \(20 of 50 items\).*page 4 has {count} items"):
+        judge_page(4, 50, count, total, repeats=False, retried=False, after_short=20)
+
+
+def test_a_page_after_a_short_one_that_repeats_it_is_reported_as_a_repeat() -> None:
+    with pytest.raises(PaginationError, match="page 2 repeats page 1"):
+        judge_page(2, 50, 20, None, repeats=True, retried=False, after_short=20)
+
+
+def test_a_retry_that_is_short_without_a_total_raises() -> None:
+    with pytest.raises(PaginationError, match="short twice: 30 of 50 items, the second time without a usable"):
+        judge_page(2, 50, 30, None, repeats=False, retried=True)
 
 
 def test_the_short_twice_error_names_the_missing_items() -> None:
@@ -308,6 +341,76 @@ async def test_a_short_page_before_the_total_is_asked_for_once_more() -> None:
     source = Source(120, quirk=Quirk.SHORT_ONCE)
     assert await collect(source, page_size=50) == list(range(120))
     assert source.calls == [1, 2, 2, 3]
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+@pytest.mark.parametrize(("total", "requests"), [(0, 1), (20, 2), (50, 2), (120, 4), (150, 4)])
+async def test_without_a_total_the_last_page_is_proven_by_an_empty_one(
+    total: int, requests: int, prefetch: int
+) -> None:
+    source = Source(total, quirk=Quirk.NO_TOTAL)
+    assert await collect(source, page_size=50, prefetch=prefetch) == list(range(total))
+    assert set(range(1, requests + 1)) <= set(source.calls)
+    if prefetch == 1:
+        assert len(source.calls) == requests
+
+
+class ShortMiddlePage(Source):
+    """No total, and page 2 lacks its last item (a server that loses a row in the middle)."""
+
+    def answer(self, page_num: int, page_size: int) -> Page[int]:
+        page = super().answer(page_num, page_size)
+        return Page(page.items[:-1] if page_num == 2 else page.items, None, page_num, page_size)
+
+
+@pytest.mark.parametrize("prefetch", [1, 2, 5])
+async def test_a_short_middle_page_without_a_total_raises_and_is_never_yielded(prefetch: int) -> None:
+    source = ShortMiddlePage(120)
+    yielded: list[int] = []
+    with pytest.raises(PaginationError, match="page 2 came back short"):
+        async for page in iterate_pages(source.fetch, key=identity, page_size=50, prefetch=prefetch):
+            yielded.append(page.page_num)
+    assert yielded == [1]
+    assert source.in_flight == 0
+
+
+async def test_a_short_page_at_the_cap_without_a_total_is_confirmed_past_it() -> None:
+    source = Source(70, quirk=Quirk.NO_TOTAL)
+    assert await collect(source, page_size=50, max_pages=2) == list(range(70))
+    assert source.calls == [1, 2, 3]
+
+
+async def test_a_short_page_that_reaches_max_items_is_still_confirmed() -> None:
+    source = ShortMiddlePage(120)
+    with pytest.raises(PaginationError, match="page 2 came back short"):
+        await collect(source, page_size=50, max_items=90)
+    assert source.calls == [1, 2, 3]
+
+
+async def test_a_short_page_asked_again_and_empty_raises() -> None:
+    class EmptyWhenAskedAgain(Source):
+        def answer(self, page_num: int, page_size: int) -> Page[int]:
+            page = super().answer(page_num, page_size)
+            if page_num == 2:
+                return Page(page.items[:-1] if self.calls.count(2) == 1 else [], page.total_count, 2, page_size)
+            return page
+
+    source = EmptyWhenAskedAgain(120)
+    with pytest.raises(PaginationError, match="page 2 came back short twice: 0 of 50"):
+        await collect(source, page_size=50)
+    assert source.calls == [1, 2, 2]
+
+
+async def test_a_server_ignoring_page_num_in_no_fixed_order_raises_at_page_two() -> None:
+    class Shuffled(Source):
+        def answer(self, page_num: int, page_size: int) -> Page[int]:
+            page = super().answer(1, page_size)
+            return Page(page.items[::-1] if len(self.calls) % 2 == 0 else page.items, 1000, page_num, page_size)
+
+    source = Shuffled(1000)
+    with pytest.raises(PaginationError, match="page 2 repeats page 1"):
+        await collect(source, page_size=10)
+    assert source.calls == [1, 2]
 
 
 async def test_a_repeated_page_raises_instead_of_looping() -> None:

@@ -181,15 +181,16 @@ LISTINGS = {
 # What each quirk must give: every item, or page 1 then a PaginationError; and how many
 # requests it takes at prefetch 1, and the bounds at prefetch 3 (pages fetched ahead of a
 # page that ends the list or raises may or may not have reached the server by then).
+# Without a usable total, the short page 3 is the last only once the empty page 4 says so.
 OUTCOMES: dict[PagingQuirk | None, tuple[str, int, tuple[int, int]]] = {
     None: ("all", 3, (3, 3)),
-    PagingQuirk.PER_PAGE_TOTAL: ("all", 3, (3, 5)),
+    PagingQuirk.PER_PAGE_TOTAL: ("all", 4, (4, 5)),
     PagingQuirk.IGNORE_PAGE_NUM: ("error", 2, (2, 3)),
     PagingQuirk.SHORT_PAGE_ONCE: ("all", 4, (4, 4)),
     PagingQuirk.SHORT_PAGE_ALWAYS: ("error", 3, (3, 4)),
-    PagingQuirk.TOTAL_MISSING: ("all", 3, (3, 5)),
-    PagingQuirk.TOTAL_NULL: ("all", 3, (3, 5)),
-    PagingQuirk.TOTAL_UNKNOWN: ("all", 3, (3, 5)),
+    PagingQuirk.TOTAL_MISSING: ("all", 4, (4, 5)),
+    PagingQuirk.TOTAL_NULL: ("all", 4, (4, 5)),
+    PagingQuirk.TOTAL_UNKNOWN: ("all", 4, (4, 5)),
 }
 
 

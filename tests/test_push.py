@@ -4,8 +4,10 @@ real Starlette app) under the same tests, over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
+import unittest.mock
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,7 +30,7 @@ from isales_async import (
     parse_push,
     parse_push_batch,
 )
-from isales_async._push import RecentIds, _address_allowed, _networks
+from isales_async.push._receiver import RecentIds, _address_allowed, _networks
 from isales_async.receivers import AsgiPushApp, aiohttp_app
 from isales_async.testing import FakeClock, FakeISales
 
@@ -621,3 +623,61 @@ async def test_mounted_in_starlette_without_a_lifespan_the_workers_start_on_the_
     await runner.cleanup()
     await push_app.aclose()  # the explicit hook, for apps that run no lifespan
     assert (await push_app.receiver.handle(orjson.dumps(records), token="t")).status == 503
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [print, lambda results: None, functools.partial(print), "callback", None],
+    ids=["builtin", "lambda", "partial of a plain function", "a string", "None"],
+)
+def test_a_callback_that_gives_no_coroutine_is_refused(callback: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PushReceiver(callback, token="t")
+    assert caught.value.field == "callback"
+
+
+def test_async_callables_of_every_kind_are_accepted() -> None:
+    async def callback(results: Sequence[CallResult]) -> None: ...
+
+    for accepted in (callback, functools.partial(callback), Calls(), unittest.mock.AsyncMock()):
+        PushReceiver(accepted, token="t")
+
+
+async def test_a_timed_out_callback_keeps_its_call_ids_in_progress_until_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A re-push while the abandoned callback still runs is answered 503, not run beside it;
+    once it has ended (cancelled: the batch is not processed), a re-push runs it again."""
+    clock = FakeClock(autojump=False)
+    entered, release = asyncio.Event(), asyncio.Event()
+    runs: list[str] = []
+
+    async def callback(results: Sequence[CallResult]) -> None:
+        runs.append(results[0].call_id or "")
+        if len(runs) > 1:
+            return
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()  # its cleanup outlasts the cancellation
+
+    receiver = PushReceiver(callback, token="t", workers=1, callback_timeout=30, clock=clock)
+    body = orjson.dumps([{"callId": "a"}])
+    first = asyncio.ensure_future(receiver.handle(body, token="t"))
+    try:
+        await entered.wait()
+        await clock.wait_for_sleepers(1)
+        clock.advance(30)
+        assert (await first).status == 503
+        assert (await receiver.handle(body, token="t")).status == 503  # still in progress
+        assert runs == ["a"]
+        with caplog.at_level(logging.WARNING, logger="isales_async.push"):
+            release.set()
+            await asyncio.wait(set(receiver._abandoned))  # its end is settled before this returns
+        assert "timed out has ended: timed_out" in caplog.text
+        assert (await receiver.handle(body, token="t")).status == 200
+        assert runs == ["a", "a"]
+    finally:
+        release.set()
+        await receiver.aclose(timeout=0)

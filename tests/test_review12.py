@@ -209,24 +209,24 @@ def test_a_follow_up_file_that_cannot_be_written_still_gives_the_summary(threade
 
 SIGNAL_AT = """
 import os, signal, sys
-from isales_async import cli
+from isales_async.cli import _writeback as where, main
 
 phase, name = sys.argv[1], sys.argv[2]
-real = getattr(cli, phase)
+real = getattr(where, phase)
 
 def deliver(*args, **kwargs):
     os.kill(os.getpid(), getattr(signal, name))  # a Ctrl-C or a kill arriving at this moment
     return real(*args, **kwargs)
 
-setattr(cli, phase, deliver)
+setattr(where, phase, deliver)  # the name the writeback command calls it by
 sys.argv = ["isales", *sys.argv[3:]]
-cli.main()
+main()
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(
-    "phase", ["check_csv_header", "_write_followup"], ids=["before-the-batch", "writing-the-followup"]
+    "phase", ["check_csv_header", "write_followup"], ids=["before-the-batch", "writing-the-followup"]
 )
 @pytest.mark.parametrize(("name", "status"), [("SIGINT", 130), ("SIGTERM", 143)], ids=["INT", "TERM"])
 def test_a_signal_outside_the_batch_still_summarises_and_exits_with_its_status(
@@ -242,7 +242,7 @@ def test_a_signal_outside_the_batch_still_summarises_and_exits_with_its_status(
     )
     assert "Aborted!" not in process.stderr and "Traceback" not in process.stderr
     assert process.returncode == status
-    if phase == "_write_followup":  # the batch ran: its summary and its whole follow-up file
+    if phase == "write_followup":  # the batch ran: its summary and its whole follow-up file
         assert "Writeback summary" in process.stdout
         assert [f["line"] for f in followup_lines(source)] == [3, 4]
 

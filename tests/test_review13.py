@@ -68,10 +68,18 @@ class IgnoresPageNumInNoFixedOrder(FakeISales):
 
 
 def client_of(server: FakeISales, **options: Any) -> ISalesClient:
+    """A client of ``server``: over loopback when it listens, else through its memory transport."""
+    if not server.base_url:
+        options["transport"] = server.transport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ISalesClient(
-            server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, clock=options.pop("clock", FakeClock()), **options
+            server.base_url or "https://isales.test",
+            ak=DEFAULT_AK,
+            sk=DEFAULT_SK,
+            vdn_id=1,
+            clock=options.pop("clock", FakeClock()),
+            **options,
         )
 
 
@@ -89,22 +97,12 @@ async def obs_codes_or_error(server: FakeISales, **iter_options: Any) -> tuple[l
 # -- pagination stops on evidence, never on faith (issue 13) -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a short page without a usable totalCount is taken as the end: a short page in the middle is "
-    "passed over silently (judge_page: 'believed is None' -> LAST)",
-)
 async def test_a_short_middle_page_without_a_usable_total_is_not_the_end() -> None:
     async with ShortPageTwoWithoutTotal(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server)
     assert (len(codes), isinstance(error, PaginationError)) == (50, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the re-request of a short page comes back empty and ends the listing: 50 of a plausible 120, "
-    "the 49 items seen on page 2 dropped (judge_page checks 'empty' before 'retried')",
-)
 async def test_a_short_page_whose_re_request_is_empty_raises() -> None:
     async with ShortThenEmptyPageTwo(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server)
@@ -113,11 +111,6 @@ async def test_a_short_page_whose_re_request_is_empty_raises() -> None:
     assert (len(codes), isinstance(error, PaginationError)) == (50, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_repeat compares keys position by position: page 1's rows in another order are no repeat, "
-    "so a server that ignores pageNum yields duplicates up to the page cap",
-)
 async def test_a_server_that_ignores_page_num_in_no_fixed_order_raises_at_page_two() -> None:
     async with IgnoresPageNumInNoFixedOrder(obs_code_count=LENGTH) as server:
         codes, error = await obs_codes_or_error(server, max_pages=20)
@@ -141,11 +134,6 @@ def test_the_aiohttp_requirement_admits_only_versions_that_bound_decoding() -> N
 # -- no call waits past its own deadline (issue 12, point 1) --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the deadline bounds only sleeps; the attempt in flight runs to Timeouts.total (and a queued "
-    "call waits for a limiter slot) past it",
-)
 async def test_an_attempt_in_flight_ends_at_the_calls_deadline(server: FakeISales) -> None:
     clock = FakeClock(autojump=False)
     arrived = asyncio.Event()
@@ -169,14 +157,12 @@ async def test_an_attempt_in_flight_ends_at_the_calls_deadline(server: FakeISale
 # -- only our own errors cross the public API (issue 13) --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="clock is not checked: a wrong one fails the first request with AttributeError")
 def test_a_clock_that_is_no_clock_is_a_validation_error() -> None:
     with pytest.raises(ValidationError) as info:
         ISalesClient("https://isales.test", ak="ak", sk="sk", vdn_id=1, clock="system")  # type: ignore[arg-type]
     assert info.value.field == "clock"
 
 
-@pytest.mark.xfail(strict=True, reason="insecure is taken by truthiness: the string 'false' turns TLS verification off")
 def test_insecure_must_be_a_bool() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -185,7 +171,6 @@ def test_insecure_must_be_a_bool() -> None:
     assert info.value.field == "insecure"
 
 
-@pytest.mark.xfail(strict=True, reason="a client used from a second event loop raises aiohttp's RuntimeError, untyped")
 def test_a_client_used_from_another_event_loop_is_a_typed_error() -> None:
     client = ISalesClient("http://127.0.0.1:9", ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, retry=RetryPolicy(attempts=1))
     with warnings.catch_warnings():
@@ -205,11 +190,6 @@ def test_a_client_used_from_another_event_loop_is_a_typed_error() -> None:
     assert isinstance(escaped, ISalesError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_body() validates obs_codes by iterating it, then sends list(obs_codes): an iterator goes out "
-    "as [] (a server rejection after a request), a dict as its keys",
-)
 @pytest.mark.parametrize("obs_codes", [iter(["00605"]), {"00605": "busy"}], ids=["iterator", "dict"])
 async def test_obs_codes_that_are_not_a_list_are_refused_before_sending(
     client: ISalesClient, server: FakeISales, obs_codes: Any
@@ -222,11 +202,6 @@ async def test_obs_codes_that_are_not_a_list_are_refused_before_sending(
 # -- parsing tolerates what real servers send (issue 13) --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keep_text catches only the ValueError of a string: any other non-integer defLevel "
-    "(1.5, true, an object, a list) kills the whole page",
-)
 async def test_a_def_level_of_any_json_type_keeps_the_page(client: ISalesClient, server: FakeISales) -> None:
     odd = [1.5, True, {"level": 1}, ["1"]]
     data = [{"code": f"B{i}", "name": "n", "defLevel": level} for i, level in enumerate(odd)]
@@ -239,12 +214,6 @@ async def test_a_def_level_of_any_json_type_keeps_the_page(client: ISalesClient,
 # -- pushes reach the callback exactly once (issue 13) ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a callback that is not a coroutine function is accepted; each push runs it, kills a worker, "
-    "is answered 503 'shutting down' (so it is pushed and run again), and once every worker is dead "
-    "pushes hang",
-)
 def test_a_callback_that_is_not_async_is_refused_at_construction() -> None:
     def callback(results: Sequence[CallResult]) -> None: ...
 
@@ -253,11 +222,6 @@ def test_a_callback_that_is_not_async_is_refused_at_construction() -> None:
     assert info.value.field == "callback"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after callback_timeout the worker waits for the cancelled callback to really end; a callback "
-    "whose cleanup also hangs holds it, and every later push waits behind it",
-)
 async def test_a_timed_out_callback_that_ignores_cancellation_does_not_hold_its_worker() -> None:
     clock = FakeClock(autojump=False)
     entered, cleanup_done = asyncio.Event(), asyncio.Event()

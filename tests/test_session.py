@@ -19,6 +19,7 @@ from isales_async import (
     AuthenticationError,
     ClientClosedError,
     ConnectError,
+    DeadlineExceededError,
     GaveUp,
     ISalesClient,
     OutcomeUnknownError,
@@ -414,3 +415,47 @@ async def test_a_chunked_body_is_read_and_capped(make_client: MakeClient) -> Non
                 await client.obs_result_codes.page(page_size=1)
     finally:
         await runner.cleanup()
+
+
+async def test_a_write_in_flight_at_the_deadline_is_unknown_and_sent_once(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    clock = FakeClock(autojump=False)
+    arrived = asyncio.Event()
+    server.on_request.append(lambda _: arrived.set())
+    server.inject(Fault.hang(endpoint="callBusiResult"))
+    client = make_client(clock=clock, retry=RetryPolicy(deadline=5.0, attempts=4))
+    async with client:
+        call = asyncio.ensure_future(client.business_results.write_back(42, "B01"))
+        try:
+            await arrived.wait()
+            clock.advance(6.0)
+            with pytest.raises(OutcomeUnknownError, match="deadline passed before its answer"):
+                await call
+        finally:
+            server.release()
+        assert client._session.in_flight == 0
+    assert len(server.requests_to("callBusiResult")) == 1
+
+
+async def test_a_call_queued_for_the_limiter_past_its_deadline_gives_up_unsent(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    clock = FakeClock(autojump=False)
+    arrived = asyncio.Event()
+    server.on_request.append(lambda _: arrived.set())
+    server.inject(Fault.hang(endpoint="queryOBSResultCode"))
+    client = make_client(clock=clock, max_concurrency=1, retry=RetryPolicy(deadline=5.0, attempts=1))
+    async with client:
+        holder = asyncio.ensure_future(client.with_options(retry=RetryPolicy(deadline=None)).obs_result_codes.page())
+        try:
+            await arrived.wait()  # the only slot is taken by a request the server holds
+            queued = asyncio.ensure_future(client.business_results.write_back(9, "B01"))
+            await asyncio.sleep(0)  # let it reach the limiter
+            clock.advance(6.0)
+            with pytest.raises(DeadlineExceededError, match="before its request could be sent"):
+                await queued
+        finally:
+            server.release()
+            await holder
+    assert server.requests_to("callBusiResult") == []

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
 
 from isales_async import sign
-from isales_async._signing import canonical_request, enc, format_timestamp
+from isales_async._signing import _hmac_hex, _primed_hashes, canonical_request, enc, format_timestamp
+from isales_async._validation import has_lone_surrogate
 
 DATA = Path(__file__).parent / "data" / "c2-auth-vectors.json"
 SPEC = Path(__file__).parents[2] / "shared" / "spec" / "c2-auth-vectors.json"
@@ -74,3 +80,27 @@ def test_signature_depends_on_timestamp_body_and_host() -> None:
     reference = sign(**base).authorization
     for change in ({"timestamp": "2024-01-01T00:00:01Z"}, {"body": "{ }"}, {"host": "h:2"}, {"sk": "t"}):
         assert sign(**{**base, **change}).authorization != reference
+
+
+# -- the fast paths against the standard library --------------------------------------------
+
+
+@given(st.text())
+def test_enc_is_urllib_quote_with_only_unreserved_safe(value: str) -> None:
+    """The table-driven encoder and the standard library agree on every text, short or long."""
+    assume(not has_lone_surrogate(value))
+    assert enc(value) == quote(value, safe="-._~")
+    assert enc(value * 40) == quote(value * 40, safe="-._~")
+
+
+@given(
+    key=st.one_of(st.binary(max_size=63), st.binary(min_size=64, max_size=64), st.binary(min_size=65, max_size=200)),
+    message=st.binary(max_size=300),
+)
+@example(key=b"k" * 65, message=b"m")
+def test_primed_hmac_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    """The copied inner and outer hashes give HMAC-SHA256 for keys shorter, as long as and
+    longer than the block (the signing key is always exactly one block of hex digits)."""
+    primed = _primed_hashes(key)
+    assert _hmac_hex(primed, message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+    assert _hmac_hex(primed, message) == _hmac_hex(primed, message)  # the primed hashes are not consumed

@@ -3,9 +3,11 @@ and the SK stays out of every repr, message and traceback frame, from the moment
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import ssl
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,13 +25,15 @@ from isales_async import (
     Secret,
     Timeouts,
     ValidationError,
+    WrongEventLoopError,
     sign,
 )
 from isales_async._session import _encode_body
 from isales_async.resources.call_results import CallResultQuery
-from isales_async.testing import DEFAULT_SK, FakeISales
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales
 
 from .conftest import MakeClient
+from .server_thread import server_in_thread
 
 THE_SK = "the-secret-key-0123456789"
 
@@ -92,6 +96,10 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("ssl", {"ssl": "yes"}),
     ("ca_file", {"ca_file": "/nonexistent/ca.pem"}),
     ("insecure", {"insecure": True, "ca_file": "/etc/ssl/certs/ca-certificates.crt"}),
+    ("insecure", {"insecure": 1}),
+    ("insecure", {"insecure": None}),
+    ("clock", {"clock": time.monotonic}),
+    ("clock", {"clock": types.SimpleNamespace(monotonic=time.monotonic, wall=dt.datetime.now)}),
 ]
 
 
@@ -310,3 +318,68 @@ async def test_a_secret_signs_end_to_end(make_client: MakeClient, server: FakeIS
 async def test_an_aiohttp_session_and_an_ssl_context_are_accepted() -> None:
     async with aiohttp.ClientSession() as session:
         assert build(session=session, ssl=ssl.create_default_context())._session._transport._injected is session
+
+
+def test_a_clock_without_sleep_is_named_in_the_error() -> None:
+    with pytest.raises(ValidationError, match=r"clock: must be a Clock .* \(without sleep\(\)\)"):
+        build(clock=types.SimpleNamespace(monotonic=time.monotonic, wall=dt.datetime.now))
+
+
+def test_a_clock_that_is_no_clock_is_refused_by_the_push_receiver_too() -> None:
+    from isales_async import PushReceiver
+
+    async def callback(results: object) -> None: ...
+
+    with pytest.raises(ValidationError) as info:
+        PushReceiver(callback, token="t", clock="system")  # type: ignore[arg-type]
+    assert info.value.field == "clock"
+
+
+def test_a_client_used_in_another_loop_is_refused_before_sending() -> None:
+    async def used_without_reopening(client: ISalesClient) -> None:
+        try:
+            with pytest.raises(WrongEventLoopError, match="opened in another event loop"):
+                await client.obs_result_codes.page(page_size=1)
+        finally:
+            await client.aclose()
+
+    with server_in_thread() as server:
+        client = build(base_url=server.base_url, sk=DEFAULT_SK, ak=DEFAULT_AK)
+        asyncio.run(client.__aenter__())
+        asyncio.run(used_without_reopening(client))
+        assert server.requests == []
+    assert issubclass(WrongEventLoopError, RuntimeError)
+
+
+def test_a_client_reopened_in_a_new_loop_works_there_limiter_included() -> None:
+    """One asyncio.run per batch, one client: reopened by ``async with`` in each loop, it
+    works in each, though its limiter was bound to the first loop by a wait on it."""
+
+    async def two_pages_at_once(client: ISalesClient) -> None:
+        async with client:  # max_concurrency 1: the second page waits on the limiter
+            await asyncio.gather(*(client.obs_result_codes.page(page_size=1) for _ in range(2)))
+
+    with server_in_thread() as server:
+        client = build(base_url=server.base_url, sk=DEFAULT_SK, ak=DEFAULT_AK, max_concurrency=1)
+        asyncio.run(two_pages_at_once(client))
+        asyncio.run(two_pages_at_once(client))
+        assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "obs_codes",
+    [("00605" for _ in range(1)), {"00605"}, {"00605": "busy"}, "00605", None, [], ()],
+    ids=["generator", "set", "dict", "str", "None", "empty list", "empty tuple"],
+)
+def test_obs_codes_must_be_a_non_empty_list_or_tuple(obs_codes: Any) -> None:
+    from isales_async.resources.external_results import _checked_codes
+
+    with pytest.raises(ValidationError) as info:
+        _checked_codes(obs_codes)
+    assert info.value.field == "obs_codes"
+
+
+def test_obs_codes_as_a_tuple_go_out_as_the_list_of_its_codes() -> None:
+    from isales_async.resources.external_results import _body
+
+    assert _body("busy", ("00605", "00606")) == {"displayResult": "busy", "obsCodes": ["00605", "00606"]}

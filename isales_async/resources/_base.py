@@ -9,7 +9,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from .._clock import Clock
 from .._endpoints import ENDPOINTS, Endpoint
 from .._errors import ResponseFormatError
-from .._models import Page, converter, explain
+from .._models import Page, converter, explain, structure_items
 from .._pager import DEFAULT_MAX_PAGES, Pager
 from .._paging import parse_total_count
 
@@ -46,8 +46,8 @@ def structure(value: Any, cls: type[T], endpoint: str, where: str = "data") -> T
 def structure_list(value: Any, cls: type[T], endpoint: str, where: str = "data") -> list[T]:
     """Build a list of ``cls`` from the response's ``where`` field.
 
-    The hook is looked up once, not per item, and items are built optimistically (the hot
-    path of listings); only after a failure is the list walked again to name what failed.
+    One generated function builds the whole list (the hot path of listings); only after
+    a failure is the list walked again, item by item, to name what failed.
     """
     if value is None:
         return []
@@ -58,10 +58,10 @@ def structure_list(value: Any, cls: type[T], endpoint: str, where: str = "data")
             field=where,
             value=value,
         )
-    hook = converter.get_structure_hook(cls)
     try:
-        return [hook(item, cls) for item in value]
+        return structure_items(value, cls)
     except Exception as exc:
+        hook = converter.get_structure_hook(cls)
         index = next((i for i, item in enumerate(value) if not _readable(hook, item, cls)), 0)
         raise _shape_error(value[index], cls, endpoint, f"{where}[{index}]") from exc
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ValidationError
@@ -13,13 +13,26 @@ from ._base import PagedResource, structure
 __all__ = ["ExternalResults"]
 
 
-def _body(display_result: str, obs_codes: Sequence[str]) -> dict[str, Any]:
+ObsCodes = list[str] | tuple[str, ...]
+
+
+def _body(display_result: str, obs_codes: ObsCodes) -> dict[str, Any]:
     check_text("display_result", display_result, required=True)
-    if isinstance(obs_codes, str) or not obs_codes:
+    return {"displayResult": display_result, "obsCodes": _checked_codes(obs_codes)}
+
+
+def _checked_codes(obs_codes: ObsCodes) -> list[str]:
+    """The codes as the list that is sent: a list or tuple only, since anything else
+    iterable (an iterator, spent by the check; a dict, whose keys would go out) is not
+    what it seems."""
+    if not isinstance(obs_codes, (list, tuple)):
+        raise ValidationError("obs_codes", f"must be a list or tuple of result codes, got {type(obs_codes).__name__}")
+    if not obs_codes:
         raise ValidationError("obs_codes", "must be a non-empty list of result codes")
-    for code in obs_codes:
+    codes = list(obs_codes)
+    for code in codes:
         check_text("obs_codes", code, required=True)
-    return {"displayResult": display_result, "obsCodes": list(obs_codes)}
+    return codes
 
 
 def _created_def_id(raw: Any) -> tuple[str | None, Mapping[str, Any]]:
@@ -41,10 +54,9 @@ class ExternalResults(PagedResource[ExternalResult]):
     _model = ExternalResult
     _key = "def_id"
 
-    async def create(
-        self, display_result: str, obs_codes: Sequence[str], result_code: str | None = None
-    ) -> ExternalResult:
-        """Create an external result mapping ``obs_codes`` to ``display_result``; returns it with its ``def_id``.
+    async def create(self, display_result: str, obs_codes: ObsCodes, result_code: str | None = None) -> ExternalResult:
+        """Create an external result mapping ``obs_codes`` (a list or tuple) to ``display_result``;
+        returns it with its ``def_id``.
 
         A ``result_code`` of ``None`` or ``""`` is left out of the request. Should the
         server confirm the creation without a usable ``defId``, the result is still
@@ -57,7 +69,7 @@ class ExternalResults(PagedResource[ExternalResult]):
             body = {"resultCode": result_code, **body}
         data = await self._call("createObResult", body=body)
         def_id, extra = _created_def_id(data.get("defId"))
-        codes = tuple(obs_codes)
+        codes = tuple(body["obsCodes"])
         details = tuple(ObsResultCode(code) for code in codes)
         return ExternalResult(def_id, display_result, result_code or None, codes, details, extra)
 
@@ -66,7 +78,7 @@ class ExternalResults(PagedResource[ExternalResult]):
         data = await self._call("queryObsResultDetail", path_params={"defId": check_path_param("def_id", def_id)})
         return structure(data.get("obResult"), ExternalResult, "queryObsResultDetail", "obResult")
 
-    async def update(self, def_id: str | int, display_result: str, obs_codes: Sequence[str]) -> None:
+    async def update(self, def_id: str | int, display_result: str, obs_codes: ObsCodes) -> None:
         """Replace the display result and result codes of an external result (updateObResult)."""
         body = {"defId": check_id("def_id", def_id), **_body(display_result, obs_codes)}
         await self._call("updateObResult", body=body)

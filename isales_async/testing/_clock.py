@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+from collections.abc import Callable
 
 __all__ = ["FakeClock"]
+
+
+class _Alarm:
+    """A callback due at a time of a :class:`FakeClock`, until it fires or is cancelled."""
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when: float = when
+        self.cancelled: bool = False
+        self._callback = callback
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self._callback()
 
 
 class FakeClock:
@@ -24,6 +42,7 @@ class FakeClock:
         self._now = 0.0
         self._wall_start = wall_start or _dt.datetime.now(_dt.timezone.utc)
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._alarms: list[_Alarm] = []
         self._changed = asyncio.Condition()
 
     def monotonic(self) -> float:
@@ -38,6 +57,7 @@ class FakeClock:
         deadline = self._now + seconds
         if self.autojump:
             self._now = max(self._now, deadline)
+            self._ring()
             await asyncio.sleep(0)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -59,9 +79,29 @@ class FakeClock:
         async with self._changed:
             await self._changed.wait_for(lambda: len(self._sleepers) >= count)
 
+    def call_at(self, when: float, callback: Callable[[], object]) -> _Alarm:
+        """Call ``callback`` once the clock has passed ``when`` (at once if it has);
+        ``cancel()`` the returned alarm to disarm it.
+
+        Unlike :meth:`sleep` it never moves time, with ``autojump`` either: a call's
+        deadline is watched this way, and ends an attempt only when time gets there.
+        """
+        alarm = _Alarm(when, callback)
+        self._alarms.append(alarm)
+        self._ring()
+        return alarm
+
+    def _ring(self) -> None:
+        # Strictly past: a wait the deadline allows may end exactly on it (autojump).
+        due = [alarm for alarm in self._alarms if alarm.when < self._now]
+        self._alarms = [alarm for alarm in self._alarms if alarm.when >= self._now and not alarm.cancelled]
+        for alarm in due:
+            alarm.fire()
+
     def advance(self, seconds: float) -> None:
-        """Move time forward and wake every sleeper whose deadline has come."""
+        """Move time forward and wake every sleeper (and alarm) whose deadline has come."""
         self._now += seconds
+        self._ring()
         for deadline, waiter in self._sleepers:
             if deadline <= self._now + 1e-9 and not waiter.done():
                 waiter.set_result(None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from isales_async import (
     BatchReport,
@@ -44,7 +45,7 @@ async def usage() -> None:
         errors: list[ISalesError | None] = [o.error for o in report.failed]
         status: CallStatus | None = call.call_status  # an undocumented number is CallStatus.UNKNOWN-named, never an int
         known: bool = status.known if status is not None else False
-        level: DefLevel | str | None = parent.def_level
+        level: DefLevel | str | float | bool | list[Any] | dict[str, Any] | None = parent.def_level
         with Journal("results.journal.sqlite", readonly=True) as journal:
             states: list[Status] = [entry.status for entry in journal.entries(Status.FAILED, Status.UNKNOWN)]
         await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")

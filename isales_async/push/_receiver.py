@@ -28,9 +28,10 @@ from typing import Any
 import attrs
 import orjson
 
-from ._clock import Clock, SystemClock
-from ._errors import ISalesError, ValidationError
-from ._models import CallResult, _camel, converter
+from .._clock import Clock, SystemClock
+from .._errors import ISalesError, ValidationError
+from .._models import CallResult, _camel, converter
+from .._validation import check_clock
 
 __all__ = [
     "InvalidPushRecord",
@@ -245,7 +246,8 @@ class PushReceiver:
         max_waiters: int = 100,
         clock: Clock | None = None,
     ) -> None:
-        self._callback = callback
+        self._callback = _checked_callback(callback)
+        self._abandoned: set[asyncio.Future[None]] = set()  # timed-out callbacks that have not ended yet
         self._queue: asyncio.Queue[_Job] | None = None
         self._queue_size = _at_least("queue_size", queue_size, 1)
         self._workers_wanted = _at_least("workers", workers, 1)
@@ -263,6 +265,7 @@ class PushReceiver:
         self._max_waiters = _at_least("max_waiters", max_waiters, 0)
         self._waiters = 0
         self._closed = False
+        check_clock("clock", clock)
         self._clock = clock or SystemClock()
         if token is None and self._networks is None:
             warnings.warn(
@@ -362,42 +365,62 @@ class PushReceiver:
     async def _work(self, queue: asyncio.Queue[_Job]) -> None:
         while True:
             job = await queue.get()
-            outcome = _Outcome.CLOSED  # unless the callback finishes: the worker is being stopped
+            outcome: _Outcome | None = _Outcome.CLOSED  # unless the callback finishes: the worker is being stopped
             try:
                 outcome = await self._run(job)
             finally:
-                self._settle(job, outcome)
+                if outcome is not None:
+                    self._settle(job, outcome)
                 queue.task_done()
 
-    async def _run(self, job: _Job) -> _Outcome:
-        """Run the callback on one batch within the callback timeout."""
-        call = asyncio.ensure_future(self._callback(job.results))
+    async def _run(self, job: _Job) -> _Outcome | None:
+        """Run the callback on one batch within the callback timeout.
+
+        Returns what became of the batch, or ``None`` when the callback timed out: it is
+        then answered 503 at once and left to end on its own, so that a callback that
+        ignores its cancellation does not hold the worker (see :meth:`_abandon`).
+        """
         try:
-            in_time = await self._finishes_in_time(call)
-            if not in_time:
-                logger.error(
-                    "the push callback on %d results took over %s s; cancelled, answering 503 so the server pushes again",
-                    len(job.results),
-                    self._callback_timeout,
-                )
-                job.done.set_result(_Outcome.TIMED_OUT)
-                call.cancel()
-            # Also after a timeout: the worker is busy until the callback has really ended.
+            call = asyncio.ensure_future(self._callback(job.results))
+        except Exception:  # the callback raised before it awaited anything, or returned no awaitable
+            logger.exception("the push callback failed on %d results; answering 500", len(job.results))
+            return _Outcome.FAILED
+        try:
+            if not await self._finishes_in_time(call):
+                self._abandon(job, call)
+                return None
             await asyncio.wait({call})
         except asyncio.CancelledError:  # the receiver is closing
             call.cancel()
             await asyncio.wait({call})
             raise
-        if call.cancelled():
-            return _Outcome.TIMED_OUT
-        if call.exception() is not None:
-            logger.error(
-                "the push callback failed on %d results; answering 500 so the server pushes again",
-                len(job.results),
-                exc_info=call.exception(),
+        return _outcome_of(call, len(job.results))
+
+    def _abandon(self, job: _Job, call: asyncio.Future[None]) -> None:
+        """Answer a timed-out batch 503 and cancel its callback without waiting for it to end.
+
+        Its call IDs stay in progress until it does end, so a re-push meanwhile is
+        answered 503 too rather than run beside it; should it still complete the batch,
+        the IDs are marked processed then.
+        """
+        logger.error(
+            "the push callback on %d results took over %s s; cancelled, answering 503 so the server pushes again",
+            len(job.results),
+            self._callback_timeout,
+        )
+        job.done.set_result(_Outcome.TIMED_OUT)
+        call.cancel()
+        self._abandoned.add(call)
+
+        def ended(_: asyncio.Future[None]) -> None:
+            self._abandoned.discard(call)
+            outcome = _outcome_of(call, len(job.results))
+            logger.warning(
+                "the push callback on %d results that timed out has ended: %s", len(job.results), outcome.name.lower()
             )
-            return _Outcome.FAILED
-        return _Outcome.PROCESSED
+            self._settle(job, outcome)
+
+        call.add_done_callback(ended)
 
     async def _finishes_in_time(self, call: asyncio.Future[None]) -> bool:
         if self._callback_timeout is None:
@@ -411,6 +434,8 @@ class PushReceiver:
         return call.done()
 
     def _settle(self, job: _Job, outcome: _Outcome) -> None:
+        """Record a batch's outcome: its call IDs leave "in progress" (and are remembered
+        when processed), and its pushes get their answer unless they already have one."""
         if outcome is _Outcome.PROCESSED:
             now = self._clock.monotonic()
             for result in job.results:
@@ -439,6 +464,10 @@ class PushReceiver:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        if self._abandoned:
+            logger.warning(
+                "%d push callbacks that timed out and were cancelled are still running", len(self._abandoned)
+            )
         while not queue.empty():
             self._settle(queue.get_nowait(), _Outcome.CLOSED)
             queue.task_done()
@@ -451,6 +480,30 @@ class PushReceiver:
         finally:
             drained.cancel()
             timer.cancel()
+
+
+def _outcome_of(call: asyncio.Future[None], count: int) -> _Outcome:
+    """What a callback that has ended did to its batch of ``count`` results."""
+    if call.cancelled():
+        return _Outcome.TIMED_OUT
+    if call.exception() is not None:
+        logger.error(
+            "the push callback failed on %d results; answering 500 so the server pushes again",
+            count,
+            exc_info=call.exception(),
+        )
+        return _Outcome.FAILED
+    return _Outcome.PROCESSED
+
+
+def _checked_callback(callback: PushCallback) -> PushCallback:
+    """The callback, if calling it gives a coroutine: an ``async def`` function, or an
+    object whose ``__call__`` is one. A plain function would fail every push inside a worker."""
+    if not callable(callback):
+        raise ValidationError("callback", f"must be an async function, got {type(callback).__name__}")
+    if not (inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(type(callback).__call__)):
+        raise ValidationError("callback", f"must be an async function (async def), got the plain callable {callback!r}")
+    return callback
 
 
 def _at_least(field: str, value: int, low: int) -> int:
