@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ssl as _ssl
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -29,8 +30,11 @@ from .resources.obs_result_codes import ObsResultCodes
 
 __all__ = ["DEFAULT_ROUTE_LIMITS", "ISalesClient"]
 
-#: The flow control the API reference states for the campaign call-result query.
-DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+#: The flow control the API reference states for the campaign call-result query; read-only,
+#: since it is every client's default (pass ``{**DEFAULT_ROUTE_LIMITS, ...}`` to change it).
+DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = types.MappingProxyType(
+    {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+)
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
@@ -231,13 +235,11 @@ class ISalesClient:
             route_limits=route_limits,
             retry_budget=retry_budget,
         )
-        self._timeouts: Timeouts | None = None
-        self._retry: RetryPolicy | None = None
         self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
-        self._bind_resources()
+        self._bind_resources(_ViewRequester(self._session, timeouts=None, retry=None))
 
-    def _bind_resources(self) -> None:
-        requester = _ViewRequester(self._session, self._timeouts, self._retry)
+    def _bind_resources(self, requester: _ViewRequester) -> None:
+        self._requester = requester
         self.obs_result_codes: ObsResultCodes = ObsResultCodes(requester)
         self.business_results: BusinessResults = BusinessResults(requester, self._shared_definitions)
         self.call_results: CallResults = CallResults(requester)
@@ -273,7 +275,6 @@ class ISalesClient:
         _check_instance("timeouts", timeouts, Timeouts)
         _check_instance("retry", retry, RetryPolicy)
         view = copy.copy(self)
-        view._timeouts = timeouts or self._timeouts
-        view._retry = retry or self._retry
-        view._bind_resources()
+        current = self._requester
+        view._bind_resources(attrs.evolve(current, timeouts=timeouts or current.timeouts, retry=retry or current.retry))
         return view

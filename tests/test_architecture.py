@@ -140,3 +140,25 @@ def test_the_pure_core_never_imports_aiohttp(module: str) -> None:
     for name in reachable(module, graph):
         third_party = {target.split(".")[0] for target in imported(name, modules[name])}
         assert "aiohttp" not in third_party, f"{module} reaches aiohttp through {name}"
+
+
+# -- one spelling per fact ------------------------------------------------------------------
+
+
+def test_the_default_route_limits_cannot_be_changed_in_place() -> None:
+    from isales_async import DEFAULT_ROUTE_LIMITS, RouteLimit
+
+    with pytest.raises(TypeError):
+        DEFAULT_ROUTE_LIMITS["callresult"] = RouteLimit(concurrency=1, interval=1.0)  # type: ignore[index]
+    assert dict(DEFAULT_ROUTE_LIMITS) == {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+
+
+def test_the_writeback_fields_are_spelled_once() -> None:
+    from isales_async import Writeback
+    from isales_async._writeback import WRITEBACK_FIELDS
+    from isales_async.cli import _files
+
+    assert _files.WRITEBACK_COLUMNS is WRITEBACK_FIELDS
+    record = Writeback(1, "B01", sub_status="B01-1", busi_result_desc="done", work_no="w7")
+    assert tuple(record.to_json()) == WRITEBACK_FIELDS
+    assert Writeback.from_json(record.to_json()) == record
