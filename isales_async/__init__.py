@@ -9,7 +9,6 @@ from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     AuthenticationError,
-    BatchAbortedError,
     BusinessError,
     ClientClosedError,
     ConnectError,
@@ -42,10 +41,11 @@ from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetrySch
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
-from ._session import RouteLimit, Timeouts
+from ._session import RouteLimit
 from ._signing import sign
+from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
 from .batch._definitions import Definitions
-from .batch._engine import BatchControl
+from .batch._engine import BatchAbortedError, BatchControl
 from .batch._journal import Journal, JournalEntry, Status
 from .batch._report import BatchReport, Outcome, OutcomeKind, Progress, WritebackPlan
 from .batch._writeback import Writeback
@@ -119,7 +119,10 @@ __all__ = [
     "SystemClock",
     "TLSError",
     "Timeouts",
+    "Transport",
     "TransportError",
+    "TransportRequest",
+    "TransportResponse",
     "UndefinedResultError",
     "UnexpectedError",
     "ValidationError",

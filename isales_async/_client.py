@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import copy
 import ssl as _ssl
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+import attrs
 
+from ._aiohttp import AiohttpTransport
 from ._clock import Clock
 from ._endpoints import Endpoint
 from ._errors import ValidationError
 from ._hooks import Hook
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
-from ._session import RouteLimit, Session, Timeouts
+from ._session import RouteLimit, Session, parse_base_url
+from ._transport import Timeouts, Transport
 from ._validation import check_access_key, check_bool, check_clock, check_int_range
 from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
@@ -26,8 +30,11 @@ from .resources.obs_result_codes import ObsResultCodes
 
 __all__ = ["DEFAULT_ROUTE_LIMITS", "ISalesClient"]
 
-#: The flow control the API reference states for the campaign call-result query.
-DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+#: The flow control the API reference states for the campaign call-result query; read-only,
+#: since it is every client's default (pass ``{**DEFAULT_ROUTE_LIMITS, ...}`` to change it).
+DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = types.MappingProxyType(
+    {"callresult": RouteLimit(concurrency=10, interval=1.0)}
+)
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
@@ -72,6 +79,50 @@ def _check_route_limits(route_limits: Mapping[str, RouteLimit]) -> None:
         _check_instance(f"route_limits[{name!r}]", limit, RouteLimit)
 
 
+def _check_transport(transport: object, **aiohttp_options: object) -> None:
+    """A transport, and none of the options only the aiohttp transport takes (they would be ignored)."""
+    if not isinstance(transport, Transport):
+        raise ValidationError(
+            "transport", f"must be a Transport (open, aclose, check_usable, send), got {type(transport).__name__}"
+        )
+    for name, value in aiohttp_options.items():
+        if value not in (None, False):
+            raise ValidationError(name, "is an option of the default aiohttp transport: give it or transport, not both")
+
+
+@attrs.frozen
+class _ViewRequester:
+    """The :class:`~isales_async.resources._base.Requester` resources call: the client's
+    session, with the timeouts and retry policy of one view (``with_options``)."""
+
+    session: Session
+    timeouts: Timeouts | None
+    retry: RetryPolicy | None
+
+    @property
+    def clock(self) -> Clock:
+        return self.session.clock
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        return await self.session.request(
+            endpoint,
+            path_params=path_params,
+            query=query,
+            body=body,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            on_send=on_send,
+        )
+
+
 class ISalesClient:
     """An asyncio client for the CC-iSales outbound-call open API.
 
@@ -104,6 +155,10 @@ class ISalesClient:
         trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
             skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, here.
             Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
+        transport: what carries the signed requests (a :class:`~isales_async.Transport`)
+            instead of aiohttp, e.g. ``FakeISales().transport()`` in a unit test; it
+            replaces ``session``, ``ssl``, ``ca_file``, ``insecure`` and ``trust_env``,
+            which are then refused.
     """
 
     def __init__(
@@ -126,6 +181,7 @@ class ISalesClient:
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
         retry_budget: RetryBudget | None = None,
         trust_env: bool = False,
+        transport: Transport | None = None,
     ) -> None:
         # First of all: from here on no frame of a traceback holds the SK itself.
         sk = Secret(sk)
@@ -144,34 +200,50 @@ class ISalesClient:
         check_clock("clock", clock)
         check_bool("insecure", insecure)
         check_bool("trust_env", trust_env)
+        url = parse_base_url(base_url)
+        if transport is None:
+            transport = AiohttpTransport(
+                url,
+                ssl=_ssl_option(ssl, ca_file, insecure),
+                session=session,
+                max_concurrency=max_concurrency,
+                trust_env=trust_env,
+            )
+        else:
+            _check_transport(
+                transport, session=session, ssl=ssl, ca_file=ca_file, insecure=insecure, trust_env=trust_env
+            )
+        if url.scheme == "http":
+            warnings.warn(
+                f"base_url {url.host_port_subcomponent} uses plain http: the signed requests and "
+                "their data travel unencrypted",
+                stacklevel=2,
+            )
         self.base_url: str = base_url
         self._session = Session(
-            base_url,
+            url,
             ak=ak,
             sk=sk,
             vdn_id=vdn_id,
             max_concurrency=max_concurrency,
             timeouts=timeouts or Timeouts(),
             retry=retry or RetryPolicy(),
-            ssl=_ssl_option(ssl, ca_file, insecure),
-            session=session,
+            transport=transport,
             hooks=hooks,
             clock=clock,
             max_response_bytes=max_response_bytes,
             route_limits=route_limits,
             retry_budget=retry_budget,
-            trust_env=trust_env,
         )
-        self._timeouts: Timeouts | None = None
-        self._retry: RetryPolicy | None = None
         self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
-        self._bind_resources()
+        self._bind_resources(_ViewRequester(self._session, timeouts=None, retry=None))
 
-    def _bind_resources(self) -> None:
-        self.obs_result_codes: ObsResultCodes = ObsResultCodes(self)
-        self.business_results: BusinessResults = BusinessResults(self)
-        self.call_results: CallResults = CallResults(self)
-        self.external_results: ExternalResults = ExternalResults(self)
+    def _bind_resources(self, requester: _ViewRequester) -> None:
+        self._requester = requester
+        self.obs_result_codes: ObsResultCodes = ObsResultCodes(requester)
+        self.business_results: BusinessResults = BusinessResults(requester, self._shared_definitions)
+        self.call_results: CallResults = CallResults(requester)
+        self.external_results: ExternalResults = ExternalResults(requester)
 
     def __repr__(self) -> str:
         # getattr: a client whose constructor failed midway must still have a repr.
@@ -203,26 +275,6 @@ class ISalesClient:
         _check_instance("timeouts", timeouts, Timeouts)
         _check_instance("retry", retry, RetryPolicy)
         view = copy.copy(self)
-        view._timeouts = timeouts or self._timeouts
-        view._retry = retry or self._retry
-        view._bind_resources()
+        current = self._requester
+        view._bind_resources(attrs.evolve(current, timeouts=timeouts or current.timeouts, retry=retry or current.retry))
         return view
-
-    async def _request(
-        self,
-        endpoint: Endpoint,
-        *,
-        path_params: Mapping[str, str | int] | None = None,
-        query: Sequence[tuple[str, str]] = (),
-        body: Mapping[str, Any] | None = None,
-        on_send: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
-        return await self._session.request(
-            endpoint,
-            path_params=path_params,
-            query=query,
-            body=body,
-            timeouts=self._timeouts,
-            retry=self._retry,
-            on_send=on_send,
-        )

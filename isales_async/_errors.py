@@ -33,6 +33,9 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     │   └── JournalLockedError     another run holds the journal (``.holder``)
     └── BatchAbortedError          a fatal error stopped a batch (``.report`` so far, ``.reason``, ``.cause``)
 
+``BatchAbortedError`` is defined in ``batch._engine``, which raises it with its report, so
+that this module imports nothing of the package.
+
 Cancellation is never wrapped: ``asyncio.CancelledError`` passes through untouched.
 
 Every error survives ``pickle`` (for Celery, multiprocessing and the like): the root
@@ -44,14 +47,10 @@ as with any pickled exception.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .batch._report import BatchReport
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
-    "BatchAbortedError",
     "BusinessError",
     "ClientClosedError",
     "ConnectError",
@@ -313,20 +312,3 @@ class JournalLockedError(JournalError):
     def __init__(self, path: str, holder: str) -> None:
         super().__init__(path, f"in use by another run ({holder}); one run at a time may use a journal")
         self.holder = holder
-
-
-class BatchAbortedError(ISalesError):
-    """A fatal error stopped a batch: nothing more was sent, and records not yet sent stay pending.
-
-    ``report`` is the :class:`~isales_async.BatchReport` so far (records taken but never
-    sent are in ``report.not_sent``), ``reason`` says why in words, ``cause`` (also
-    ``__cause__``) is the error: an :class:`AuthenticationError`, a :class:`ConnectError`
-    once the retries are spent, a :class:`TLSError`, a :class:`JournalError`, or the
-    input iterable's own exception.
-    """
-
-    def __init__(self, reason: str, *, report: BatchReport, cause: BaseException | None) -> None:
-        super().__init__(f"the batch stopped: {reason}")
-        self.reason = reason
-        self.report = report
-        self.cause = cause

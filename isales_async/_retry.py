@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._validation import check_int_range, check_number, field_check
 
-__all__ = ["CoolDown", "Decision", "Failure", "RetryBudget", "RetryPolicy", "classify"]
+__all__ = ["CoolDown", "Decision", "Failure", "RetryBudget", "RetryPolicy", "RetryState", "classify"]
 
 
 class Failure(enum.Enum):
@@ -214,3 +214,53 @@ class RetryBudget:
             return False
         self.tokens -= 1.0
         return True
+
+
+class RetryState:
+    """What a client's calls share about retrying: the budget and the cool-down; pure.
+
+    A small state machine fed the clock's readings, so the whole retry decision of a
+    failed attempt is made here, synchronously testable: the session only reports a
+    first attempt (:meth:`first_attempt`), a failure (:meth:`after_failure`), and asks how
+    long an attempt must still wait (:meth:`cool_down_wait`).
+    """
+
+    def __init__(self, budget: RetryBudget | None = None, cool_down: CoolDown | None = None) -> None:
+        self.budget = budget if budget is not None else RetryBudget()
+        self.cool_down = cool_down if cool_down is not None else CoolDown()
+
+    def first_attempt(self) -> None:
+        """A call begins: credit the budget."""
+        self.budget.deposit()
+
+    def cool_down_wait(self, now: float) -> float:
+        """Seconds from ``now`` before any attempt of the client may start."""
+        return self.cool_down.wait(now)
+
+    def after_failure(
+        self,
+        policy: RetryPolicy,
+        error: BaseException,
+        *,
+        attempt: int,
+        write: bool,
+        now: float,
+        elapsed: float,
+        rand: Callable[[], float] = random.random,
+    ) -> Decision:
+        """Whether attempt ``attempt`` of a call, failed with ``error``, is tried again.
+
+        A 429 or 503 with a ``Retry-After`` within the policy's cap pauses every call of
+        the client (the cool-down); a retry the policy allows also needs a token of the
+        budget, and is refused when it is spent.
+        """
+        failure = classify(error)
+        retry_after = getattr(error, "retry_after", None)
+        if failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE):
+            self.cool_down.pause(now, retry_after, policy.max_retry_after)
+        decision = policy.decide(
+            attempt=attempt, failure=failure, write=write, elapsed=elapsed, retry_after=retry_after, rand=rand
+        )
+        if decision.retry and not self.budget.withdraw():
+            return attrs.evolve(decision, retry=False, reason="the client's retry budget is spent")
+        return decision

@@ -1,25 +1,21 @@
-"""The one place that does I/O: limiter, signing each attempt, sending, retrying, hooks.
+"""The one place that drives I/O: limiter, signing each attempt, sending, retrying, hooks.
 
 Everything it decides is delegated to pure modules: :mod:`._signing` signs,
 :mod:`._envelope` maps a response to data or an error, :mod:`._retry` decides whether
-and when to try again. aiohttp exceptions are translated to our hierarchy in one place,
-:func:`_translate_errors`; cancellation passes through untouched.
+and when to try again (and keeps the budget and the shared cool-down). The bytes travel
+through a :class:`~isales_async.Transport` (:mod:`._aiohttp` by default), which
+translates its own failures into our hierarchy; cancellation passes through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import logging
-import ssl as _ssl
-import urllib.request
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
 import anyio
 import attrs
 import orjson
@@ -30,46 +26,22 @@ from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
     ClientClosedError,
-    ConnectError,
-    ConnectionLostError,
     DeadlineExceededError,
     ISalesError,
     OutcomeUnknownError,
-    ReadTimeoutError,
-    ResponseTooLargeError,
-    TLSError,
     ValidationError,
     WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
-from ._retry import CoolDown, Failure, RetryBudget, RetryPolicy, classify
+from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
 from ._signing import enc, format_timestamp, sign
+from ._transport import Timeouts, Transport, TransportRequest
 from ._validation import check_int_range, check_number, check_path_param, field_check
 
 __all__ = ["RouteLimit", "Session", "Timeouts"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns"
-
-
-@attrs.frozen
-class Timeouts:
-    """Per-attempt timeouts in seconds; they start once the concurrency limiter is acquired.
-
-    Args:
-        connect: to open a connection (a failure here is provably "not sent").
-        read: between bytes of the response once the request is sent; off by default,
-            as in aiohttp, since ``total`` bounds the attempt anyway and the per-chunk
-            timer measured about 7% of throughput.
-        total: the whole attempt.
-    """
-
-    connect: float | None = attrs.field(default=10.0, validator=field_check(check_number, optional=True, positive=True))
-    read: float | None = attrs.field(default=None, validator=field_check(check_number, optional=True, positive=True))
-    total: float | None = attrs.field(default=60.0, validator=field_check(check_number, optional=True, positive=True))
-
-    def to_aiohttp(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, connect=self.connect, sock_read=self.read)
 
 
 @attrs.frozen
@@ -162,42 +134,6 @@ class _Deadline:
         return uncancel is None or uncancel() <= self._cancelling
 
 
-@contextlib.contextmanager
-def _translate_errors(endpoint: str) -> Iterator[None]:
-    """Map aiohttp and socket failures to the most specific error we can name."""
-    try:
-        yield
-    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-        raise TLSError(f"{endpoint}: TLS failed: {exc}{_plain_http_hint(exc)}") from exc
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        raise ConnectError(f"{endpoint}: could not connect: {exc}") from exc
-    # Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not
-    # the builtin TimeoutError.
-    except (TimeoutError, asyncio.TimeoutError) as exc:
-        raise ReadTimeoutError(f"{endpoint}: no response in time") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}") from exc
-
-
-# What OpenSSL reports when the other end answers a TLS handshake in plain HTTP.
-_PLAIN_HTTP_REASONS = frozenset(
-    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
-)
-
-
-def _plain_http_hint(exc: BaseException) -> str:
-    """Why a handshake failed, in words, when the port speaks plain HTTP; else nothing."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, _ssl.SSLError) and getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS:
-            return (
-                "; the server answered in plain HTTP, not TLS: use its https port, "
-                "or an http:// base URL if it really serves plain HTTP"
-            )
-        cause = getattr(cause, "os_error", None) or cause.__cause__
-    return ""
-
-
 def parse_base_url(base_url: str) -> yarl.URL:
     """``base_url`` as a URL the client can sign for: http(s), a host, a usable port, and
     nothing that would be dropped or leak (user info, query, fragment)."""
@@ -236,22 +172,6 @@ def without_api_path(url: yarl.URL) -> yarl.URL:
     return url
 
 
-def proxy_from_env(url: yarl.URL) -> tuple[yarl.URL | None, Mapping[str, str] | None]:
-    """The proxy ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``url`` (``NO_PROXY`` honoured), and
-    the headers for the proxy (its credentials, from the proxy URL); ``(None, None)`` to
-    connect directly."""
-    if url.host is not None and urllib.request.proxy_bypass(url.host):
-        return None, None
-    proxy = urllib.request.getproxies().get(url.scheme)
-    if not proxy:
-        return None, None
-    proxy_url = yarl.URL(proxy if "://" in proxy else f"http://{proxy}")
-    if proxy_url.user is None:
-        return proxy_url, None
-    credentials = base64.b64encode(f"{proxy_url.user}:{proxy_url.password or ''}".encode()).decode("ascii")
-    return proxy_url.with_user(None), {"Proxy-Authorization": f"Basic {credentials}"}
-
-
 def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
     """The JSON body; a value JSON cannot carry (a lone surrogate) is refused, naming its key."""
     try:
@@ -274,21 +194,21 @@ def _encodes(value: Any) -> bool:
 class _Prepared:
     endpoint: Endpoint
     path: str
-    url: yarl.URL
+    url: str
     query: Sequence[tuple[str, str]]
     body_text: str
     body_bytes: bytes | None
 
 
 class Session:
-    """Signed, retried, limited requests over one aiohttp ``ClientSession``.
+    """Signed, retried, limited requests over one :class:`~isales_async.Transport`.
 
     Owned by :class:`isales_async.ISalesClient`; resources call :meth:`request`.
     """
 
     def __init__(
         self,
-        base_url: str,
+        url: yarl.URL,
         *,
         ak: str,
         sk: Secret,
@@ -296,46 +216,24 @@ class Session:
         max_concurrency: int,
         timeouts: Timeouts,
         retry: RetryPolicy,
-        ssl: _ssl.SSLContext | bool,
-        session: aiohttp.ClientSession | None,
+        transport: Transport,
         hooks: Sequence[Hook] | None,
         clock: Clock | None,
         max_response_bytes: int,
         route_limits: Mapping[str, RouteLimit],
         retry_budget: RetryBudget | None,
-        trust_env: bool = False,
     ) -> None:
-        url = parse_base_url(base_url)
-        if url.scheme == "http":
-            warnings.warn(
-                f"base_url {url.host_port_subcomponent} uses plain http: the signed requests and "
-                "their data travel unencrypted",
-                stacklevel=3,
-            )
-        self._origin = url.origin()
+        self._origin = str(url.origin())
         self._prefix = url.raw_path.rstrip("/") + f"{API_PREFIX}/{vdn_id}/"
         self._host = url.host_port_subcomponent or ""
-        # Read once, as httpx does: every request of a client goes to the same origin.
-        self._proxy, proxy_headers = proxy_from_env(url) if trust_env else (None, None)
-        # aiohttp sends proxy_headers on a CONNECT only (https); a plain-http request carries them itself.
-        self._proxy_headers = proxy_headers if url.scheme == "https" else None
-        self._request_proxy_headers = dict(proxy_headers or {}) if url.scheme == "http" else {}
         self._ak = ak
         self._sk = sk
-        self._max_concurrency = max_concurrency
-        self.timeouts = timeouts
-        self._default_timeout = timeouts.to_aiohttp()
+        self._default_timeouts = timeouts
         self.retry = retry
-        self._ssl = ssl
-        self._injected = session
-        if session is not None and session.connector is not None and 0 < session.connector.limit < max_concurrency:
-            warnings.warn(
-                f"the injected session allows {session.connector.limit} connections, fewer than max_concurrency="
-                f"{max_concurrency}: requests would queue inside aiohttp, where their timeouts already run",
-                stacklevel=3,
-            )
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the session was opened in
+        self._transport = transport
+        self._open = False
+        self._max_concurrency = max_concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
@@ -347,59 +245,50 @@ class Session:
         self._limiter = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
         self._routes = {name: _RouteGate(limit, self.clock) for name, limit in route_limits.items()}
-        self._budget = retry_budget if retry_budget is not None else RetryBudget()
-        self._cool_down = CoolDown()
+        self._retry_state = RetryState(retry_budget if retry_budget is not None else RetryBudget())
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start taking requests (again, after :meth:`close`), on the injected session or a new one.
+        """Start taking requests (again, after :meth:`close`), opening the transport.
 
         The client belongs to the running event loop from here until :meth:`close`.
         """
-        if self._session is None:
+        if not self._open:
             loop = asyncio.get_running_loop()
             if self._loop is not loop and self.in_flight == 0:
                 # An asyncio primitive binds to the loop that first waits on it: reopened
                 # in a new loop (an asyncio.run per batch), the client needs a fresh one.
                 self._limiter = asyncio.Semaphore(self._max_concurrency)
             self._loop = loop
-            if self._injected is not None:
-                self._session = self._injected
-            else:
-                # The pool is at least as large as our limiter, so requests queue in the
-                # limiter (where timeouts have not started) and never hidden in aiohttp's pool.
-                connector = aiohttp.TCPConnector(limit=self._max_concurrency, limit_per_host=self._max_concurrency)
-                self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        await self._transport.open()
+        self._open = True
 
     async def close(self) -> None:
-        """Stop taking requests; close the aiohttp session if this client created it.
+        """Stop taking requests and close the transport.
 
         From another event loop than the one that opened it, closing is best effort: a
         connection that belongs to that loop cannot be closed from this one, and is let go.
         """
-        session, self._session = self._session, None
-        if session is None or session is self._injected:
+        was_open, self._open = self._open, False
+        if not was_open:
             return
         try:
-            await session.close()
+            await self._transport.aclose()
         except RuntimeError:
             if self._loop is asyncio.get_running_loop():
                 raise
             logger.warning("the client was closed from another event loop than its own: its connections are let go")
 
-    def _open_session(self, endpoint: str) -> aiohttp.ClientSession:
-        """The aiohttp session, or :class:`ClientClosedError` when the client is not open."""
-        session = self._session
-        if session is None:
+    def _check_open(self, endpoint: str) -> None:
+        """:class:`ClientClosedError` when the client, or its transport, cannot send."""
+        if not self._open:
             raise ClientClosedError(f"{endpoint}: the client is not open: use 'async with ISalesClient(...)'")
-        if session.closed:
-            raise ClientClosedError(f"{endpoint}: the injected aiohttp session is closed")
+        self._transport.check_usable(endpoint)
         if self._loop is not asyncio.get_running_loop():
             raise WrongEventLoopError(
                 f"{endpoint}: the client was opened in another event loop; open it (async with) in the loop that uses it"
             )
-        return session
 
     # -- requests --------------------------------------------------------------------
 
@@ -414,7 +303,7 @@ class Session:
         encoded = {name: enc(check_path_param(name, value)) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
-        url = yarl.URL(f"{self._origin}{path}{'?' + raw_query if raw_query else ''}", encoded=True)
+        url = f"{self._origin}{path}{'?' + raw_query if raw_query else ''}"
         body_bytes = _encode_body(endpoint.name, body) if body is not None else None
         body_text = body_bytes.decode() if body_bytes is not None else ""
         return _Prepared(endpoint, path, url, tuple(query), body_text, body_bytes)
@@ -436,14 +325,14 @@ class Session:
         limiter is acquired: a batch journals "this write may have reached the server"
         there, and knows that a write cancelled before it was never sent.
         """
-        self._open_session(endpoint.name)
+        self._check_open(endpoint.name)
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
-        aio_timeout = timeouts.to_aiohttp() if timeouts is not None else self._default_timeout
+        attempt_timeouts = timeouts or self._default_timeouts
         route = self._routes.get(endpoint.name)
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
-        self._budget.deposit()
+        self._retry_state.first_attempt()
         attempt = 0
         previous: ISalesError | None = None
         sent = False
@@ -461,7 +350,7 @@ class Session:
             try:
                 with guard if guard is not None else contextlib.nullcontext():
                     async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
-                        return await self._send(prepared, attempt, aio_timeout, mark_sent, deadline)
+                        return await self._send(prepared, attempt, attempt_timeouts, mark_sent, deadline)
             except asyncio.CancelledError:
                 if guard is None or not guard.caught():
                     raise
@@ -473,19 +362,10 @@ class Session:
                 raise exc from previous
             except ISalesError as exc:
                 previous = exc
-                failure = classify(exc)
-                retry_after = getattr(exc, "retry_after", None)
-                if failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE):
-                    self._cool_down.pause(self.clock.monotonic(), retry_after, policy.max_retry_after)
-                decision = policy.decide(
-                    attempt=attempt,
-                    failure=failure,
-                    write=endpoint.write,
-                    elapsed=self.clock.monotonic() - started,
-                    retry_after=retry_after,
+                now = self.clock.monotonic()
+                decision = self._retry_state.after_failure(
+                    policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
                 )
-                if decision.retry and not self._budget.withdraw():
-                    decision = attrs.evolve(decision, retry=False, reason="the client's retry budget is spent")
                 error_text = f"{type(exc).__name__}: {exc}"
                 if not decision.retry:
                     self._emit(GaveUp(endpoint.name, prepared.path, attempt, decision.reason, error_text))
@@ -521,14 +401,14 @@ class Session:
         limiter slot; never hold one while sleeping."""
         while True:
             now = self.clock.monotonic()
-            wait = self._cool_down.wait(now)
+            wait = self._retry_state.cool_down_wait(now)
             if wait > 0:
                 _check_wait(endpoint, "the client's cool-down after a Retry-After", wait, now, deadline)
                 await self.clock.sleep(wait)
                 continue
             await self._limiter.acquire()
             # A pause may have begun while we queued for the limiter.
-            if self._cool_down.wait(self.clock.monotonic()) == 0:
+            if self._retry_state.cool_down_wait(self.clock.monotonic()) == 0:
                 return
             self._limiter.release()
 
@@ -540,11 +420,39 @@ class Session:
             self._stamp, self._stamp_second = format_timestamp(now), second
         return self._stamp
 
+    def _signed(self, prepared: _Prepared, timeouts: Timeouts) -> TransportRequest:
+        """The attempt as the transport sends it, signed now (a retry is signed again)."""
+        endpoint = prepared.endpoint
+        signed = sign(
+            method=endpoint.method,
+            path=prepared.path,
+            query=prepared.query,
+            host=self._host,
+            body=prepared.body_text,
+            ak=self._ak,
+            sk=self._sk,
+            timestamp=self._timestamp(),
+        )
+        headers = {
+            "Host": self._host,
+            "Authorization": signed.authorization,
+            "Content-Type": "application/json; charset=UTF-8",
+        }
+        return TransportRequest(
+            endpoint.name,
+            endpoint.method,
+            prepared.url,
+            headers,
+            prepared.body_bytes,
+            timeouts,
+            self._max_response_bytes,
+        )
+
     async def _send(
         self,
         prepared: _Prepared,
         attempt: int,
-        client_timeout: aiohttp.ClientTimeout,
+        timeouts: Timeouts,
         on_send: Callable[[], None] | None,
         deadline: float | None,
     ) -> dict[str, Any]:
@@ -553,50 +461,24 @@ class Session:
         await self._acquire_slot(endpoint.name, deadline)
         self.in_flight += 1
         try:
-            session = self._open_session(endpoint.name)  # the client may have closed while we waited
-            signed = sign(
-                method=endpoint.method,
-                path=prepared.path,
-                query=prepared.query,
-                host=self._host,
-                body=prepared.body_text,
-                ak=self._ak,
-                sk=self._sk,
-                timestamp=self._timestamp(),
-            )
-            headers = {
-                "Host": self._host,
-                "Authorization": signed.authorization,
-                "Content-Type": "application/json; charset=UTF-8",
-                **self._request_proxy_headers,
-            }
+            self._check_open(endpoint.name)  # the client may have closed while we waited
+            request = self._signed(prepared, timeouts)
             if on_send is not None:
                 on_send()
             if observed:
                 self._emit(RequestSent(endpoint.name, endpoint.method, prepared.path, attempt))
             sent_at = self.clock.monotonic()
-            with _translate_errors(endpoint.name):
-                async with session.request(
-                    endpoint.method,
-                    prepared.url,
-                    data=prepared.body_bytes,
-                    headers=headers,
-                    timeout=client_timeout,
-                    ssl=self._ssl,
-                    proxy=self._proxy,
-                    proxy_headers=self._proxy_headers,
-                    allow_redirects=False,
-                ) as response:
-                    body = await self._read_body(response, endpoint.name)
-                    status, response_headers = response.status, response.headers
+            response = await self._transport.send(request)
         finally:
             self.in_flight -= 1
             self._limiter.release()
         if observed:
             self._emit(
-                ResponseReceived(endpoint.name, prepared.path, status, attempt, self.clock.monotonic() - sent_at)
+                ResponseReceived(
+                    endpoint.name, prepared.path, response.status, attempt, self.clock.monotonic() - sent_at
+                )
             )
-        return decipher(endpoint, status, response_headers, body, self.clock.wall())
+        return decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
 
     def _observe_every_request(self) -> bool:
         """Whether anyone listens to per-request events: a custom hook, or DEBUG logging.
@@ -605,32 +487,6 @@ class Session:
         when only a silent logger would see them keeps them off the hot path.
         """
         return self._custom_hooks or logger.isEnabledFor(logging.DEBUG)
-
-    async def _read_body(self, response: aiohttp.ClientResponse, endpoint: str) -> bytes:
-        """The decoded body, at most ``max_response_bytes`` of it; a larger one drops the connection.
-
-        A plain body with a ``Content-Length`` is checked before it is read (the fast
-        path). A compressed body's ``Content-Length`` counts compressed bytes, so it, and
-        a body without a length, is counted as aiohttp decodes it, chunk by chunk (aiohttp
-        3.13.3 and later inflate at most 256 KiB per step), and abandoned past the cap.
-        """
-        cap = self._max_response_bytes
-        length = response.content_length
-        plain = response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
-        if length is not None and plain:
-            if length > cap:
-                response.close()
-                raise ResponseTooLargeError(f"response of {length} bytes exceeds the {cap}-byte cap", endpoint=endpoint)
-            return await response.read()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > cap:
-                response.close()  # never back to the pool with the rest of the body unread
-                raise ResponseTooLargeError(f"decoded response exceeds the {cap}-byte cap", endpoint=endpoint)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _emit(self, event: Event) -> None:
         for hook in self._hooks:

@@ -21,20 +21,47 @@ def ascii_id(text: str) -> str:
     return re.sub(r"\\\\?[xuU]", "U+", escaped).replace("\\", "^")
 
 
-@pytest.fixture
-def server(isales_server: FakeISales) -> FakeISales:
-    return isales_server
+#: The host a client of the memory transport signs for (it names no socket).
+MEMORY_BASE_URL = "https://isales.test"
+#: Options only the aiohttp transport takes: a client given one talks over a socket.
+SOCKET_OPTIONS = frozenset({"base_url", "session", "ssl", "ca_file", "insecure", "trust_env"})
+
+
+def wants_sockets(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("sockets") is not None
 
 
 @pytest_asyncio.fixture
-async def make_client(server: FakeISales) -> AsyncIterator[MakeClient]:
-    """Build opened clients of ``server`` (FakeClock by default); all are closed afterwards."""
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[FakeISales]:
+    """A fresh fake; listening on loopback only for a test marked ``sockets`` (the others
+    reach it through its memory transport)."""
+    fake = FakeISales()
+    if wants_sockets(request):
+        await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest_asyncio.fixture
+async def make_client(server: FakeISales, request: pytest.FixtureRequest) -> AsyncIterator[MakeClient]:
+    """Build clients of ``server`` (FakeClock by default); all are closed afterwards.
+
+    They use the memory transport unless the test is marked ``sockets`` or passes an
+    option of the aiohttp transport (``base_url``, ``session``, ``ssl``, ...).
+    """
     clients: list[ISalesClient] = []
+    over_sockets = wants_sockets(request)
 
     def make(**overrides: Any) -> ISalesClient:
         options: dict[str, Any] = {"ak": DEFAULT_AK, "sk": DEFAULT_SK, "vdn_id": 1, "clock": FakeClock()}
         options.update(overrides)
-        base_url = options.pop("base_url", server.base_url)
+        if over_sockets or SOCKET_OPTIONS & set(overrides) or "transport" in overrides:
+            base_url = options.pop("base_url", server.base_url)
+        else:
+            base_url = MEMORY_BASE_URL
+            options["transport"] = server.transport()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             client = ISalesClient(base_url, **options)

@@ -12,6 +12,7 @@ from .conftest import MakeClient
 @pytest.mark.parametrize(
     "suffix", ["/rest/isales/v1/openapi", "/rest/isales/v1/openapi/", "/rest/isales/v1/openapi/campaigns"]
 )
+@pytest.mark.sockets
 async def test_a_base_url_with_the_api_path_is_not_doubled(
     make_client: MakeClient, server: FakeISales, suffix: str
 ) -> None:

@@ -21,6 +21,8 @@ from isales_async.testing._server import compressed_body
 
 from .conftest import MakeClient
 
+pytestmark = pytest.mark.sockets  # bytes on the wire: compression, kept connections, dropped ones
+
 HAS_BROTLI = any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi"))
 ENCODINGS = ["gzip", "deflate", pytest.param("br", marks=pytest.mark.skipif(not HAS_BROTLI, reason="no brotli"))]
 FRAMINGS = pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

@@ -141,6 +141,7 @@ async def test_a_batch_accounts_for_every_record_under_each_fault(
     assert_server_agrees(server, report)
 
 
+@pytest.mark.sockets
 async def test_an_outage_mid_batch_is_capped_by_the_budget_then_resumed(
     make_client: MakeClient, server: FakeISales, tmp_path: Path
 ) -> None:
@@ -187,6 +188,7 @@ async def test_cancelling_a_batch_leaves_nothing_running(
         assert journal.count(Status.QUEUED) + journal.count(Status.SENDING) <= 20
 
 
+@pytest.mark.sockets
 async def test_no_unclosed_session_warning(server: FakeISales) -> None:
     gc.collect()  # what earlier tests left behind is theirs, not this client's
     with warnings.catch_warnings(record=True) as caught:

@@ -47,6 +47,7 @@ from isales_async import (
     Writeback,
     sign,
 )
+from isales_async._aiohttp import _client_timeout
 from isales_async._endpoints import ENDPOINTS, ErrorKind
 from isales_async._envelope import decipher, parse_retry_after
 from isales_async._pager import Pager
@@ -298,13 +299,13 @@ async def test_a_route_limit_below_the_client_limit_bounds_that_route(
     assert len(server.requests_to(CALLRESULT)) == 12
 
 
-# -- _session.Timeouts.read reaches aiohttp ----------------------------------------------------
+# -- Timeouts.read reaches aiohttp (_aiohttp._client_timeout) ----------------------------------------------------
 
 
 def test_every_timeout_is_handed_to_aiohttp() -> None:
-    timeout = Timeouts(connect=1.0, read=2.0, total=3.0).to_aiohttp()
+    timeout = _client_timeout(Timeouts(connect=1.0, read=2.0, total=3.0))
     assert (timeout.connect, timeout.sock_read, timeout.total) == (1.0, 2.0, 3.0)
-    assert Timeouts().to_aiohttp() == aiohttp.ClientTimeout(total=60.0, connect=10.0, sock_read=None)
+    assert _client_timeout(Timeouts()) == aiohttp.ClientTimeout(total=60.0, connect=10.0, sock_read=None)
 
 
 async def test_a_read_timeout_alone_ends_a_silent_attempt(make_client: MakeClient, server: FakeISales) -> None:

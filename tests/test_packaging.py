@@ -90,7 +90,7 @@ def test_the_readme_testing_example_runs_as_written(tmp_path: Path, mode: str | 
         with (tmp_path / "pyproject.toml").open("a") as config:
             config.write(f'asyncio_mode = "{mode}"\n')
     run = run_pytest(tmp_path)
-    assert (run.returncode, summary(run)) == (0, "2 passed"), run.stdout + run.stderr
+    assert (run.returncode, summary(run)) == (0, "3 passed"), run.stdout + run.stderr
 
 
 def test_without_pytest_asyncio_the_fixtures_say_what_they_need(tmp_path: Path) -> None:

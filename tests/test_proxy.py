@@ -7,11 +7,13 @@ import pytest
 import yarl
 
 from isales_async import ISalesClient, RetryPolicy, ValidationError, Writeback
-from isales_async._session import proxy_from_env
+from isales_async._aiohttp import proxy_from_env
 from isales_async.testing import FakeISales
 
 from .conftest import MakeClient
 from .forward_proxy import forward_proxy
+
+pytestmark = pytest.mark.sockets  # proxies are sockets
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY")
 

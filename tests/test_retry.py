@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from isales_async import RetryBudget, RetryPolicy, ValidationError
-from isales_async._retry import CoolDown, Decision, Failure
+from isales_async import ConnectionLostError, HTTPStatusError, RetryBudget, RetryPolicy, ValidationError
+from isales_async._retry import CoolDown, Decision, Failure, RetryState
 
 POLICY = RetryPolicy(attempts=4, initial_delay=1.0, max_delay=8.0, deadline=30.0)
 READ_RETRIED = {
@@ -181,3 +181,55 @@ def test_budget_caps_retries_once_spent_then_refills_with_traffic() -> None:
     assert not budget.withdraw()
     budget.deposit()
     assert budget.withdraw()
+
+
+# -- the retry state: budget and cool-down, fed a clock, synchronously ------------------------
+
+ZERO = lambda: 0.0  # noqa: E731  (no jitter: the backoff is 0 and the hint decides)
+
+
+def status_error(status: int, retry_after: float | None = None) -> HTTPStatusError:
+    return HTTPStatusError(f"HTTP {status}", status=status, endpoint="queryOBSResultCode", retry_after=retry_after)
+
+
+def test_a_retry_after_within_the_cap_pauses_every_call_until_it_ends() -> None:
+    state = RetryState()
+    decision = state.after_failure(
+        POLICY, status_error(503, 7.0), attempt=1, write=False, now=100.0, elapsed=0.0, rand=ZERO
+    )
+    assert (decision.retry, decision.delay) == (True, 7.0)
+    assert [state.cool_down_wait(now) for now in (100.0, 103.0, 107.0, 110.0)] == [7.0, 4.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("hint", [None, 0.0, POLICY.max_retry_after + 1, math.inf])
+def test_a_hint_outside_the_cap_is_no_pause(hint: float | None) -> None:
+    state = RetryState()
+    state.after_failure(POLICY, status_error(429, hint), attempt=1, write=False, now=5.0, elapsed=0.0, rand=ZERO)
+    assert state.cool_down_wait(5.0) == 0.0
+
+
+def test_only_429_and_503_pause_the_client() -> None:
+    state = RetryState()
+    for status in (500, 502, 504):
+        state.after_failure(POLICY, status_error(status, 9.0), attempt=1, write=False, now=0.0, elapsed=0.0, rand=ZERO)
+    assert state.cool_down_wait(0.0) == 0.0
+
+
+def test_every_retry_costs_a_token_and_every_call_deposits_its_ratio() -> None:
+    state = RetryState(RetryBudget(ratio=0.5, capacity=2.0, tokens=1.0))
+    lost = ConnectionLostError("reset")
+    first = state.after_failure(POLICY, lost, attempt=1, write=False, now=0.0, elapsed=0.0)
+    spent = state.after_failure(POLICY, lost, attempt=1, write=False, now=0.0, elapsed=0.0)
+    assert (first.retry, spent.retry, spent.reason) == (True, False, "the client's retry budget is spent")
+    state.first_attempt()
+    state.first_attempt()
+    assert state.budget.tokens == 1.0
+    assert state.after_failure(POLICY, lost, attempt=1, write=False, now=0.0, elapsed=0.0).retry
+    assert state.budget.tokens == 0.0
+
+
+def test_a_refused_retry_costs_no_token() -> None:
+    state = RetryState(RetryBudget(tokens=3.0))
+    decision = state.after_failure(POLICY, status_error(500), attempt=1, write=True, now=0.0, elapsed=0.0)
+    assert (decision.retry, decision.unknown) == (False, True)
+    assert state.budget.tokens == 3.0

@@ -134,7 +134,7 @@ async def test_a_call_whose_deadline_falls_inside_the_cool_down_gives_up_unsent(
     async with make_client(clock=clock, retry=RetryPolicy(deadline=10.0), hooks=[events.append]) as client:
         with pytest.raises(RateLimitedError):
             await client.obs_result_codes.page()  # its own 30 s wait would pass its deadline
-        assert client._session._cool_down.wait(clock.monotonic()) == 30.0  # yet the pause is shared
+        assert client._session._retry_state.cool_down_wait(clock.monotonic()) == 30.0  # yet the pause is shared
         with pytest.raises(DeadlineExceededError) as write:
             await client.business_results.write_back(7, "B01")
         with pytest.raises(DeadlineExceededError) as read:

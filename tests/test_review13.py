@@ -68,10 +68,18 @@ class IgnoresPageNumInNoFixedOrder(FakeISales):
 
 
 def client_of(server: FakeISales, **options: Any) -> ISalesClient:
+    """A client of ``server``: over loopback when it listens, else through its memory transport."""
+    if not server.base_url:
+        options["transport"] = server.transport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ISalesClient(
-            server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1, clock=options.pop("clock", FakeClock()), **options
+            server.base_url or "https://isales.test",
+            ak=DEFAULT_AK,
+            sk=DEFAULT_SK,
+            vdn_id=1,
+            clock=options.pop("clock", FakeClock()),
+            **options,
         )
 
 

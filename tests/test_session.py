@@ -36,7 +36,7 @@ from isales_async import (
     Timeouts,
     ValidationError,
 )
-from isales_async._session import _translate_errors
+from isales_async._aiohttp import _translate_errors
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -319,9 +319,10 @@ def test_plain_http_and_insecure_tls_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         client = ISalesClient("https://h", ak="a", sk="s", vdn_id=1)
-    assert client._session._ssl is True
+    assert client._session._transport._ssl is True
 
 
+@pytest.mark.sockets
 async def test_an_injected_session_is_used_and_left_open(server: FakeISales) -> None:
     async with aiohttp.ClientSession() as session:
         with warnings.catch_warnings():
@@ -346,6 +347,7 @@ async def test_using_a_client_that_is_not_open_is_a_typed_error(make_client: Mak
     assert server.requests == []
 
 
+@pytest.mark.sockets
 async def test_requests_after_aclose_are_refused_with_or_without_an_injected_session(server: FakeISales) -> None:
     async with aiohttp.ClientSession() as injected:
         for session in (None, injected):
@@ -362,6 +364,7 @@ async def test_requests_after_aclose_are_refused_with_or_without_an_injected_ses
     assert len(server.requests) == 4
 
 
+@pytest.mark.sockets
 async def test_a_closed_injected_session_is_a_typed_error(server: FakeISales) -> None:
     session = aiohttp.ClientSession()
     await session.close()

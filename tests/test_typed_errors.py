@@ -317,7 +317,7 @@ async def test_a_secret_signs_end_to_end(make_client: MakeClient, server: FakeIS
 
 async def test_an_aiohttp_session_and_an_ssl_context_are_accepted() -> None:
     async with aiohttp.ClientSession() as session:
-        assert build(session=session, ssl=ssl.create_default_context())._session._injected is session
+        assert build(session=session, ssl=ssl.create_default_context())._session._transport._injected is session
 
 
 def test_a_clock_without_sleep_is_named_in_the_error() -> None:

@@ -23,15 +23,14 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
 
 from .._errors import (
-    BatchAbortedError,
     BusinessError,
     DuplicateRecordError,
     ISalesError,
@@ -48,7 +47,7 @@ from ._rerun import Status
 from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
-    from ..resources.business_results import BusinessResults
+    from .._clock import Clock
     from ._definitions import Definitions
 
 from ._report import (
@@ -139,12 +138,37 @@ def _failure_status(error: BaseException) -> Status:
     return Status.NOT_SENT  # 429/503 after retries, a bug before sending: provably not applied
 
 
+class BatchAbortedError(ISalesError):
+    """A fatal error stopped a batch: nothing more was sent, and records not yet sent stay pending.
+
+    ``report`` is the :class:`~isales_async.BatchReport` so far (records taken but never
+    sent are in ``report.not_sent``), ``reason`` says why in words, ``cause`` (also
+    ``__cause__``) is the error: an :class:`AuthenticationError`, a :class:`ConnectError`
+    once the retries are spent, a :class:`TLSError`, a :class:`JournalError`, or the
+    input iterable's own exception.
+    """
+
+    def __init__(self, reason: str, *, report: BatchReport, cause: BaseException | None) -> None:
+        super().__init__(f"the batch stopped: {reason}")
+        self.reason = reason
+        self.report = report
+        self.cause = cause
+
+
+class SendWriteback(Protocol):
+    """Sends one writeback (the canonical ``data_id`` and its body) with the client's
+    retries; ``on_send`` is called as each attempt goes on the wire."""
+
+    async def __call__(self, data_id: str, body: dict[str, Any], on_send: Callable[[], None] | None = None) -> None: ...
+
+
 class _Batch:
     """The state of one ``write_back_many`` call."""
 
     def __init__(
         self,
-        resource: BusinessResults,
+        send: SendWriteback,
+        clock: Clock,
         store: Store,
         *,
         on_progress: Callable[[Progress], None] | None,
@@ -152,14 +176,14 @@ class _Batch:
         definitions: Definitions | None = None,
         dry_run: bool = False,
     ) -> None:
-        self.resource = resource
+        self.write = send
         self.store = store
         self.on_progress = on_progress
         self.fail_fast = fail_fast
         self.definitions = definitions
         self.dry_run = dry_run  # decide everything, send nothing: the plan
         self.would_send = self.would_resend = 0
-        self.clock = resource._client._session.clock
+        self.clock = clock
         self.started = self.clock.monotonic()
         self.failed: list[Outcome] = []
         self.unknown: list[Outcome] = []
@@ -305,7 +329,7 @@ class _Batch:
         try:
             with state.scope:
                 try:
-                    await self.resource._send_write_back(prepared.key, prepared.body, on_send=on_send)
+                    await self.write(prepared.key, prepared.body, on_send=on_send)
                 except _NotSent as refused:
                     # A write is retried only when provably not applied, so a refused attempt means not applied.
                     result = (OutcomeKind.NOT_SENT, refused.error)
@@ -446,9 +470,11 @@ def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, 
 
 
 async def write_back_many(
-    resource: BusinessResults,
     records: Iterable[Writeback] | AsyncIterable[Writeback],
     *,
+    send: SendWriteback,
+    clock: Clock,
+    fetch_definitions: Callable[[], Awaitable[Definitions]],
     concurrency: int = 10,
     journal: Journal | str | PathLike[str] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -498,20 +524,20 @@ async def write_back_many(
     unexpected exception while processing it) fails alone; a write of unknown fate is
     reported unknown and not resent.
 
-    Called as ``client.business_results.write_back_many(records, ...)``; ``resource``
-    is that ``BusinessResults``.
+    The engine takes what it needs as arguments (``client.business_results.write_back_many``
+    passes them): ``send`` one writeback, the ``clock``, and ``fetch_definitions``.
     """
     check_int_range("concurrency", concurrency, 1)
     if retry_unknown is not None:
-        warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=2)
+        warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=3)
         resend_unknown = resend_unknown or retry_unknown
     if journal is not None and not isinstance(journal, Journal):
         Journal.check(journal)  # a journal the run cannot use costs no request
     # Fetched before the journal is opened: a batch that cannot start leaves the journal as it was.
-    definitions = await resource.definitions() if check_definitions else None
+    definitions = await fetch_definitions() if check_definitions else None
 
     async def run(store: Store) -> BatchReport:
-        batch = _Batch(resource, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions)
+        batch = _Batch(send, clock, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions)
         return await _run_batch(batch, records, concurrency, control)
 
     async def run_journaled(opened: Journal) -> BatchReport:
@@ -547,9 +573,11 @@ async def _run_batch(
 
 
 async def plan_write_back(
-    resource: BusinessResults,
     records: Iterable[Writeback] | AsyncIterable[Writeback],
     *,
+    send: SendWriteback,
+    clock: Clock,
+    fetch_definitions: Callable[[], Awaitable[Definitions]],
     concurrency: int = 10,
     journal: Journal | str | PathLike[str] | None = None,
     fail_fast: bool = False,
@@ -587,11 +615,11 @@ async def plan_write_back(
             has the refusals and skips so far).
     """
     check_int_range("concurrency", concurrency, 1)
-    definitions = await resource.definitions() if check_definitions else None
+    definitions = await fetch_definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:
         store = PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
-        batch = _Batch(resource, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
+        batch = _Batch(send, clock, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
         report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
         return WritebackPlan(
             batch.would_send, batch.would_resend, report.skipped, report.failed, report.elapsed, report.stop_reason

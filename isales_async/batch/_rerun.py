@@ -1,7 +1,7 @@
 """What a batch does with a record its journal already knows; pure, tested as a table.
 
 The journal keeps, per canonical dataId, the state of its last attempt and the
-fingerprint of the payload it sent (see :func:`isales_async._writeback.fingerprint`).
+fingerprint of the payload it sent (see :func:`isales_async.batch._writeback.fingerprint`).
 A re-run compares that with the record in hand:
 
 ==========================  ===================  ==========================================

@@ -16,7 +16,15 @@ import orjson
 from .._errors import ValidationError
 from .._validation import check_data_id, check_text
 
-__all__ = ["MAX_CODE_LEN", "PreparedWriteback", "Writeback", "fingerprint", "prepare", "writeback_body"]
+__all__ = [
+    "MAX_CODE_LEN",
+    "WRITEBACK_FIELDS",
+    "PreparedWriteback",
+    "Writeback",
+    "fingerprint",
+    "prepare",
+    "writeback_body",
+]
 
 MAX_CODE_LEN = 50
 
@@ -27,6 +35,8 @@ _JSON_FIELDS = {
     "busiResultDesc": "busi_result_desc",
     "workNo": "work_no",
 }
+#: A writeback's fields by their camelCase API names, in the API's order (CSV columns, JSON keys).
+WRITEBACK_FIELDS: tuple[str, ...] = tuple(_JSON_FIELDS)
 
 
 @attrs.frozen

@@ -14,8 +14,9 @@ import click
 import orjson
 
 from .. import ValidationError, Writeback
+from ..batch._writeback import WRITEBACK_FIELDS
 
-WRITEBACK_COLUMNS = ("dataId", "busiResult", "subStatus", "busiResultDesc", "workNo")
+WRITEBACK_COLUMNS = WRITEBACK_FIELDS
 DEFAULT_ENCODING = "utf-8-sig"
 # The error handler input files are decoded with: each byte a codec cannot decode becomes
 # U+DC00 + its value, as with "surrogateescape", but for every byte value, so it also

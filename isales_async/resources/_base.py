@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from .._endpoints import ENDPOINTS
+from .._clock import Clock
+from .._endpoints import ENDPOINTS, Endpoint
 from .._errors import ResponseFormatError
 from .._models import Page, converter, explain, structure_items
 from .._pager import DEFAULT_MAX_PAGES, Pager
 from .._paging import parse_total_count
 
-if TYPE_CHECKING:
-    from .._client import ISalesClient
-
-__all__ = ["PagedResource", "Resource"]
+__all__ = ["PagedResource", "Requester", "Resource"]
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 50
@@ -95,11 +93,28 @@ def build_page(
     return Page(items, total_count(data, endpoint), page_num, page_size)
 
 
-class Resource:
-    """A group of related endpoints bound to one client."""
+class Requester(Protocol):
+    """What a resource needs of its client: one API call (signed, limited, retried), and its clock."""
 
-    def __init__(self, client: ISalesClient) -> None:
-        self._client = client
+    @property
+    def clock(self) -> Clock: ...
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        *,
+        path_params: Mapping[str, str | int] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class Resource:
+    """A group of related endpoints, calling the API through a :class:`Requester`."""
+
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
 
     async def _call(
         self,
@@ -109,7 +124,7 @@ class Resource:
         query: Sequence[tuple[str, str]] = (),
         body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return await self._client._request(ENDPOINTS[name], path_params=path_params, query=query, body=body)
+        return await self._requester.request(ENDPOINTS[name], path_params=path_params, query=query, body=body)
 
 
 class PagedResource(Resource, Generic[T]):

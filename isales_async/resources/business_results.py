@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, Callable, Iterable
+from os import PathLike
+from typing import Any
 
 from .._clock import Clock
 from .._endpoints import ENDPOINTS
 from .._errors import DefinitionsUnavailableError, ISalesError
 from .._models import BusinessResult
 from .._validation import check_data_id
+from ..batch import _engine
 from ..batch._definitions import Definitions
-from ..batch._engine import plan_write_back, write_back_many
+from ..batch._engine import BatchControl
+from ..batch._journal import Journal
+from ..batch._report import BatchReport, Progress, WritebackPlan
 from ..batch._writeback import MAX_CODE_LEN, Writeback, writeback_body
-from ._base import PagedResource
-
-if TYPE_CHECKING:
-    from .._client import ISalesClient
+from ._base import PagedResource, Requester
 
 __all__ = ["DEFINITIONS_TTL", "MAX_CODE_LEN", "BusinessResults", "SharedDefinitions", "writeback_body"]
 
@@ -47,9 +48,9 @@ class BusinessResults(PagedResource[BusinessResult]):
     _model = BusinessResult
     _key = "code"
 
-    def __init__(self, client: ISalesClient) -> None:
-        super().__init__(client)
-        self._shared = client._shared_definitions
+    def __init__(self, requester: Requester, shared: SharedDefinitions) -> None:
+        super().__init__(requester)
+        self._shared = shared
 
     async def definitions(self, *, refresh: bool = False) -> Definitions:
         """The tenant's business-result definitions, every page, as checks use them.
@@ -100,7 +101,7 @@ class BusinessResults(PagedResource[BusinessResult]):
 
     @property
     def _clock(self) -> Clock:
-        return self._client._session.clock
+        return self._requester.clock
 
     async def write_back(
         self,
@@ -129,10 +130,63 @@ class BusinessResults(PagedResource[BusinessResult]):
             (await self.definitions()).check(body["busiResult"], body.get("subStatus"))
         await self._send_write_back(key, body)
 
-    # The batch lives in _batch; bound here as methods, they are client.business_results.write_back_many
-    # and client.business_results.plan_write_back.
-    write_back_many = write_back_many
-    plan_write_back = plan_write_back
+    async def write_back_many(
+        self,
+        records: Iterable[Writeback] | AsyncIterable[Writeback],
+        *,
+        concurrency: int = 10,
+        journal: Journal | str | PathLike[str] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        fail_fast: bool = False,
+        retry_failed: bool = False,
+        resend_unknown: bool = False,
+        retry_unknown: bool | None = None,
+        control: BatchControl | None = None,
+        check_definitions: bool = False,
+    ) -> BatchReport:
+        return await _engine.write_back_many(
+            records,
+            send=self._send_write_back,
+            clock=self._clock,
+            fetch_definitions=self.definitions,
+            concurrency=concurrency,
+            journal=journal,
+            on_progress=on_progress,
+            fail_fast=fail_fast,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+            retry_unknown=retry_unknown,
+            control=control,
+            check_definitions=check_definitions,
+        )
+
+    write_back_many.__doc__ = _engine.write_back_many.__doc__
+
+    async def plan_write_back(
+        self,
+        records: Iterable[Writeback] | AsyncIterable[Writeback],
+        *,
+        concurrency: int = 10,
+        journal: Journal | str | PathLike[str] | None = None,
+        fail_fast: bool = False,
+        retry_failed: bool = False,
+        resend_unknown: bool = False,
+        check_definitions: bool = False,
+    ) -> WritebackPlan:
+        return await _engine.plan_write_back(
+            records,
+            send=self._send_write_back,
+            clock=self._clock,
+            fetch_definitions=self.definitions,
+            concurrency=concurrency,
+            journal=journal,
+            fail_fast=fail_fast,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+            check_definitions=check_definitions,
+        )
+
+    plan_write_back.__doc__ = _engine.plan_write_back.__doc__
 
     @staticmethod
     def validate_write_back(record: Writeback) -> dict[str, Any]:
@@ -142,7 +196,7 @@ class BusinessResults(PagedResource[BusinessResult]):
     async def _send_write_back(
         self, data_id: str, body: dict[str, Any], on_send: Callable[[], None] | None = None
     ) -> None:
-        await self._client._request(
+        await self._requester.request(
             ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send
         )
 

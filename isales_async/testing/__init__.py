@@ -6,6 +6,13 @@ Use them in your own tests::
         async with ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
             ...
 
+or without a socket at all, through the memory transport (as httpx's ``MockTransport``)::
+
+    server = FakeISales()
+    async with ISalesClient("https://isales.test", ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1,
+                            transport=server.transport()) as client:
+        ...
+
 or, with pytest-asyncio installed, the ``isales_server`` and ``isales_client`` fixtures,
 which pytest loads by itself (the ``pytest11`` entry point of
 :mod:`isales_async.testing.pytest_plugin`; no ``pytest_plugins`` line is needed).
@@ -14,6 +21,7 @@ which pytest loads by itself (the ``pytest11`` entry point of
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._memory import MemoryTransport
 from ._process import fake_server_process, fetch_state
 from ._server import (
     DEFAULT_AK,
@@ -36,6 +44,7 @@ __all__ = [
     "FakeISales",
     "Fault",
     "FaultKind",
+    "MemoryTransport",
     "PagingQuirk",
     "RecordedRequest",
     "fake_server_process",

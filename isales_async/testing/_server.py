@@ -15,14 +15,12 @@ import asyncio
 import collections
 import datetime as _dt
 import enum
-import importlib
 import random
 import re
 import ssl
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,6 +33,8 @@ from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
 from .._errors import ValidationError
 from . import _auth, _data
+from ._memory import MemoryTransport
+from ._reply import Ending, Reply, brotli_module
 
 __all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "PagingQuirk", "RecordedRequest"]
 
@@ -159,7 +159,7 @@ class Fault:
         if encoding not in ("gzip", "deflate", "br"):
             raise ValueError(f"encoding must be gzip, deflate or br, got {encoding!r}")
         if encoding == "br":
-            _brotli()
+            brotli_module()
         return cls(FaultKind.COMPRESSED, endpoint, times, encoding=encoding, padding=padding, chunked=chunked)
 
 
@@ -167,15 +167,6 @@ _PAD_BLOCK = b" " * (1 << 20)
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
 _ZLIB_HEADER = b"\x78\xda"
 _FINAL_EMPTY_BLOCK = b"\x03\x00"
-
-
-def _brotli() -> ModuleType:
-    for name in ("brotli", "brotlicffi"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise ValueError("encoding 'br' needs the brotli or brotlicffi package")
 
 
 def _deflated(data: bytes) -> bytes:
@@ -194,7 +185,7 @@ def compressed_body(body: bytes, padding: int, encoding: str) -> list[bytes]:
     """
     blocks, rest = divmod(padding, len(_PAD_BLOCK))
     if encoding == "br":
-        compressor = _brotli().Compressor(quality=1)
+        compressor = brotli_module().Compressor(quality=1)
         pieces = [compressor.process(body)]
         pieces.extend(compressor.process(_PAD_BLOCK) for _ in range(blocks))
         return [*pieces, compressor.process(b" " * rest), compressor.finish()]
@@ -255,6 +246,72 @@ class _Reject(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+def _text_reply(status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, {**(headers or {}), "Content-Type": "text/plain; charset=utf-8"}, (text.encode(),))
+
+
+def _json_reply(data: Any, status: int = 200) -> Reply:
+    return Reply(status, {"Content-Type": "application/json; charset=utf-8"}, (orjson.dumps(data),))
+
+
+def _after(fault: Fault | None, answer: bytes) -> Reply:
+    """The reply to a processed request, as a fault that acts after processing distorts it."""
+    kind = fault.kind if fault is not None else None
+    if kind is FaultKind.RESET_AFTER:
+        return Reply(ending=Ending.DROP)
+    if kind is FaultKind.TRUNCATE:
+        return Reply(200, {"Content-Type": "application/json"}, (answer,), ending=Ending.TRUNCATE)
+    if fault is not None and kind is FaultKind.BODY:
+        return Reply(200, {"Content-Type": fault.content_type.split(";")[0]}, (fault.body,))
+    if fault is not None and kind is FaultKind.COMPRESSED:
+        pieces = compressed_body(answer, fault.padding, fault.encoding)
+        return Reply(200, {"Content-Type": "application/json"}, pieces, encoding=fault.encoding, chunked=fault.chunked)
+    return Reply(200, {"Content-Type": "application/json; charset=utf-8"}, (answer,))
+
+
+async def _render(request: web.Request, reply: Reply) -> web.StreamResponse:
+    """Write ``reply`` to the request's connection, ending it as the reply says."""
+    if reply.ending is Ending.DROP:
+        return _drop(request)
+    if reply.ending is Ending.TRUNCATE:
+        body = reply.body
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        _drop(request)
+        return response
+    if reply.encoding is not None:
+        return await _stream(request, reply)
+    return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
+
+
+async def _stream(request: web.Request, reply: Reply) -> web.StreamResponse:
+    """A compressed body, written 64 pieces at a time (a GiB bomb is never joined in memory)."""
+    pieces = reply.pieces
+    response = web.StreamResponse(
+        status=reply.status, headers={**reply.headers, "Content-Encoding": reply.encoding or ""}
+    )
+    if reply.chunked:
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = sum(len(piece) for piece in pieces)
+    await response.prepare(request)
+    try:
+        for start in range(0, len(pieces), 64):
+            await response.write(b"".join(pieces[start : start + 64]))
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client stopped reading (a bounded client does, on a bomb)
+    return response
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=200)
 
 
 # (method, path pattern split in segments); "{x}" segments capture.
@@ -647,48 +704,49 @@ class FakeISales:
     # -- request handling ------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw_body = await request.read()
+        reply = await self.dispatch(request.method, request.raw_path, request.headers, raw_body)
+        return await _render(request, reply)
+
+    async def dispatch(self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes) -> Reply:
+        """Handle one request, without a socket: ``target`` is the raw path and query,
+        ``headers`` a case-insensitive mapping. The aiohttp routes and the memory
+        transport both come here, so the signature check, the faults, the tenant's state
+        and the evidence are one and the same."""
+        self._loop = self._loop or asyncio.get_running_loop()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._serve(request)
+            return await self._serve(method, target, headers, raw_body.decode("utf-8", "replace"))
         finally:
             self.in_flight -= 1
 
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        raw_path, _, raw_query = request.raw_path.partition("?")
+    async def _serve(self, method: str, target: str, headers: Mapping[str, str], body: str) -> Reply:
+        raw_path, _, raw_query = target.partition("?")
         query = _parse_query(raw_query)
-        body = await request.text()
-        host = request.headers.get("Host", "")
-        authorization = request.headers.get("Authorization", "")
-        problem = self._verify(request.method, raw_path, query, request.headers, body)
+        host = headers.get("Host", "")
+        authorization = headers.get("Authorization", "")
+        problem = self._verify(method, raw_path, query, headers, body)
         if problem:
             self.rejected_auth += 1
-            return web.json_response({"error": "Unauthorized", "detail": problem}, status=401)
-        routed = self._route(request.method, raw_path)
-        if isinstance(routed, web.Response):
+            return _json_reply({"error": "Unauthorized", "detail": problem}, status=401)
+        routed = self._route(method, raw_path)
+        if isinstance(routed, Reply):
             return routed
         endpoint, vdn_text, params = routed
-        recorded = RecordedRequest(endpoint, request.method, raw_path, query, host, authorization, body)
+        recorded = RecordedRequest(endpoint, method, raw_path, query, host, authorization, body)
         self.requests.append(recorded)
         for callback in self.on_request:
             callback(recorded)
         fault = self._next_fault(endpoint)
         if fault is not None:
-            early = await self._before(fault, request)
+            early = await self._before(fault)
             if early is not None:
                 return early
-        answer = self._answer(endpoint, vdn_text, params, query, body, request.headers.get("Content-Type"))
+        answer = self._answer(endpoint, vdn_text, params, query, body, headers.get("Content-Type"))
         if self.latency:
             await asyncio.sleep(self.latency)
-        if fault is not None and fault.kind is FaultKind.RESET_AFTER:
-            return self._drop(request)
-        if fault is not None and fault.kind is FaultKind.TRUNCATE:
-            return await self._truncate(request, orjson.dumps(answer))
-        if fault is not None and fault.kind is FaultKind.BODY:
-            return web.Response(body=fault.body, status=200, content_type=fault.content_type.split(";")[0])
-        if fault is not None and fault.kind is FaultKind.COMPRESSED:
-            return await self._compressed(request, fault, orjson.dumps(answer))
-        return web.Response(body=orjson.dumps(answer), content_type="application/json", charset="utf-8")
+        return _after(fault, orjson.dumps(answer))
 
     def _verify(
         self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str], body: str
@@ -706,18 +764,18 @@ class FakeISales:
             max_skew=self.max_clock_skew,
         )
 
-    def _route(self, method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | web.Response:
+    def _route(self, method: str, raw_path: str) -> tuple[str, str, dict[str, str]] | Reply:
         if not raw_path.startswith(API_PREFIX):
-            return web.Response(status=404, text="not found")
+            return _text_reply(404, "not found")
         vdn_text, _, rest = raw_path[len(API_PREFIX) :].partition("/")
         segments = [unquote(s) for s in rest.split("/")]
         for name, route_method, pattern in _ROUTES:
             params = _match(segments, pattern)
             if params is not None:
                 if method != route_method:
-                    return web.Response(status=405, text="method not allowed")
+                    return _text_reply(405, "method not allowed")
                 return name, vdn_text, params
-        return web.Response(status=404, text="not found")
+        return _text_reply(404, "not found")
 
     def _next_fault(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
@@ -728,49 +786,29 @@ class FakeISales:
                 return fault
         return self.chaos.pick(endpoint) if self.chaos is not None else None
 
-    async def _before(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
+    async def _before(self, fault: Fault) -> Reply | None:
+        """The reply of a fault that answers before the request is processed, or ``None``
+        once a fault that only delays has waited."""
         if fault.kind is FaultKind.STATUS:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            return web.Response(status=fault.status, headers=headers, text=f"fault {fault.status}")
+            return _text_reply(fault.status, f"fault {fault.status}", headers)
         if fault.kind is FaultKind.RESET_BEFORE:
-            return self._drop(request)
+            return Reply(ending=Ending.DROP)
         if fault.kind is FaultKind.DELAY:
             await asyncio.sleep(fault.delay)
         if fault.kind is FaultKind.HANG:
             await self._release.wait()
         return None
 
-    @staticmethod
-    async def _truncate(request: web.Request, body: bytes) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.content_length = len(body)
-        await response.prepare(request)
-        await response.write(body[: len(body) // 2])
-        FakeISales._drop(request)
-        return response
+    def transport(self) -> MemoryTransport:
+        """A transport that sends a client's requests to this fake in process, without sockets.
 
-    @staticmethod
-    async def _compressed(request: web.Request, fault: Fault, body: bytes) -> web.StreamResponse:
-        pieces = compressed_body(body, fault.padding, fault.encoding)
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Encoding": fault.encoding})
-        if fault.chunked:
-            response.enable_chunked_encoding()
-        else:
-            response.content_length = sum(len(piece) for piece in pieces)
-        await response.prepare(request)
-        try:
-            for start in range(0, len(pieces), 64):
-                await response.write(b"".join(pieces[start : start + 64]))
-            await response.write_eof()
-        except ConnectionError:
-            pass  # the client stopped reading (a bounded client does, on a bomb)
-        return response
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.StreamResponse:
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=200)
+        ``ISalesClient("https://isales.test", ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1,
+        transport=FakeISales().transport())``: no port, no server to start. Every request
+        meets the same signature check, faults and state as over loopback; the faults
+        that break a connection raise the errors the client raises for them over a socket.
+        """
+        return MemoryTransport(self)
 
     def _answer(
         self,
