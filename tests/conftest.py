@@ -5,6 +5,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import hypothesis
 import pytest
 import pytest_asyncio
 
@@ -12,6 +13,11 @@ from isales_async import ISalesClient
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
 
 MakeClient = Callable[..., ISalesClient]
+
+# No timing thresholds in tests: Hypothesis' per-example deadline (200 ms) failed a
+# property test on a busy machine, though nothing was wrong but the machine's load.
+hypothesis.settings.register_profile("isales-async", deadline=None)
+hypothesis.settings.load_profile("isales-async")
 
 
 def ascii_id(text: str) -> str:
