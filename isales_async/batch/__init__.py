@@ -1,9 +1,12 @@
 """The batch writeback: a room of private modules.
 
-``_engine`` runs ``write_back_many`` and the dry-run plan,
-``_report`` holds the outcomes and the report (pure), ``_stores`` decides and records what a
-batch took (in memory or in the journal), ``_journal`` keeps the SQLite journal a re-run resumes from,
-``_rerun`` decides what a re-run sends (pure), ``_writeback`` is a record with its body and
-fingerprint (pure) and ``_definitions`` checks a record against the tenant's business
-results (pure). Import the public names from :mod:`isales_async`.
+- ``_engine``: ``write_back_many`` and the dry-run plan (workers, stopping, ``BatchControl``).
+- ``_report``: each record's outcome, the report, the plan, which errors stop a batch.
+- ``_stores``: what a batch took, kept in memory, in its journal, or (a dry run) nowhere.
+- ``_journal``: the SQLite journal a re-run resumes from; ``_lock``: its run lock.
+- ``_rerun``: what a re-run sends again (pure).
+- ``_writeback``: a record with its body and fingerprint (pure).
+- ``_definitions``: a record checked against the tenant's business results (pure).
+
+Import the public names from :mod:`isales_async`.
 """
