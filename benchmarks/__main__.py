@@ -31,11 +31,11 @@ import aiohttp
 import orjson
 
 from isales_async import BusinessResult, Definitions, ISalesClient, ObsResultCode, Writeback, sign
-from isales_async._batch import _Batch
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
 from isales_async._signing import format_timestamp
-from isales_async._writeback import prepare
+from isales_async.batch._engine import _Batch
+from isales_async.batch._writeback import prepare
 from isales_async.resources._base import structure_list
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK
 from isales_async.testing import fake_server_process as server_process

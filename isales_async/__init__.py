@@ -5,10 +5,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from ._batch import BatchControl, BatchReport, Outcome, OutcomeKind, Progress, Writeback, WritebackPlan
 from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
 from ._clock import Clock, SystemClock
-from ._definitions import Definitions
 from ._errors import (
     AuthenticationError,
     BatchAbortedError,
@@ -27,6 +25,7 @@ from ._errors import (
     NotFoundError,
     OutcomeUnknownError,
     PaginationError,
+    PushFormatError,
     RateLimitedError,
     ReadTimeoutError,
     ResponseFormatError,
@@ -40,22 +39,18 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
-from ._journal import Journal, JournalEntry, Status
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Timeouts
 from ._signing import sign
-from .push._receiver import (
-    InvalidPushRecord,
-    PushBatch,
-    PushFormatError,
-    PushReceiver,
-    PushResponse,
-    log_invalid_record,
-    parse_push,
-    parse_push_batch,
-)
+from .batch._definitions import Definitions
+from .batch._engine import BatchControl
+from .batch._journal import Journal, JournalEntry, Status
+from .batch._report import BatchReport, Outcome, OutcomeKind, Progress, WritebackPlan
+from .batch._writeback import Writeback
+from .push._parsing import InvalidPushRecord, PushBatch, log_invalid_record, parse_push, parse_push_batch
+from .push._receiver import PushReceiver, PushResponse
 from .resources.call_results import CallResultQuery
 
 try:

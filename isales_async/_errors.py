@@ -26,7 +26,7 @@ Every error the client raises on purpose derives from :class:`ISalesError`::
     ├── OutcomeUnknownError        a write whose fate on the server is unknown (never resent)
     ├── UnexpectedError            a batch record failed, unsent, by an exception of no type here (``__cause__``)
     ├── PaginationError            a server that pages inconsistently (a repeated page, a short one, no end)
-    ├── PushFormatError            a pushed body that is not a JSON list (in ``_push``)
+    ├── PushFormatError            a pushed body that is not a JSON list
     ├── DefinitionsUnavailableError  the tenant's business results could not be fetched, or none is listed:
     │                                nothing sent (``.cause``)
     ├── JournalError               a batch journal that cannot be opened, read or written (``.path``)
@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._batch import BatchReport
+    from .batch._report import BatchReport
 
 __all__ = [
     "AuthenticationError",
@@ -67,6 +67,7 @@ __all__ = [
     "NotFoundError",
     "OutcomeUnknownError",
     "PaginationError",
+    "PushFormatError",
     "RateLimitedError",
     "ReadTimeoutError",
     "ResponseFormatError",
@@ -286,6 +287,10 @@ class PaginationError(ISalesError):
     """The server paged inconsistently: a page repeated the one before it (``pageNum``
     ignored), a page came back short twice before the reported total, or the page cap was
     reached. The items yielded before it were in order and never repeated."""
+
+
+class PushFormatError(ISalesError):
+    """A pushed body that is not a JSON list of call-result objects."""
 
 
 class JournalError(ISalesError):

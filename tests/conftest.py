@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,6 +12,13 @@ from isales_async import ISalesClient
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
 
 MakeClient = Callable[..., ISalesClient]
+
+
+def ascii_id(text: str) -> str:
+    """``text`` as a test id of printable ASCII without a backslash (``\\ud800`` becomes
+    ``U+d800``), which tools that select tests by id, such as mutmut, find again."""
+    escaped = text.encode("ascii", "backslashreplace").decode().encode("unicode_escape").decode()
+    return re.sub(r"\\\\?[xuU]", "U+", escaped).replace("\\", "^")
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._rerun import SKIP_SUCCEEDED, SKIP_UNKNOWN
+from isales_async.batch._rerun import SKIP_SUCCEEDED, SKIP_UNKNOWN
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -69,7 +69,7 @@ def assert_server_agrees(server: FakeISales, report) -> None:  # type: ignore[no
 async def test_every_outcome_error_is_typed_even_for_a_bug_in_preparing_a_record(
     client: ISalesClient, server: FakeISales, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import isales_async._batch as batch_module
+    import isales_async.batch._engine as batch_module
 
     real_prepare = batch_module.prepare
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from isales_async import Journal, Status, Writeback
-from isales_async._writeback import prepare
+from isales_async.batch._writeback import prepare
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, Fault
 

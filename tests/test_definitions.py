@@ -34,9 +34,9 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
 from isales_async._models import converter
-from isales_async._rerun import SKIP_SUCCEEDED
+from isales_async.batch._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
+from isales_async.batch._rerun import SKIP_SUCCEEDED
 from isales_async.resources.business_results import DEFINITIONS_TTL
 from isales_async.testing import FakeClock, FakeISales, Fault, PagingQuirk
 

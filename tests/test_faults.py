@@ -34,7 +34,7 @@ from isales_async import (
 )
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
-from isales_async._journal import Journal, Status
+from isales_async.batch._journal import Journal, Status
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, Chaos, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient

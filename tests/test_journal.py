@@ -27,9 +27,9 @@ from isales_async import (
     Status,
     Writeback,
 )
-from isales_async._journal import SCHEMA_VERSION
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
-from isales_async._writeback import prepare
+from isales_async.batch._journal import SCHEMA_VERSION
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
+from isales_async.batch._writeback import prepare
 from isales_async.testing import FakeISales, Fault
 
 from . import legacy_journal_v0

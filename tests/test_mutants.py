@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,24 @@ from isales_async._endpoints import ENDPOINTS, ErrorKind
 from isales_async._envelope import decipher, parse_retry_after
 from isales_async._pager import Pager
 from isales_async._paging import fetch_limit, parse_total_count
-from isales_async._rerun import SKIP_FAILED, SKIP_UNKNOWN
-from isales_async._rerun import decide as rerun_decide
 from isales_async._retry import Decision, Failure, classify
 from isales_async._signing import canonical_request, enc, format_timestamp
+from isales_async._validation import (
+    MAX_DATA_ID,
+    check_access_key,
+    check_data_id,
+    check_id,
+    check_int_range,
+    check_number,
+    check_path_param,
+    check_text,
+)
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_UNKNOWN
+from isales_async.batch._rerun import decide as rerun_decide
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault, RecordedRequest
 
-from .conftest import MakeClient
+from .conftest import MakeClient, ascii_id
 from .server_thread import server_in_thread
 
 OBS = "queryOBSResultCode"
@@ -364,7 +375,10 @@ def test_text_utf8_cannot_encode_is_refused_naming_its_argument(field: str) -> N
     args = {**SIGN_ARGS, field: [("k", bad)] if field == "query" else bad}
     with pytest.raises(ValidationError) as info:
         sign(**args)
-    assert info.value.field == field and "lone surrogate" in str(info.value)
+    assert (info.value.field, str(info.value)) == (
+        field,
+        f"{field}: cannot be encoded as UTF-8 (it holds a lone surrogate)",
+    )
     assert bad not in str(info.value) and repr(bad) not in str(info.value)
 
 
@@ -508,11 +522,11 @@ def test_a_code_means_what_the_endpoint_or_else_the_common_table_says() -> None:
     assert endpoint.meaning("0299999") == (ErrorKind.OTHER, "Unknown error code")
 
 
-@pytest.mark.parametrize("text", ["X5", "5X", "5-", " ", "five"])
-def test_a_total_count_that_is_not_digits_is_refused_with_its_value(text: str) -> None:
+@pytest.mark.parametrize("value", ["X5", "5X", "5-", " ", "five", True, [1], {"n": 1}])
+def test_a_total_count_that_is_not_a_number_is_refused_with_its_value(value: object) -> None:
     with pytest.raises(ValueError) as info:
-        parse_total_count(text)
-    assert info.value.args == (text,)
+        parse_total_count(value)
+    assert info.value.args == (value,)
 
 
 def test_max_items_and_the_total_both_bound_the_pages_fetched() -> None:
@@ -571,6 +585,7 @@ async def test_the_smallest_allowed_arguments_are_accepted_and_the_largest_page(
     assert [p.items async for p in pager.pages(**{**PAGES_DEFAULTS, "page_size": 1, "max_pages": 3})] == [[0], [1], [2]]
     assert [i async for i in pager.iter(**{**PAGES_DEFAULTS, "max_items": 1})] == [0]
     assert (await pager.page(1, 50)).items == [0, 1, 2]
+    assert [p.items async for p in pager.pages(**{**PAGES_DEFAULTS, "max_pages": 1})] == [[0, 1, 2]]
 
 
 async def test_the_pager_passes_start_page_max_items_and_max_pages_on() -> None:
@@ -578,8 +593,74 @@ async def test_the_pager_passes_start_page_max_items_and_max_pages_on() -> None:
     assert [i async for i in pager.iter(**{**PAGES_DEFAULTS, "start_page": 3, "max_items": 15})] == list(range(20, 35))
     assert calls == [3, 4]
     calls.clear()
+    assert [p.page_num async for p in pager.pages(**{**PAGES_DEFAULTS, "max_items": 15})] == calls == [1, 2]
+    calls.clear()
     pages: list[int] = []
     with pytest.raises(PaginationError, match="cap of 3 pages"):
         async for page in pager.pages(**{**PAGES_DEFAULTS, "max_pages": 3}):
             pages.append(page.page_num)
     assert (pages, calls) == ([1, 2], [1, 2, 3])  # the third is the cap: fetched, more to come, not yielded
+
+
+# What each check says about a value it refuses, word for word: the message is the user's
+# only hint, and its field is what a CLI or a batch report names.
+REFUSALS: list[tuple[Callable[[], object], str]] = [
+    (lambda: check_int_range("page_size", True, 1, 50), "page_size: must be an integer, got bool"),
+    (lambda: check_int_range("page_size", 51, 1, 50), "page_size: must be between 1 and 50, got 51"),
+    (lambda: check_int_range("prefetch", 0, 1), "prefetch: must be at least 1, got 0"),
+    (lambda: check_number("delay", "1"), "delay: must be a finite number, at least 0, got '1'"),
+    (lambda: check_number("delay", -0.5), "delay: must be a finite number, at least 0, got -0.5"),
+    (
+        lambda: check_number("read", 0, optional=True, positive=True),
+        "read: must be a finite number above 0 or None, got 0",
+    ),
+    (lambda: check_number("read", math.inf, positive=True), "read: must be a finite number above 0, got inf"),
+    (lambda: check_text("work_no", None, required=True), "work_no: is required"),
+    (lambda: check_text("work_no", 5), "work_no: must be a string, got int"),
+    (lambda: check_text("work_no", "  ", required=True), "work_no: must not be empty"),
+    (lambda: check_text("work_no", "abcd", max_len=3), "work_no: must be at most 3 characters, got 4"),
+    (lambda: check_text("work_no", "abc", below=3), "work_no: must be fewer than 3 characters, got 3"),
+    (lambda: check_text("desc", "ok\ud800"), "desc: is not valid Unicode text: a lone surrogate U+D800 at position 2"),
+    (lambda: check_access_key("ak", 5), "ak: must be a string, got int"),
+    (
+        lambda: check_access_key("ak", "a/b"),
+        "ak: must be printable ASCII without spaces or '/' (it is a segment of 'auth-v2/AK/...')",
+    ),
+    (lambda: check_id("call_id", None), "call_id: must be a string or an integer, got NoneType"),
+    (lambda: check_id("call_id", True), "call_id: must be a string or an integer, got bool"),
+    (lambda: check_id("call_id", " "), "call_id: must not be empty"),
+    (lambda: check_id("call_id", "1\udfff"), "call_id: cannot be encoded as UTF-8 (it holds a lone surrogate)"),
+    (lambda: check_path_param("def_id", ".."), "def_id: '..' is not a usable path segment"),
+    (lambda: check_path_param("def_id", "."), "def_id: '.' is not a usable path segment"),
+    (lambda: check_data_id(1.0), "data_id: must be an integer or a string of digits, got float"),
+    (lambda: check_data_id("0"), f"data_id: must be between 1 and {MAX_DATA_ID}, got 0"),
+    (lambda: check_data_id("1" * 20), f"data_id: must be at most {MAX_DATA_ID}, got 20 digits"),
+]
+
+
+@pytest.mark.parametrize(("check", "text"), REFUSALS, ids=[ascii_id(text)[:50] for _, text in REFUSALS])
+def test_each_refusal_names_its_field_and_says_why(check: Callable[[], object], text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        check()
+    assert str(info.value) == text
+    assert info.value.field == text.split(":")[0]
+
+
+def test_each_check_accepts_its_bounds_and_returns_the_value() -> None:
+    assert check_int_range("page_size", 50, 1, 50) == 50 and check_int_range("page_num", 1, 1) == 1
+    assert check_number("delay", 0) == 0 and check_number("read", None, optional=True) is None
+    assert check_number("read", 0.001, positive=True) == 0.001
+    assert check_text("work_no", "abc", max_len=3) == "abc" and check_text("work_no", "ab", below=3) == "ab"
+    assert check_text("desc", "客户 ✓") == "客户 ✓" and check_text("desc", None) is None
+    assert check_access_key("ak", "AK-1_x.~") == "AK-1_x.~"
+    assert (check_id("call_id", 7), check_path_param("def_id", "..a")) == ("7", "..a")
+    assert (check_data_id(MAX_DATA_ID), check_data_id("0001")) == (str(MAX_DATA_ID), "1")
+
+
+def test_an_attrs_field_check_names_the_attribute_and_passes_the_options() -> None:
+    with pytest.raises(ValidationError) as info:
+        RetryPolicy(attempts=0)
+    assert str(info.value) == "attempts: must be at least 1, got 0"
+    with pytest.raises(ValidationError) as info:
+        Timeouts(read=0)
+    assert str(info.value) == "read: must be a finite number above 0 or None, got 0"

@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 from isales_async import ISalesClient, Journal, OutcomeKind, Status, Writeback, WritebackPlan
-from isales_async._batch import refusal_reason
-from isales_async._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
+from isales_async.batch._definitions import NO_SUB_STATUSES, NOT_ITS_SUB_STATUS, UNDEFINED_RESULT
+from isales_async.batch._report import refusal_reason
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
 from isales_async.testing import FakeISales, Fault
 
 WB = "callBusiResult"

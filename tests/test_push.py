@@ -30,7 +30,8 @@ from isales_async import (
     parse_push,
     parse_push_batch,
 )
-from isales_async.push._receiver import RecentIds, _address_allowed, _networks
+from isales_async.push._parsing import RecentIds
+from isales_async.push._receiver import _address_allowed, _networks
 from isales_async.receivers import AsgiPushApp, aiohttp_app
 from isales_async.testing import FakeClock, FakeISales
 

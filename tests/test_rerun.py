@@ -18,10 +18,12 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
-from isales_async._batch import fatal_reason
-from isales_async._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
 from isales_async._validation import MAX_DATA_ID, check_data_id, check_text
-from isales_async._writeback import fingerprint, prepare
+from isales_async.batch._report import fatal_reason
+from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, decide
+from isales_async.batch._writeback import fingerprint, prepare
+
+from .conftest import ascii_id
 
 # -- the canonical dataId ------------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ def test_a_data_id_has_one_canonical_form(given: int | str, canonical: str) -> N
         b"1",
         ["1"],
     ],
-    ids=repr,
+    ids=lambda value: ascii_id(repr(value)),
 )
 def test_anything_else_is_refused_naming_data_id(given: object) -> None:
     with pytest.raises(ValidationError) as info:
@@ -88,7 +90,7 @@ def test_the_refusal_says_what_is_wrong() -> None:
 # -- text fields ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["\ud800", "B01\udfff", "\udc80x"])
+@pytest.mark.parametrize("value", ["\ud800", "B01\udfff", "\udc80x"], ids=ascii_id)
 def test_a_lone_surrogate_is_refused_naming_the_field(value: str) -> None:
     with pytest.raises(ValidationError, match="lone surrogate") as info:
         check_text("busi_result_desc", value)
@@ -113,7 +115,7 @@ def test_text_that_is_valid_unicode_passes_unchanged() -> None:
         (Writeback(1.5, "B01"), "data_id"),  # type: ignore[arg-type]
         ({"dataId": 1, "busiResult": "B01"}, "record"),
     ],
-    ids=repr,
+    ids=lambda value: ascii_id(repr(value)),
 )
 def test_prepare_names_the_bad_field(record: object, field: str) -> None:
     with pytest.raises(ValidationError) as info:

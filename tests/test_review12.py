@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from isales_async import BatchControl, ISalesClient, Journal, JournalLockedError, Writeback
-from isales_async._rerun import SKIP_SUCCEEDED
 from isales_async._retry import CoolDown
+from isales_async.batch._rerun import SKIP_SUCCEEDED
 from isales_async.cli import cli
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, Fault
 

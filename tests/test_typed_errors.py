@@ -32,7 +32,7 @@ from isales_async._session import _encode_body
 from isales_async.resources.call_results import CallResultQuery
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales
 
-from .conftest import MakeClient
+from .conftest import MakeClient, ascii_id
 from .server_thread import server_in_thread
 
 THE_SK = "the-secret-key-0123456789"
@@ -103,7 +103,7 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "options"), BAD_OPTIONS, ids=[f"{f}={o}"[:60] for f, o in BAD_OPTIONS])
+@pytest.mark.parametrize(("field", "options"), BAD_OPTIONS, ids=[ascii_id(f"{f}={o}")[:60] for f, o in BAD_OPTIONS])
 def test_a_bad_client_option_is_a_validation_error_naming_it(field: str, options: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as info:
         build(**options)

@@ -24,8 +24,8 @@ from .. import (
     ValidationError,
     WritebackPlan,
 )
-from .._batch import BatchReport
-from .._rerun import REFUSED_FOR_DEFINITIONS
+from ..batch._report import BatchReport
+from ..batch._rerun import REFUSED_FOR_DEFINITIONS
 from ._files import FileRecord, Malformed
 from ._output import err
 

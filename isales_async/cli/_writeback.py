@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import BatchAbortedError, BatchControl, ISalesClient, Journal, JournalError, Outcome, Writeback, WritebackPlan
-from .._batch import BatchReport, refusal_reason
-from .._batch import Progress as BatchProgress
+from ..batch._report import BatchReport, refusal_reason
+from ..batch._report import Progress as BatchProgress
 from ._files import (
     DEFAULT_ENCODING,
     Malformed,

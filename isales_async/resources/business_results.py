@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._batch import plan_write_back, write_back_many
 from .._clock import Clock
-from .._definitions import Definitions
 from .._endpoints import ENDPOINTS
 from .._errors import DefinitionsUnavailableError, ISalesError
 from .._models import BusinessResult
 from .._validation import check_data_id
-from .._writeback import MAX_CODE_LEN, Writeback, writeback_body
+from ..batch._definitions import Definitions
+from ..batch._engine import plan_write_back, write_back_many
+from ..batch._writeback import MAX_CODE_LEN, Writeback, writeback_body
 from ._base import PagedResource
 
 if TYPE_CHECKING:

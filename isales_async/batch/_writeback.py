@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 import orjson
 
-from ._errors import ValidationError
-from ._validation import check_data_id, check_text
+from .._errors import ValidationError
+from .._validation import check_data_id, check_text
 
 __all__ = ["MAX_CODE_LEN", "PreparedWriteback", "Writeback", "fingerprint", "prepare", "writeback_body"]
 

@@ -21,241 +21,47 @@ journal without writing it, so the plan and the run cannot disagree.
 from __future__ import annotations
 
 import contextlib
-import enum
 import warnings
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from os import PathLike
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
-from ._errors import (
-    AuthenticationError,
+from .._errors import (
     BatchAbortedError,
     BusinessError,
-    ConnectError,
     DuplicateRecordError,
     ISalesError,
     JournalError,
     OutcomeUnknownError,
-    TLSError,
     UndefinedResultError,
     UnexpectedError,
     ValidationError,
 )
-from ._hooks import logger
+from .._hooks import logger
+from .._validation import check_int_range
 from ._journal import Journal
-from ._rerun import IN_DOUBT, SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN, Status, decide
-from ._validation import check_int_range
+from ._rerun import Status
 from ._writeback import PreparedWriteback, Writeback, prepare
 
 if TYPE_CHECKING:
+    from ..resources.business_results import BusinessResults
     from ._definitions import Definitions
-    from .resources.business_results import BusinessResults
 
-__all__ = [
-    "DUPLICATE_REASON",
-    "SKIP_FAILED",
-    "SKIP_SUCCEEDED",
-    "SKIP_UNKNOWN",
-    "BatchControl",
-    "BatchReport",
-    "Outcome",
-    "OutcomeKind",
-    "Progress",
-    "Writeback",
-    "WritebackPlan",
-    "fatal_reason",
-    "plan_write_back",
-    "refusal_reason",
-    "write_back_many",
-]
+from ._report import (
+    BatchReport,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    WritebackPlan,
+    fatal_reason,
+)
+from ._stores import DUPLICATE, Decision, JournalStore, PlanStore, Store
 
-
-class OutcomeKind(enum.Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    NOT_SENT = "not_sent"  # taken, then the batch stopped before sending it: a re-run sends it
-
-
-@attrs.frozen
-class Outcome:
-    """What happened to one record; ``error`` is the typed error when it is not ok.
-
-    ``error`` is always an :class:`~isales_async.ISalesError`: an exception of any other
-    type (a bug, in the client or in a record's own methods) arrives wrapped, as an
-    :class:`~isales_async.UnexpectedError` before sending or an
-    :class:`~isales_async.OutcomeUnknownError` after, with it as ``__cause__``.
-
-    ``data_id`` is the record's dataId as given (an int stays an int); ``key`` is its
-    canonical form, the server's and the journal's key ("" when the dataId is invalid).
-    """
-
-    data_id: int | str
-    record: Writeback | None
-    kind: OutcomeKind
-    error: ISalesError | None = None
-    key: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.kind is OutcomeKind.SUCCEEDED
-
-
-@attrs.frozen
-class Progress:
-    """Counts so far, handed to ``on_progress`` as work completes."""
-
-    succeeded: int
-    failed: int
-    unknown: int
-    skipped: int
-    elapsed: float
-    not_sent: int = 0
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed + self.unknown + self.skipped + self.not_sent
-
-
-class _JournalSucceeded(Sequence[Outcome]):
-    """The succeeded outcomes of one journal run, read from disk so memory stays flat.
-
-    Each read opens the journal read-only, so the report outlives the batch's own
-    connection, and reads the successes of its own run only, so it stays right after
-    later runs on the same journal; ``extra`` are successes the journal failed to record.
-    """
-
-    def __init__(self, path: str, run: int, count: int, extra: Sequence[Outcome]) -> None:
-        self._path, self._run, self._count, self._extra = path, run, count, list(extra)
-
-    def __len__(self) -> int:
-        return self._count + len(self._extra)
-
-    def __iter__(self) -> Iterator[Outcome]:
-        yield from self._read()
-        yield from self._extra
-
-    def _read(self, offset: int = 0, limit: int = -1) -> Iterator[Outcome]:
-        with Journal(self._path, readonly=True) as journal:
-            for key, data in journal.succeeded_in(self._run, offset=offset, limit=limit):
-                record = Writeback.from_json(data)
-                yield Outcome(record.data_id, record, OutcomeKind.SUCCEEDED, key=key)
-
-    @overload
-    def __getitem__(self, index: int) -> Outcome: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Outcome]: ...
-    def __getitem__(self, index: int | slice) -> Outcome | Sequence[Outcome]:
-        if isinstance(index, slice):
-            return list(self)[index]
-        position = index + len(self) if index < 0 else index
-        if not 0 <= position < len(self):
-            raise IndexError(index)
-        if position >= self._count:
-            return self._extra[position - self._count]
-        (outcome,) = self._read(offset=position, limit=1)  # one row read (and its connection closed)
-        return outcome
-
-
-@attrs.frozen
-class BatchReport:
-    """The outcome of every record a batch took; each is in exactly one place:
-    ``succeeded``, ``failed``, ``unknown``, ``not_sent``, or counted in ``skipped`` (by reason).
-
-    ``stopped_early`` says the batch stopped before its input ended (``fail_fast``, a
-    :class:`BatchControl`, or a fatal error), and ``stop_reason`` why; records never
-    taken from the input are in no list: a re-run with the journal takes them.
-    """
-
-    succeeded: Sequence[Outcome]
-    failed: Sequence[Outcome]
-    unknown: Sequence[Outcome]
-    skipped: Mapping[str, int]
-    elapsed: float
-    stopped_early: bool = False
-    not_sent: Sequence[Outcome] = ()
-    stop_reason: str | None = None
-    journal_run: int | None = None  # the journal's number of this run; None without a journal
-
-    @property
-    def total(self) -> int:
-        return (
-            len(self.succeeded) + len(self.failed) + len(self.unknown) + len(self.not_sent) + sum(self.skipped.values())
-        )
-
-    @property
-    def rate(self) -> float:
-        """Records settled (sent or refused) per second."""
-        settled = len(self.succeeded) + len(self.failed) + len(self.unknown)
-        return settled / self.elapsed if self.elapsed > 0 else 0.0
-
-    def summary(self) -> str:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
-        return (
-            f"{len(self.succeeded)} succeeded, {len(self.failed)} failed, {len(self.unknown)} unknown, "
-            f"{len(self.not_sent)} not sent; skipped: {skipped}; {self.elapsed:.1f}s ({self.rate:.0f}/s)"
-            + (f"; stopped early: {self.stop_reason}" if self.stopped_early else "")
-        )
-
-
-#: The reason of a refused duplicate, in :attr:`WritebackPlan.refused_by_reason`.
-DUPLICATE_REASON = "duplicate dataId"
-
-
-def refusal_reason(error: BaseException | None) -> str | None:
-    """Why a record was refused before sending, as a short reason to count by, or ``None``
-    when ``error`` is not such a refusal (a record the server refused was sent)."""
-    if isinstance(error, UndefinedResultError):
-        return error.reason
-    if isinstance(error, DuplicateRecordError):
-        return DUPLICATE_REASON
-    if isinstance(error, ValidationError):
-        return f"invalid {error.field}"
-    return None
-
-
-@attrs.frozen
-class WritebackPlan:
-    """What a batch would do, from :func:`plan_write_back`; nothing was sent.
-
-    ``would_send`` records would be sent, ``would_resend`` of them taken by an earlier
-    run of the journal (changed since, not applied, or resent as asked); ``skipped``
-    counts the rest by reason as :attr:`BatchReport.skipped` does; ``refused`` holds the
-    outcome of every record refused before sending (invalid, a duplicate, undefined in
-    the tenant), each with its typed error, as a run would report it in ``failed``.
-    ``stop_reason`` says why the plan stopped before the input ended (``fail_fast``), if it did.
-    """
-
-    would_send: int
-    would_resend: int
-    skipped: Mapping[str, int]
-    refused: Sequence[Outcome]
-    elapsed: float
-    stop_reason: str | None = None
-
-    @property
-    def refused_by_reason(self) -> dict[str, int]:
-        """How many records each reason refuses (see :func:`refusal_reason`)."""
-        reasons = Counter(refusal_reason(o.error) or f"unexpected {type(o.error).__name__}" for o in self.refused)
-        return dict(sorted(reasons.items()))
-
-    @property
-    def total(self) -> int:
-        return self.would_send + sum(self.skipped.values()) + len(self.refused)
-
-    def summary(self) -> str:
-        def counts(by_reason: Mapping[str, int]) -> str:
-            return ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items())) or "none"
-
-        return (
-            f"would send {self.would_send} ({self.would_resend} again); would skip: {counts(self.skipped)}; "
-            f"would refuse: {counts(self.refused_by_reason)}"
-            + (f"; would stop early: {self.stop_reason}" if self.stop_reason else "")
-        )
+__all__ = ["BatchControl", "plan_write_back", "write_back_many"]
 
 
 class BatchControl:
@@ -289,26 +95,7 @@ class BatchControl:
             self._batch.abandon()
 
 
-def fatal_reason(error: BaseException) -> str | None:
-    """Why ``error`` must stop a whole batch, or ``None`` when it concerns only its record.
-
-    No record can succeed past these, so sending more would only multiply the failure
-    (20,000 doomed 401s): a refused signature, a TLS failure, a server unreachable
-    once the session's retries are spent, a journal that cannot record.
-    """
-    if isinstance(error, AuthenticationError):
-        return f"the server refused the credentials (HTTP 401: check the AK/SK and the clock): {error}"
-    if isinstance(error, TLSError):
-        return f"TLS failed (check the CA file and the server's certificate): {error}"
-    if isinstance(error, ConnectError):
-        return f"the server is unreachable and the retries are spent: {error}"
-    if isinstance(error, JournalError):
-        return f"the journal failed, so nothing more can be recorded before sending: {error}"
-    return None
-
-
 _END = object()
-_DUPLICATE = "duplicate"
 
 
 class _NotSent(Exception):
@@ -327,162 +114,6 @@ class _InProgress:
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
         self.sent = False
-
-
-class _Decision(NamedTuple):
-    """What a batch does with a prepared record, as its store decides before any write."""
-
-    skip: str | None  # None: send it; "duplicate"; or a skip reason (a key of BatchReport.skipped)
-    known: bool = False  # an earlier run of the journal took it
-    in_doubt: bool = False  # ... and left it in doubt
-
-
-_NEW = _Decision(None)
-_DUPLICATE_DECISION = _Decision(_DUPLICATE)
-
-
-def _decision_of(
-    journal: Journal,
-    found: tuple[Status, int, str | None],
-    prepared: PreparedWriteback,
-    *,
-    retry_failed: bool,
-    resend_unknown: bool,
-    defined_now: bool,
-) -> _Decision:
-    """The decision for a record an earlier run of the journal took (``found``: its row)."""
-    status, _, previous_fingerprint = found
-    # The code matters only to a failure the definitions may have caused; read it only then.
-    previous_code = journal.error_code(prepared.key) if status is Status.FAILED and defined_now else None
-    skip = decide(
-        status,
-        previous_fingerprint,
-        prepared.fingerprint,
-        retry_failed=retry_failed,
-        resend_unknown=resend_unknown,
-        previous_code=previous_code,
-        defined_now=defined_now,
-    )
-    return _Decision(skip, True, status in IN_DOUBT)
-
-
-class _Store:
-    """Dedupe and bookkeeping without a journal: the report lives in memory.
-
-    A store first :meth:`decide` s, changing nothing, then :meth:`claim` s the record
-    unless it is a duplicate; both are synchronous, so no await comes between the two.
-    """
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self.succeeded: list[Outcome] = []
-
-    @property
-    def run(self) -> int | None:
-        """The journal's number of this run (``None`` without a journal)."""
-        return None
-
-    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
-        """What to do with the record; ``defined_now``: this run checked it against the
-        tenant's definitions and they define it."""
-        return _DUPLICATE_DECISION if prepared.key in self._seen else _NEW
-
-    def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
-        """Take the record for this run: a later one with its dataId is a duplicate.
-        ``sending``: it goes to the wire next (else it is skipped or refused)."""
-        self._seen.add(prepared.key)
-
-    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
-        """Without a journal nothing outlives the process, so there is nothing to record."""
-
-    def finish(self, outcome: Outcome, status: Status) -> None:
-        if outcome.ok:
-            self.succeeded.append(outcome)
-
-    def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
-        return self.succeeded
-
-
-class _JournalStore(_Store):
-    def __init__(self, journal: Journal, *, retry_failed: bool, resend_unknown: bool) -> None:
-        self.journal = journal  # replaces the in-memory state
-        self._retry_failed = retry_failed
-        self._resend_unknown = resend_unknown
-
-    @property
-    def run(self) -> int | None:
-        return self.journal.run
-
-    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
-        found = self.journal.lookup(prepared.key)
-        if found is None:
-            return _NEW
-        if found[1] == self.journal.run:  # claimed by this run already
-            return _DUPLICATE_DECISION
-        return _decision_of(
-            self.journal,
-            found,
-            prepared,
-            retry_failed=self._retry_failed,
-            resend_unknown=self._resend_unknown,
-            defined_now=defined_now,
-        )
-
-    def claim(self, prepared: PreparedWriteback, record: Writeback, decision: _Decision, sending: bool) -> None:
-        if decision.known:
-            # Only claim it for this run: a known record keeps what the journal knew (applied,
-            # failed, in doubt, with that payload's fingerprint) until this one really leaves
-            # (on_send), so a record skipped, refused, or stopped before sending changes nothing.
-            self.journal.touch(prepared.key)
-        else:
-            self.journal.mark(prepared.key, Status.QUEUED, record.to_json(), prepared.fingerprint)
-
-    def sending(self, prepared: PreparedWriteback, record: Writeback, known: bool) -> None:
-        if known:  # the claim left the earlier payload in place: store the one now leaving
-            self.journal.mark(prepared.key, Status.SENDING, record.to_json(), prepared.fingerprint)
-        else:  # the claim stored this payload already
-            self.journal.mark(prepared.key, Status.SENDING)
-
-    def finish(self, outcome: Outcome, status: Status) -> None:
-        self.journal.finish(outcome.key, status, outcome.error)
-
-    def succeeded_view(self, unrecorded: Sequence[Outcome]) -> Sequence[Outcome]:
-        assert self.journal.run is not None
-        count = self.journal.count_succeeded_in(self.journal.run)
-        return _JournalSucceeded(self.journal.path, self.journal.run, count, unrecorded)
-
-
-class _PlanStore(_Store):
-    """A dry run's store: decides as a run on ``journal`` would, reading it only; writes nothing.
-
-    What this run takes is remembered in memory (the keys only), as without a journal.
-    """
-
-    def __init__(self, journal: Journal | None, *, retry_failed: bool, resend_unknown: bool) -> None:
-        super().__init__()
-        self.journal = journal
-        self._retry_failed = retry_failed
-        self._resend_unknown = resend_unknown
-
-    def decide(self, prepared: PreparedWriteback, defined_now: bool) -> _Decision:
-        if prepared.key in self._seen:
-            return _DUPLICATE_DECISION
-        if self.journal is None:
-            return _NEW
-        found = self.journal.lookup(prepared.key)
-        if found is None:
-            return _NEW
-        return _decision_of(
-            self.journal,
-            found,
-            prepared,
-            retry_failed=self._retry_failed,
-            resend_unknown=self._resend_unknown,
-            defined_now=defined_now,
-        )
-
-    def finish(self, outcome: Outcome, status: Status) -> None:
-        """Nothing is recorded: a plan leaves the journal as it found it."""
 
 
 async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
@@ -514,7 +145,7 @@ class _Batch:
     def __init__(
         self,
         resource: BusinessResults,
-        store: _Store,
+        store: Store,
         *,
         on_progress: Callable[[Progress], None] | None,
         fail_fast: bool,
@@ -621,7 +252,7 @@ class _Batch:
             decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
             if decision.skip is not None:
                 refusal = None  # skipped: what the tenant defines does not matter
-            if decision.skip != _DUPLICATE:
+            if decision.skip != DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
         except JournalError as exc:
             self.abort(exc)
@@ -630,7 +261,7 @@ class _Batch:
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=_typed(exc)), None)
             return
-        if decision.skip == _DUPLICATE:
+        if decision.skip == DUPLICATE:
             self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
         elif decision.skip is not None:
             self.skipped[decision.skip] += 1
@@ -654,7 +285,7 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: _Decision) -> None:
+    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: Decision) -> None:
         assert isinstance(outcome.record, Writeback)
         record = outcome.record
         state = _InProgress()
@@ -790,7 +421,7 @@ def _abandoned() -> OutcomeUnknownError:
     )
 
 
-def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, decision: _Decision) -> Status | None:
+def _journal_status(kind: OutcomeKind, error: BaseException | None, sent: bool, decision: Decision) -> Status | None:
     """What the journal records for an outcome; ``None`` leaves the claimed row as it is.
 
     A record an earlier run took keeps its row (state and payload) unless this run sent
@@ -879,19 +510,19 @@ async def write_back_many(
     # Fetched before the journal is opened: a batch that cannot start leaves the journal as it was.
     definitions = await resource.definitions() if check_definitions else None
 
-    async def run(store: _Store) -> BatchReport:
+    async def run(store: Store) -> BatchReport:
         batch = _Batch(resource, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions)
         return await _run_batch(batch, records, concurrency, control)
 
     async def run_journaled(opened: Journal) -> BatchReport:
         opened.begin_run()
         try:
-            return await run(_JournalStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown))
+            return await run(JournalStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown))
         finally:
             opened.end_run()
 
     if journal is None:
-        return await run(_Store())
+        return await run(Store())
     if isinstance(journal, Journal):
         return await run_journaled(journal)
     with Journal(journal) as opened:
@@ -959,7 +590,7 @@ async def plan_write_back(
     definitions = await resource.definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:
-        store = _PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
+        store = PlanStore(opened, retry_failed=retry_failed, resend_unknown=resend_unknown)
         batch = _Batch(resource, store, on_progress=None, fail_fast=fail_fast, definitions=definitions, dry_run=True)
         report = await _run_batch(batch, records, 1, None)  # nothing waits on the wire: one worker keeps the order
         return WritebackPlan(

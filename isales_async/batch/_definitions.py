@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
-from ._errors import UndefinedResultError
-from ._models import BusinessResult, DefLevel
+from .._errors import UndefinedResultError
+from .._models import BusinessResult, DefLevel
 
 __all__ = [
     "NOT_ITS_SUB_STATUS",

@@ -37,9 +37,9 @@ from typing import Any
 import attrs
 import orjson
 
-from ._errors import JournalError, JournalLockedError, ValidationError
+from .._errors import JournalError, JournalLockedError, ValidationError
+from .._validation import check_data_id
 from ._rerun import Status
-from ._validation import check_data_id
 from ._writeback import Writeback, fingerprint, writeback_body
 
 __all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "Status"]
