@@ -145,9 +145,12 @@ def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[s
     warmup = max(10, count // 10)
     with server_process(latency=latency) as base_url:
         times: dict[str, list[float]] = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
+        cpu: dict[str, list[float]] = {"isales_async": [], "raw_aiohttp": []}
         for _ in range(repetitions):
-            times["raw_aiohttp"].append(asyncio.run(raw_aiohttp(base_url, count, warmup)))
-            times["isales_async"].append(asyncio.run(ours(base_url, count, warmup)))
+            for name, run in (("raw_aiohttp", raw_aiohttp), ("isales_async", ours)):
+                started = time.process_time()
+                times[name].append(asyncio.run(run(base_url, count, warmup)))
+                cpu[name].append((time.process_time() - started) / (count + warmup))
             times["requests_threads"].append(thread_pool(base_url, count))
     rates = {name: [count / seconds for seconds in values] for name, values in times.items()}
     vs_raw = [a / b for a, b in zip(rates["isales_async"], rates["raw_aiohttp"], strict=True)]
@@ -161,6 +164,8 @@ def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[s
         "ratio_vs_raw_aiohttp_by_round": [round(r, 3) for r in vs_raw],
         "ratio_vs_raw_aiohttp": round(statistics.median(vs_raw), 3),
         "ratio_vs_requests_threads": round(statistics.median(vs_threads), 2),
+        # The client process's CPU a request (warm-up and setup included): what bounds it at zero latency.
+        "client_cpu_us_per_request": {k: round(statistics.median(v) * 1e6, 1) for k, v in cpu.items()},
     }
 
 

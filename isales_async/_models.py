@@ -354,13 +354,15 @@ def _sequence_item(type_: Any) -> Any:
     return None
 
 
-def _tuple_hook(structure_item: Callable[[], Hook], item_type: Any) -> Hook:
+def _tuple_hook(structure_item: Callable[[], Hook], item_type: Any, *, whole_list: bool = False) -> Hook:
     """A hook reading a JSON list (or ``null``) into a tuple, whatever cattrs would default to.
 
     ``structure_item`` is called once, on first use: a model's hook may need its own
-    children's hook (``BusinessResult.children``) while it is still being built.
+    children's hook (``BusinessResult.children``) while it is still being built. With
+    ``whole_list``, the hook it returns reads the whole list (a ``list[Model]`` hook).
     """
     item_hook: Hook | None = None
+    list_type = list[item_type]
 
     def structure(value: Any, _: Any) -> tuple[Any, ...]:
         nonlocal item_hook
@@ -370,9 +372,19 @@ def _tuple_hook(structure_item: Callable[[], Hook], item_type: Any) -> Hook:
             raise TypeError(f"expected a list, got {_json_type(value)}")
         if item_hook is None:
             item_hook = structure_item()
+        if whole_list:
+            return tuple(item_hook(value, list_type))
         return tuple([item_hook(item, item_type) for item in value])
 
     return structure
+
+
+def _sequence_hook(conv: cattrs.Converter, type_: Any) -> Hook:
+    """``Sequence[X]`` as a tuple; a list of models (``children``) is read as a page is."""
+    item_type = _sequence_item(type_)
+    if item_type in _MODELS:
+        return _tuple_hook(lambda: conv.get_structure_hook(list[item_type]), item_type, whole_list=True)  # type: ignore[valid-type]
+    return _tuple_hook(lambda: conv.get_structure_hook(item_type), item_type)
 
 
 @attrs.frozen
@@ -512,10 +524,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(_dt.datetime | None, _structure_time)
     conv.register_structure_hook(CallStatus | None, _open_enum(CallStatus))
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], lambda value, _: dict(value))
-    conv.register_structure_hook_factory(
-        lambda t: _sequence_item(t) is not None,
-        lambda t: _tuple_hook(lambda: conv.get_structure_hook(_sequence_item(t)), _sequence_item(t)),
-    )
+    conv.register_structure_hook_factory(lambda t: _sequence_item(t) is not None, lambda t: _sequence_hook(conv, t))
     conv.register_structure_hook_factory(lambda t: t in _MODELS, _model_hook_factory(conv, strict))
     if not strict:
         conv.register_structure_hook_factory(_model_list, _page_hook_factory(conv))
