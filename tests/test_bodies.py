@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from isales_async import ISalesClient, ResponseTooLargeError
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
-from isales_async.testing._server import compressed_body
+from isales_async.testing._faults import compressed_body
 
 from .conftest import MakeClient
 

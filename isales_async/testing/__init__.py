@@ -21,19 +21,10 @@ which pytest loads by itself (the ``pytest11`` entry point of
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._faults import Chaos, Fault, FaultKind, PagingQuirk
 from ._memory import MemoryTransport
 from ._process import fake_server_process, fetch_state
-from ._server import (
-    DEFAULT_AK,
-    DEFAULT_SK,
-    AppliedWrite,
-    Chaos,
-    FakeISales,
-    Fault,
-    FaultKind,
-    PagingQuirk,
-    RecordedRequest,
-)
+from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, FakeISales, RecordedRequest
 
 __all__ = [
     "DEFAULT_AK",

@@ -14,12 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as _dt
-import enum
-import random
-import re
 import ssl
-import struct
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -33,10 +28,25 @@ from .._clock import Clock, SystemClock
 from .._envelope import SUCCESS
 from .._errors import ValidationError
 from . import _auth, _data
+from ._faults import SHORT_PAGE_NUM, Chaos, Fault, FaultKind, PagingQuirk, compressed_body
 from ._memory import MemoryTransport
-from ._reply import Ending, Reply, brotli_module
+from ._reply import Ending, Reply
+from ._routes import (
+    ROUTES,
+    Reject,
+    check_content_type,
+    check_query_keys,
+    envelope_of,
+    is_sub_result,
+    match_path,
+    page_args,
+    parse_integer,
+    parse_query,
+    request_body,
+    text_field,
+)
 
-__all__ = ["AppliedWrite", "Chaos", "FakeISales", "Fault", "FaultKind", "PagingQuirk", "RecordedRequest"]
+__all__ = ["DEFAULT_AK", "DEFAULT_SK", "AppliedWrite", "FakeISales", "RecordedRequest"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns/"
 #: The fields of a pushed call result, and the documented re-push behaviour.
@@ -62,161 +72,6 @@ DEFAULT_SK = "fake-sk-do-not-use"
 VDN_ID = 1
 
 
-class FaultKind(enum.Enum):
-    """How a scripted fault disturbs one request."""
-
-    STATUS = "status"  # answer ``status`` (with ``retry_after``), without processing
-    RESET_BEFORE = "reset_before"  # drop the connection without processing
-    RESET_AFTER = "reset_after"  # process the request, then drop the connection
-    TRUNCATE = "truncate"  # process it, send half the body, then drop the connection
-    BODY = "body"  # process it, then answer 200 with ``body`` instead of the envelope
-    DELAY = "delay"  # wait ``delay`` seconds, then process normally
-    HANG = "hang"  # wait until the server is closed or released, then process
-    COMPRESSED = "compressed"  # process it, then answer with the body compressed as ``encoding``
-
-
-class PagingQuirk(enum.Enum):
-    """How a misbehaving server pages; set one with ``FakeISales(paging=...)`` or ``server.paging``.
-
-    It applies to every paged request of the paged endpoints (queryOBSResultCode,
-    queryBusinessResults, queryOBSResults, and callresult when the body names a page).
-    """
-
-    PER_PAGE_TOTAL = "per_page_total"  # totalCount is the number of items on the page itself
-    IGNORE_PAGE_NUM = "ignore_page_num"  # every pageNum is answered with page 1
-    SHORT_PAGE_ONCE = "short_page_once"  # the first answer to page 2 lacks its last item (when full, 2+ items)
-    SHORT_PAGE_ALWAYS = "short_page_always"  # every answer to page 2 lacks its last item (when full, 2+ items)
-    TOTAL_MISSING = "total_missing"  # no totalCount key
-    TOTAL_NULL = "total_null"  # "totalCount": null
-    TOTAL_UNKNOWN = "total_unknown"  # "totalCount": -1
-
-
-#: The page that the short-page quirks shorten: the middle of a list of three pages or more.
-SHORT_PAGE_NUM = 2
-
-
-@attrs.define
-class Fault:
-    """One scripted fault, applied to the next ``times`` requests matching ``endpoint``."""
-
-    kind: FaultKind
-    endpoint: str | None = None
-    times: int = 1
-    status: int = 503
-    retry_after: str | None = None
-    body: bytes = b""
-    content_type: str = "application/json"
-    delay: float = 0.0
-    encoding: str = "gzip"
-    padding: int = 0
-    chunked: bool = False
-
-    @classmethod
-    def status_code(
-        cls, status: int, *, retry_after: str | None = None, endpoint: str | None = None, times: int = 1
-    ) -> Fault:
-        return cls(FaultKind.STATUS, endpoint, times, status=status, retry_after=retry_after)
-
-    @classmethod
-    def reset(cls, *, after: bool, endpoint: str | None = None, times: int = 1) -> Fault:
-        return cls(FaultKind.RESET_AFTER if after else FaultKind.RESET_BEFORE, endpoint, times)
-
-    @classmethod
-    def truncated(cls, *, endpoint: str | None = None, times: int = 1) -> Fault:
-        return cls(FaultKind.TRUNCATE, endpoint, times)
-
-    @classmethod
-    def raw_body(
-        cls, body: bytes, *, content_type: str = "application/json", endpoint: str | None = None, times: int = 1
-    ) -> Fault:
-        return cls(FaultKind.BODY, endpoint, times, body=body, content_type=content_type)
-
-    @classmethod
-    def slow(cls, delay: float, *, endpoint: str | None = None, times: int = 1) -> Fault:
-        return cls(FaultKind.DELAY, endpoint, times, delay=delay)
-
-    @classmethod
-    def hang(cls, *, endpoint: str | None = None, times: int = 1) -> Fault:
-        return cls(FaultKind.HANG, endpoint, times)
-
-    @classmethod
-    def compressed(
-        cls,
-        *,
-        encoding: str = "gzip",
-        padding: int = 0,
-        chunked: bool = False,
-        endpoint: str | None = None,
-        times: int = 1,
-    ) -> Fault:
-        """Answer with the envelope compressed as ``encoding`` (``gzip``, ``deflate``, or ``br``
-        when brotli is installed), followed once decoded by ``padding`` spaces (valid JSON).
-
-        It goes with its small, compressed ``Content-Length``, or ``chunked`` without one.
-        A GiB of padding is a decompression bomb of about a MiB on the wire, built
-        without compressing a GiB (see :func:`compressed_body`).
-        """
-        if encoding not in ("gzip", "deflate", "br"):
-            raise ValueError(f"encoding must be gzip, deflate or br, got {encoding!r}")
-        if encoding == "br":
-            brotli_module()
-        return cls(FaultKind.COMPRESSED, endpoint, times, encoding=encoding, padding=padding, chunked=chunked)
-
-
-_PAD_BLOCK = b" " * (1 << 20)
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
-_ZLIB_HEADER = b"\x78\xda"
-_FINAL_EMPTY_BLOCK = b"\x03\x00"
-
-
-def _deflated(data: bytes) -> bytes:
-    """Raw deflate blocks of ``data`` ending in a full flush: byte-aligned and independent of
-    anything before them, so they can be repeated or concatenated as they are."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
-
-
-def compressed_body(body: bytes, padding: int, encoding: str) -> list[bytes]:
-    """``body`` followed by ``padding`` spaces, compressed as ``encoding``, in pieces.
-
-    For gzip and deflate each whole MiB of padding is the same precomputed piece (the same
-    ``bytes`` object, so a GiB takes a list of a thousand references), and the checksum
-    in the trailer is computed, not a compression pass over the whole.
-    """
-    blocks, rest = divmod(padding, len(_PAD_BLOCK))
-    if encoding == "br":
-        compressor = brotli_module().Compressor(quality=1)
-        pieces = [compressor.process(body)]
-        pieces.extend(compressor.process(_PAD_BLOCK) for _ in range(blocks))
-        return [*pieces, compressor.process(b" " * rest), compressor.finish()]
-    tail = b" " * rest
-    checksum = zlib.crc32 if encoding == "gzip" else zlib.adler32
-    check = checksum(body, 0 if encoding == "gzip" else 1)
-    for _ in range(blocks):
-        check = checksum(_PAD_BLOCK, check)
-    check = checksum(tail, check)
-    piece = _deflated(_PAD_BLOCK)
-    middle = [_deflated(body), *([piece] * blocks), _deflated(tail), _FINAL_EMPTY_BLOCK]
-    if encoding == "gzip":
-        return [_GZIP_HEADER, *middle, struct.pack("<II", check, (len(body) + padding) & 0xFFFFFFFF)]
-    return [_ZLIB_HEADER, *middle, struct.pack(">I", check)]
-
-
-@attrs.define
-class Chaos:
-    """Random faults: each request meets one of ``faults`` with probability ``rate``."""
-
-    rate: float
-    faults: Sequence[Fault]
-    rng: random.Random = attrs.field(factory=lambda: random.Random(0))
-
-    def pick(self, endpoint: str) -> Fault | None:
-        candidates = [f for f in self.faults if f.endpoint in (None, endpoint)]
-        if candidates and self.rng.random() < self.rate:
-            return self.rng.choice(candidates)
-        return None
-
-
 @attrs.frozen
 class RecordedRequest:
     """A request as the server saw it (after signature verification)."""
@@ -237,15 +92,6 @@ class AppliedWrite:
     endpoint: str
     key: str
     body: dict[str, Any]
-
-
-class _Reject(Exception):
-    """A business error answer: HTTP 200 with a failing result code."""
-
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
 
 
 def _text_reply(status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -312,168 +158,6 @@ def _drop(request: web.Request) -> web.StreamResponse:
     if request.transport is not None:
         request.transport.abort()
     return web.Response(status=200)
-
-
-# (method, path pattern split in segments); "{x}" segments capture.
-_ROUTES: Sequence[tuple[str, str, tuple[str, ...]]] = (
-    ("queryOBSResultCode", "GET", ("queryOBSResultCode",)),
-    ("queryBusinessResults", "GET", ("queryBusinessResults",)),
-    ("callBusiResult", "POST", ("callBusiResult", "{dataId}")),
-    ("callresultdetail", "GET", ("callresultdetail", "{callId}")),
-    ("callresult", "POST", ("callresult", "{campaignId}")),
-    ("createObResult", "POST", ("createObResult",)),
-    ("queryOBSResults", "GET", ("queryOBSResults",)),
-    ("queryObsResultDetail", "GET", ("{defId}", "queryObsResultDetail")),
-    ("updateObResult", "POST", ("updateObResult",)),
-)
-
-# Per endpoint: the code for a bad pageSize and for a bad pageNum.
-_PAGING_CODES = {
-    "queryOBSResultCode": ("0200001", "0200001"),
-    "queryBusinessResults": ("0200005", "0200007"),
-    "queryOBSResults": ("0200001", "0200001"),
-}
-
-
-def _match(segments: Sequence[str], pattern: Sequence[str]) -> dict[str, str] | None:
-    if len(segments) != len(pattern):
-        return None
-    params = {}
-    for seg, pat in zip(segments, pattern, strict=False):
-        if pat.startswith("{"):
-            params[pat[1:-1]] = seg
-        elif seg != pat:
-            return None
-    return params
-
-
-def _parse_query(raw: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for part in raw.split("&") if raw else ():
-        key, _, value = part.partition("=")
-        pairs.append((unquote(key), unquote(value)))
-    return tuple(pairs)
-
-
-def _page_args(endpoint: str, query: dict[str, str]) -> tuple[int, int]:
-    size_code, num_code = _PAGING_CODES[endpoint]
-    size, num = _query_int(query, "pageSize"), _query_int(query, "pageNum")
-    if not 1 <= size <= 50:
-        raise _Reject(size_code, f"pageSize must be 1-50, got {size}")
-    if num < 1:
-        raise _Reject(num_code, f"pageNum must be greater than 0, got {num}")
-    return num, size
-
-
-def _envelope(desc: str, **fields: Any) -> dict[str, Any]:
-    return {"resultCode": SUCCESS, "resultDesc": desc, "returnCode": SUCCESS, "returnDesc": desc, **fields}
-
-
-def _text(body: dict[str, Any], key: str, *, required: bool = False, max_len: int | None = None) -> str | None:
-    """A string field's value (its type was checked by :func:`_request_body`)."""
-    value = body.get(key)
-    if value is None or value == "":
-        if required:
-            raise _Reject("02000001", f"{key} is empty")
-        return None
-    if max_len is not None and len(value) > max_len:
-        raise _Reject("02000003", f"{key} exceeds {max_len} characters")
-    return value  # type: ignore[no-any-return]
-
-
-# What the real server refuses before any endpoint logic, as a conversion error
-# ("02000008 Parameter conversion error") where the pages name no other code.
-_CONVERSION = "02000008"
-_JAVA_INT_MAX = 2**31 - 1
-_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
-_METHODS = {name: method for name, method, _ in _ROUTES}
-#: The query parameters each endpoint takes; the others take none.
-_QUERY_KEYS = {name: frozenset({"pageSize", "pageNum"}) for name in _PAGING_CODES}
-#: The keys of each POST endpoint's body and the JSON type of each (``list`` is a list of
-#: strings), from the pages; ``null`` counts as absent.
-_BODY_FIELDS: dict[str, dict[str, type]] = {
-    "callBusiResult": {"busiResult": str, "subStatus": str, "busiResultDesc": str, "workNo": str},
-    "callresult": {
-        "sessionId": str,
-        "customField": str,
-        "pageSize": int,
-        "pageNum": int,
-        "showDetail": int,
-        "beginTime": str,
-        "endTime": str,
-    },
-    "createObResult": {"resultCode": str, "displayResult": str, "obsCodes": list},
-    "updateObResult": {"defId": str, "displayResult": str, "obsCodes": list},
-}
-_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list of strings"}
-
-
-def _check_content_type(value: str | None) -> None:
-    """The pages fix it to ``application/json; charset=UTF-8`` (case and spacing aside)."""
-    media, _, parameters = (value or "").partition(";")
-    if media.strip().lower() != "application/json" or parameters.replace(" ", "").lower() != "charset=utf-8":
-        raise _Reject(_CONVERSION, f"Content-Type must be application/json; charset=UTF-8, got {value!r}")
-
-
-def _check_query_keys(endpoint: str, query: Sequence[tuple[str, str]]) -> None:
-    allowed = _QUERY_KEYS.get(endpoint, frozenset())
-    for key, _ in query:
-        if key not in allowed:
-            raise _Reject(_CONVERSION, f"unknown query parameter {key!r}")
-
-
-def _query_int(query: dict[str, str], key: str) -> int:
-    text = query.get(key, "")
-    if text == "":
-        raise _Reject("02000001", f"{key} is empty")
-    return _integer(key, text)
-
-
-def _integer(name: str, text: str) -> int:
-    """A path or query value the server converts to a Java ``Integer``."""
-    if len(text) > len(str(-_JAVA_INT_MAX)) or not _INTEGER.fullmatch(text) or abs(int(text)) > _JAVA_INT_MAX:
-        raise _Reject(_CONVERSION, f"{name} is not an integer: {text!r}")
-    return int(text)
-
-
-def _has_type(value: Any, expected: type) -> bool:
-    if expected is int:
-        return type(value) is int and abs(value) <= _JAVA_INT_MAX
-    if expected is list:
-        return type(value) is list and all(type(item) is str for item in value)
-    return type(value) is expected
-
-
-def _request_body(endpoint: str, text: str) -> dict[str, Any]:
-    """The JSON object body of a POST, every key known and of its type; a GET has none."""
-    if _METHODS[endpoint] == "GET":
-        if text:
-            raise _Reject(_CONVERSION, f"{endpoint} takes no request body")
-        return {}
-    if not text:
-        raise _Reject(_CONVERSION, "the request body is missing")
-    try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise _Reject(_CONVERSION, "the request body is not JSON") from None
-    if type(body) is not dict:
-        raise _Reject(_CONVERSION, "the request body must be a JSON object")
-    fields = _BODY_FIELDS[endpoint]
-    for key, value in body.items():
-        expected = fields.get(key)
-        if expected is None:
-            raise _Reject(_CONVERSION, f"unknown parameter {key!r}")
-        if value is not None and not _has_type(value, expected):
-            raise _Reject(_CONVERSION, f"{key} must be {_TYPE_NAMES[expected]}, got {orjson.dumps(value).decode()}")
-    return body
-
-
-def _is_sub_result(item: Mapping[str, Any]) -> bool:
-    """Whether a listed business result is marked ``defLevel`` 2 (sent as ``"2"`` or ``2``)."""
-    try:
-        return int(str(item.get("defLevel", "")).strip()) == 2
-    except ValueError:
-        return False
 
 
 class FakeISales:
@@ -723,7 +407,7 @@ class FakeISales:
 
     async def _serve(self, method: str, target: str, headers: Mapping[str, str], body: str) -> Reply:
         raw_path, _, raw_query = target.partition("?")
-        query = _parse_query(raw_query)
+        query = parse_query(raw_query)
         host = headers.get("Host", "")
         authorization = headers.get("Authorization", "")
         problem = self._verify(method, raw_path, query, headers, body)
@@ -769,8 +453,8 @@ class FakeISales:
             return _text_reply(404, "not found")
         vdn_text, _, rest = raw_path[len(API_PREFIX) :].partition("/")
         segments = [unquote(s) for s in rest.split("/")]
-        for name, route_method, pattern in _ROUTES:
-            params = _match(segments, pattern)
+        for name, route_method, pattern in ROUTES:
+            params = match_path(segments, pattern)
             if params is not None:
                 if method != route_method:
                     return _text_reply(405, "method not allowed")
@@ -820,15 +504,15 @@ class FakeISales:
         content_type: str | None,
     ) -> dict[str, Any]:
         try:
-            _check_content_type(content_type)
-            _check_query_keys(endpoint, query)
-            parsed = _request_body(endpoint, body)
-            vdn = _integer("vdnId", vdn_text)
+            check_content_type(content_type)
+            check_query_keys(endpoint, query)
+            parsed = request_body(endpoint, body)
+            vdn = parse_integer("vdnId", vdn_text)
             if not 1 <= vdn <= 9999:
-                raise _Reject("0200001", f"vdnId must be 1-9999, got {vdn_text!r}")
+                raise Reject("0200001", f"vdnId must be 1-9999, got {vdn_text!r}")
             handler = getattr(self, f"_on_{endpoint}")
             return handler(params=params, query=dict(query), body=parsed, vdn=vdn)  # type: ignore[no-any-return]
-        except _Reject as reject:
+        except Reject as reject:
             return {
                 "resultCode": reject.code,
                 "resultDesc": reject.description,
@@ -839,8 +523,8 @@ class FakeISales:
     # -- endpoints ---------------------------------------------------------------------
 
     def _paged(self, endpoint: str, query: dict[str, str], items: Sequence[Any], field: str) -> dict[str, Any]:
-        num, size = _page_args(endpoint, query)
-        return _envelope(f"query {endpoint} Success!", **self._page_fields(endpoint, items, num, size, field))
+        num, size = page_args(endpoint, query)
+        return envelope_of(f"query {endpoint} Success!", **self._page_fields(endpoint, items, num, size, field))
 
     def _page_fields(self, endpoint: str, items: Sequence[Any], num: int, size: int, field: str) -> dict[str, Any]:
         """The list field and ``totalCount`` of page ``num``, as the ``paging`` quirk distorts them."""
@@ -889,17 +573,17 @@ class FakeISales:
         :class:`~isales_async.Definitions` reads them (:meth:`_sub_statuses_of`).
         """
         data_id = params["dataId"]
-        busi_result = _text(body, "busiResult", required=True, max_len=50)
-        sub_status = _text(body, "subStatus", max_len=50)
-        _text(body, "busiResultDesc")
-        _text(body, "workNo")
-        if not 1 <= _integer("dataId", data_id) <= self.data_id_count:
-            raise _Reject("0200033", f"The outbound call data {data_id} does not exist.")
+        busi_result = text_field(body, "busiResult", required=True, max_len=50)
+        sub_status = text_field(body, "subStatus", max_len=50)
+        text_field(body, "busiResultDesc")
+        text_field(body, "workNo")
+        if not 1 <= parse_integer("dataId", data_id) <= self.data_id_count:
+            raise Reject("0200033", f"The outbound call data {data_id} does not exist.")
         children = self._sub_statuses_of(busi_result) if busi_result is not None else None
         if children is None:
-            raise _Reject("0200001", f"busiResult {busi_result} is not a defined business result")
+            raise Reject("0200001", f"busiResult {busi_result} is not a defined business result")
         if sub_status is not None and sub_status not in children:
-            raise _Reject("0200034", f"The substatus {sub_status} does not match the business result {busi_result}.")
+            raise Reject("0200034", f"The substatus {sub_status} does not match the business result {busi_result}.")
         self.applied.append(AppliedWrite("callBusiResult", data_id, body))
         return {"resultCode": SUCCESS, "resultDesc": "The business result is written back successfully."}
 
@@ -912,7 +596,7 @@ class FakeISales:
         level-1 codes. Nothing makes a code unique in the listing: a code listed twice is
         one business result whose sub-results are those of every listing.
         """
-        listings = [r for r in self.business_results if r["code"] == busi_result and not _is_sub_result(r)]
+        listings = [r for r in self.business_results if r["code"] == busi_result and not is_sub_result(r)]
         if not listings:
             return None
         return {child["code"] for listing in listings for child in listing.get("children") or ()}
@@ -920,7 +604,7 @@ class FakeISales:
     def _on_callresultdetail(self, *, params: dict[str, str], vdn: int, **_: Any) -> dict[str, Any]:
         call = next((c for c in self.calls() if c["callId"] == params["callId"]), None)
         if call is None or call["vdnId"] != vdn:
-            raise _Reject("0200007", "The call record ID does not exist.")
+            raise Reject("0200007", "The call record ID does not exist.")
         detail = {
             k: call[k]
             for k in (
@@ -936,28 +620,28 @@ class FakeISales:
                 "ackBeginTime",
             )
         }
-        return _envelope("Query Success!", data=detail)
+        return envelope_of("Query Success!", data=detail)
 
     def _on_callresult(self, *, params: dict[str, str], body: dict[str, Any], vdn: int, **_: Any) -> dict[str, Any]:
         calls = self.campaign_calls.get(params["campaignId"])
         if calls is None or self.campaign_vdns.get(params["campaignId"], VDN_ID) != vdn:
-            raise _Reject("0200007", "The campaign does not exist.")
+            raise Reject("0200007", "The campaign does not exist.")
         show_detail = body.get("showDetail") or 0
         if show_detail not in (0, 1):
-            raise _Reject("0200001", "showDetail must be 0 or 1")
+            raise Reject("0200001", "showDetail must be 0 or 1")
         begin, end = body.get("beginTime"), body.get("endTime")
         if (begin is None) != (end is None):
-            raise _Reject("0200008", "beginTime and endTime must be specified together.")
+            raise Reject("0200008", "beginTime and endTime must be specified together.")
         if begin is not None and end is not None:
             try:
                 begin_day = _dt.datetime.strptime(begin, "%Y-%m-%d")
                 end_day = _dt.datetime.strptime(end, "%Y-%m-%d")
             except ValueError:
-                raise _Reject("0200009", "The time format is incorrect.") from None
+                raise Reject("0200009", "The time format is incorrect.") from None
             if begin_day >= end_day:
-                raise _Reject("0200010", "The start time must be earlier than the end time.")
+                raise Reject("0200010", "The start time must be earlier than the end time.")
             if (end_day - begin_day).days > 30:
-                raise _Reject("0200011", "The time span cannot exceed 30 days.")
+                raise Reject("0200011", "The time span cannot exceed 30 days.")
             calls = [
                 c
                 for c in calls
@@ -974,9 +658,9 @@ class FakeISales:
             fields: dict[str, Any] = {"data": calls[:2000], "totalCount": len(calls)}
         else:
             if size is None or not 1 <= size <= max_size:
-                raise _Reject("0200001", f"pageSize must be 1-{max_size} with showDetail={show_detail}")
+                raise Reject("0200001", f"pageSize must be 1-{max_size} with showDetail={show_detail}")
             if num is None or num < 1:
-                raise _Reject("0200001", "pageNum must be greater than 0")
+                raise Reject("0200001", "pageNum must be greater than 0")
             fields = self._page_fields("callresult", calls, num, size, "data")
         keys: tuple[str, ...] = (
             "campaignId",
@@ -993,21 +677,21 @@ class FakeISales:
         if show_detail:
             keys += ("customField", "ackBeginTime", "callBeginTime", "callEndTime")
         fields["data"] = [{k: c[k] for k in keys} for c in fields["data"]]
-        return _envelope("Query Success!", **fields)
+        return envelope_of("Query Success!", **fields)
 
     def _validated_external(self, body: dict[str, Any]) -> tuple[str, list[str]]:
-        display = _text(body, "displayResult", required=True)
+        display = text_field(body, "displayResult", required=True)
         codes = body.get("obsCodes")
         if not codes:
-            raise _Reject("02000001", "obsCodes is empty")
+            raise Reject("02000001", "obsCodes is empty")
         known = {c["obsCode"] for c in self.obs_codes}
         unknown = [c for c in codes if c not in known]
         if unknown:
-            raise _Reject("0200001", f"unknown obsCodes: {unknown}")
+            raise Reject("0200001", f"unknown obsCodes: {unknown}")
         return display or "", codes
 
     def _on_createObResult(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        result_code = _text(body, "resultCode", max_len=7)
+        result_code = text_field(body, "resultCode", max_len=7)
         display, codes = self._validated_external(body)
         def_id = str(self._next_def_id)
         self._next_def_id += 1
@@ -1018,19 +702,19 @@ class FakeISales:
             "obsCodes": codes,
         }
         self.applied.append(AppliedWrite("createObResult", def_id, body))
-        return _envelope("createObResult Success!", defId=def_id)
+        return envelope_of("createObResult Success!", defId=def_id)
 
     def _on_queryObsResultDetail(self, *, params: dict[str, str], **_: Any) -> dict[str, Any]:
         found = self.external_results.get(params["defId"])
         if found is None:
-            raise _Reject("0200001", f"defId {params['defId']} does not exist")
-        return _envelope("queryObsResultDetail Success!", obResult=dict(found))
+            raise Reject("0200001", f"defId {params['defId']} does not exist")
+        return envelope_of("queryObsResultDetail Success!", obResult=dict(found))
 
     def _on_updateObResult(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        def_id = _text(body, "defId", required=True) or ""
+        def_id = text_field(body, "defId", required=True) or ""
         if def_id not in self.external_results:
-            raise _Reject("0200001", f"defId {def_id!r} does not exist")
+            raise Reject("0200001", f"defId {def_id!r} does not exist")
         display, codes = self._validated_external(body)
         self.external_results[def_id].update(displayResult=display, obsCodes=codes)
         self.applied.append(AppliedWrite("updateObResult", def_id, body))
-        return _envelope("updateObResult Success!")
+        return envelope_of("updateObResult Success!")
