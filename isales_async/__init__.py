@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from ._client import DEFAULT_ROUTE_LIMITS, ISalesClient
+from ._client import DEFAULT_ROUTE_LIMITS, ClientOptions, ISalesClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     AuthenticationError,
@@ -70,6 +70,7 @@ __all__ = [
     "CallResultQuery",
     "CallStatus",
     "ClientClosedError",
+    "ClientOptions",
     "Clock",
     "ConnectError",
     "ConnectionLostError",

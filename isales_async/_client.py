@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+import yarl
 
 from ._aiohttp import AiohttpTransport
 from ._clock import Clock
@@ -22,13 +23,13 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, parse_base_url
 from ._transport import Timeouts, Transport
-from ._validation import check_access_key, check_bool, check_clock, check_int_range
+from ._validation import check_access_key, check_bool, check_clock, check_int_range, field_check
 from .resources.business_results import BusinessResults, SharedDefinitions
 from .resources.call_results import CallResults
 from .resources.external_results import ExternalResults
 from .resources.obs_result_codes import ObsResultCodes
 
-__all__ = ["DEFAULT_ROUTE_LIMITS", "ISalesClient"]
+__all__ = ["DEFAULT_ROUTE_LIMITS", "ClientOptions", "ISalesClient"]
 
 #: The flow control the API reference states for the campaign call-result query; read-only,
 #: since it is every client's default (pass ``{**DEFAULT_ROUTE_LIMITS, ...}`` to change it).
@@ -38,22 +39,26 @@ DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = types.MappingProxyType(
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
-def _ssl_option(ssl: _ssl.SSLContext | None, ca_file: str | None, insecure: bool) -> _ssl.SSLContext | bool:
-    if insecure:
-        if ssl is not None or ca_file is not None:
-            raise ValidationError("insecure", "cannot be combined with ssl or ca_file")
-        warnings.warn("TLS certificate verification is disabled (insecure=True)", stacklevel=3)
-        return False
+def _check_tls_choice(ssl: _ssl.SSLContext | None, ca_file: str | None, insecure: bool) -> None:
+    """One way to verify the server: the default CAs, ``ssl``, ``ca_file``, or none (``insecure``)."""
+    if insecure and (ssl is not None or ca_file is not None):
+        raise ValidationError("insecure", "cannot be combined with ssl or ca_file")
     if ssl is not None and ca_file is not None:
         raise ValidationError("ca_file", "give either ssl or ca_file, not both")
-    if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
-        raise ValidationError("ssl", f"must be an ssl.SSLContext, got {type(ssl).__name__}")
-    if ca_file is not None:
+
+
+def _ssl_option(options: ClientOptions) -> _ssl.SSLContext | bool:
+    """What aiohttp's ``ssl=`` gets: reads ``ca_file`` and warns for ``insecure``, so it runs
+    once, when the client is made, not when options are (``ClientOptions`` does no I/O)."""
+    if options.insecure:
+        warnings.warn("TLS certificate verification is disabled (insecure=True)", stacklevel=4)
+        return False
+    if options.ca_file is not None:
         try:
-            return _ssl.create_default_context(cafile=ca_file)
+            return _ssl.create_default_context(cafile=options.ca_file)
         except (OSError, TypeError, ValueError) as exc:  # missing file, not PEM (ssl.SSLError), not a path
             raise ValidationError("ca_file", f"cannot be loaded: {exc}") from None
-    return ssl if ssl is not None else True
+    return options.ssl if options.ssl is not None else True
 
 
 def _check_instance(field: str, value: object, cls: type) -> None:
@@ -62,21 +67,26 @@ def _check_instance(field: str, value: object, cls: type) -> None:
         raise ValidationError(field, f"must be {cls.__name__}, got {type(value).__name__}")
 
 
-def _check_hooks(hooks: Sequence[Hook] | None) -> None:
+def _instance_of(cls: type) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """An attrs validator: the option is ``None`` or a ``cls``."""
+    return field_check(_check_instance, cls=cls)
+
+
+def _check_hooks(field: str, hooks: Sequence[Hook] | None) -> None:
     if hooks is None:
         return
     if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Sequence):
-        raise ValidationError("hooks", f"must be a sequence of callables, got {type(hooks).__name__}")
+        raise ValidationError(field, f"must be a sequence of callables, got {type(hooks).__name__}")
     for hook in hooks:
         if not callable(hook):
-            raise ValidationError("hooks", f"must be callables, got {type(hook).__name__}")
+            raise ValidationError(field, f"must be callables, got {type(hook).__name__}")
 
 
-def _check_route_limits(route_limits: Mapping[str, RouteLimit]) -> None:
+def _check_route_limits(field: str, route_limits: Mapping[str, RouteLimit]) -> None:
     if not isinstance(route_limits, Mapping):
-        raise ValidationError("route_limits", f"must be a mapping, got {type(route_limits).__name__}")
+        raise ValidationError(field, f"must be a mapping, got {type(route_limits).__name__}")
     for name, limit in route_limits.items():
-        _check_instance(f"route_limits[{name!r}]", limit, RouteLimit)
+        _check_instance(f"{field}[{name!r}]", limit, RouteLimit)
 
 
 def _check_transport(transport: object, **aiohttp_options: object) -> None:
@@ -88,6 +98,90 @@ def _check_transport(transport: object, **aiohttp_options: object) -> None:
     for name, value in aiohttp_options.items():
         if value not in (None, False):
             raise ValidationError(name, "is an option of the default aiohttp transport: give it or transport, not both")
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """Everything that tunes an :class:`ISalesClient` besides where it connects and who it is
+    (``base_url``, ``ak``, ``sk``, ``vdn_id``): each option once, with its default and its check.
+
+    ``ISalesClient(url, ak=..., sk=..., vdn_id=..., max_concurrency=5)`` and
+    ``ISalesClient(url, ak=..., sk=..., vdn_id=..., options=ClientOptions(max_concurrency=5))``
+    make the same client; ``client.options`` is what it was made with, and
+    ``client.with_options(...)`` evolves it. A bad option is a
+    :class:`~isales_async.ValidationError` naming it, here, before any client exists. It
+    holds no credential (the SK stays a :class:`~isales_async.Secret` in the client) and
+    does no I/O: ``ca_file`` is read, and ``insecure`` warns, when a client is made.
+
+    Args:
+        max_concurrency: requests in flight at once, across every call of the client.
+        timeouts: per-attempt timeouts; ``None``: ``Timeouts()``.
+        retry: the retry policy (see :class:`~isales_async.RetryPolicy`); ``None``: ``RetryPolicy()``.
+        ssl: an ``ssl.SSLContext`` for servers with their own CA; ``ca_file`` does the same
+            from a PEM file. Verification is on unless ``insecure=True`` (which warns).
+        ca_file: a PEM file of the CAs to trust, instead of ``ssl``.
+        insecure: do not verify the server's certificate (refused with ``ssl`` or ``ca_file``).
+        session: an aiohttp session to use instead of creating one (the client does not close it).
+        hooks: callables given every request, response, retry and give-up event;
+            default: standard ``logging`` on the ``isales_async`` logger.
+        clock: replaces the real clock: an object with ``monotonic()``, ``wall()`` and
+            ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
+        max_response_bytes: larger response bodies are refused.
+        route_limits: per-endpoint flow limits (default: the callresult limit).
+        retry_budget: the budget retries draw on, shared by every call of the client.
+        trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
+            skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, when the
+            client is made. Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
+        transport: what carries the signed requests (a :class:`~isales_async.Transport`)
+            instead of aiohttp, e.g. ``FakeISales().transport()`` in a unit test; it
+            replaces ``session``, ``ssl``, ``ca_file``, ``insecure`` and ``trust_env``,
+            which are then refused.
+    """
+
+    max_concurrency: int = attrs.field(default=10, validator=field_check(check_int_range, low=1))
+    timeouts: Timeouts | None = attrs.field(default=None, validator=_instance_of(Timeouts))
+    retry: RetryPolicy | None = attrs.field(default=None, validator=_instance_of(RetryPolicy))
+    ssl: _ssl.SSLContext | None = attrs.field(default=None, validator=_instance_of(_ssl.SSLContext))
+    ca_file: str | None = None
+    insecure: bool = attrs.field(default=False, validator=field_check(check_bool))
+    session: aiohttp.ClientSession | None = attrs.field(default=None, validator=_instance_of(aiohttp.ClientSession))
+    hooks: Sequence[Hook] | None = attrs.field(default=None, validator=field_check(_check_hooks))
+    clock: Clock | None = attrs.field(default=None, validator=field_check(check_clock))
+    max_response_bytes: int = attrs.field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, validator=field_check(check_int_range, low=1)
+    )
+    route_limits: Mapping[str, RouteLimit] = attrs.field(
+        default=DEFAULT_ROUTE_LIMITS, validator=field_check(_check_route_limits)
+    )
+    retry_budget: RetryBudget | None = attrs.field(default=None, validator=_instance_of(RetryBudget))
+    trust_env: bool = attrs.field(default=False, validator=field_check(check_bool))
+    transport: Transport | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.transport is None:
+            _check_tls_choice(self.ssl, self.ca_file, self.insecure)
+        else:
+            _check_transport(
+                self.transport,
+                session=self.session,
+                ssl=self.ssl,
+                ca_file=self.ca_file,
+                insecure=self.insecure,
+                trust_env=self.trust_env,
+            )
+
+
+_DEFAULT_OPTIONS = ClientOptions()
+
+
+def _one_spelling(given: ClientOptions, options: ClientOptions | None) -> ClientOptions:
+    """The options of a client: ``options=``, or the ones given one by one, never a mix."""
+    if options is None:
+        return given
+    _check_instance("options", options, ClientOptions)
+    if given != _DEFAULT_OPTIONS:
+        raise ValidationError("options", "give the options either one by one or as options=, not both")
+    return options
 
 
 @attrs.frozen
@@ -142,23 +236,19 @@ class ISalesClient:
         max_concurrency: requests in flight at once, across every call of this client.
         timeouts: per-attempt timeouts.
         retry: the retry policy (see :class:`RetryPolicy`).
-        ssl: an ``ssl.SSLContext`` for servers with their own CA; ``ca_file`` does the same
-            from a PEM file. Verification is on unless ``insecure=True`` (which warns).
+        ssl: an ``ssl.SSLContext`` for servers with their own CA.
+        ca_file: a PEM file of the CAs to trust, instead of ``ssl``.
+        insecure: no certificate verification (warns).
         session: an aiohttp session to use instead of creating one.
-        hooks: callables given every request, response, retry and give-up event;
-            default: standard ``logging`` on the ``isales_async`` logger.
-        clock: replaces the real clock: an object with ``monotonic()``, ``wall()`` and
-            ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
+        hooks: callables given every request, response, retry and give-up event.
+        clock: replaces the real clock (``monotonic()``, ``wall()``, ``sleep()``).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
         retry_budget: the budget retries draw on, shared by every call of the client.
-        trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
-            skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, here.
-            Off by default, as in aiohttp. ``.netrc`` is not read: requests are signed.
-        transport: what carries the signed requests (a :class:`~isales_async.Transport`)
-            instead of aiohttp, e.g. ``FakeISales().transport()`` in a unit test; it
-            replaces ``session``, ``ssl``, ``ca_file``, ``insecure`` and ``trust_env``,
-            which are then refused.
+        trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY``, honouring ``NO_PROXY``.
+        transport: what carries the signed requests instead of aiohttp.
+        options: all of the above as one :class:`ClientOptions` (which documents each
+            option), instead of one by one.
     """
 
     def __init__(
@@ -182,6 +272,7 @@ class ISalesClient:
         retry_budget: RetryBudget | None = None,
         trust_env: bool = False,
         transport: Transport | None = None,
+        options: ClientOptions | None = None,
     ) -> None:
         # First of all: from here on no frame of a traceback holds the SK itself.
         sk = Secret(sk)
@@ -189,30 +280,24 @@ class ISalesClient:
             raise ValidationError("sk", sk.problem)
         self.ak: str = check_access_key("ak", ak)
         self.vdn_id: int = check_int_range("vdn_id", vdn_id, 1, 9999)
-        check_int_range("max_concurrency", max_concurrency, 1)
-        check_int_range("max_response_bytes", max_response_bytes, 1)
-        _check_instance("timeouts", timeouts, Timeouts)
-        _check_instance("retry", retry, RetryPolicy)
-        _check_instance("retry_budget", retry_budget, RetryBudget)
-        _check_instance("session", session, aiohttp.ClientSession)
-        _check_hooks(hooks)
-        _check_route_limits(route_limits)
-        check_clock("clock", clock)
-        check_bool("insecure", insecure)
-        check_bool("trust_env", trust_env)
+        given = ClientOptions(
+            max_concurrency=max_concurrency,
+            timeouts=timeouts,
+            retry=retry,
+            ssl=ssl,
+            ca_file=ca_file,
+            insecure=insecure,
+            session=session,
+            hooks=hooks,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            route_limits=route_limits,
+            retry_budget=retry_budget,
+            trust_env=trust_env,
+            transport=transport,
+        )
+        self._options: ClientOptions = _one_spelling(given, options)
         url = parse_base_url(base_url)
-        if transport is None:
-            transport = AiohttpTransport(
-                url,
-                ssl=_ssl_option(ssl, ca_file, insecure),
-                session=session,
-                max_concurrency=max_concurrency,
-                trust_env=trust_env,
-            )
-        else:
-            _check_transport(
-                transport, session=session, ssl=ssl, ca_file=ca_file, insecure=insecure, trust_env=trust_env
-            )
         if url.scheme == "http":
             warnings.warn(
                 f"base_url {url.host_port_subcomponent} uses plain http: the signed requests and "
@@ -220,30 +305,50 @@ class ISalesClient:
                 stacklevel=2,
             )
         self.base_url: str = base_url
-        self._session = Session(
+        self._session = self._make_session(url, ak, sk, vdn_id)
+        self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
+        self._bind_resources()
+
+    def _make_session(self, url: yarl.URL, ak: str, sk: Secret, vdn_id: int) -> Session:
+        options = self._options
+        transport = options.transport
+        if transport is None:
+            transport = AiohttpTransport(
+                url,
+                ssl=_ssl_option(options),
+                session=options.session,
+                max_concurrency=options.max_concurrency,
+                trust_env=options.trust_env,
+            )
+        return Session(
             url,
             ak=ak,
             sk=sk,
             vdn_id=vdn_id,
-            max_concurrency=max_concurrency,
-            timeouts=timeouts or Timeouts(),
-            retry=retry or RetryPolicy(),
+            max_concurrency=options.max_concurrency,
+            timeouts=options.timeouts or Timeouts(),
+            retry=options.retry or RetryPolicy(),
             transport=transport,
-            hooks=hooks,
-            clock=clock,
-            max_response_bytes=max_response_bytes,
-            route_limits=route_limits,
-            retry_budget=retry_budget,
+            hooks=options.hooks,
+            clock=options.clock,
+            max_response_bytes=options.max_response_bytes,
+            route_limits=options.route_limits,
+            retry_budget=options.retry_budget,
         )
-        self._shared_definitions = SharedDefinitions()  # views (with_options) share it: one tenant
-        self._bind_resources(_ViewRequester(self._session, timeouts=None, retry=None))
 
-    def _bind_resources(self, requester: _ViewRequester) -> None:
+    def _bind_resources(self) -> None:
+        """Resources that send through the session with this client's (or view's) timeouts and retry."""
+        requester = _ViewRequester(self._session, timeouts=self._options.timeouts, retry=self._options.retry)
         self._requester = requester
         self.obs_result_codes: ObsResultCodes = ObsResultCodes(requester)
         self.business_results: BusinessResults = BusinessResults(requester, self._shared_definitions)
         self.call_results: CallResults = CallResults(requester)
         self.external_results: ExternalResults = ExternalResults(requester)
+
+    @property
+    def options(self) -> ClientOptions:
+        """The options this client, or this ``with_options`` view of it, was made with."""
+        return self._options
 
     def __repr__(self) -> str:
         # getattr: a client whose constructor failed midway must still have a repr.
@@ -267,14 +372,18 @@ class ISalesClient:
     def with_options(self, *, timeouts: Timeouts | None = None, retry: RetryPolicy | None = None) -> ISalesClient:
         """A view of this client whose calls use other timeouts or retry policy.
 
-        It shares the connection pool, limiter, cool-down, retry budget, proxy and the
-        cached business-result definitions::
+        Its :attr:`options` are this client's evolved (``attrs.evolve``) with what is given;
+        ``None`` keeps this client's. It shares the connection pool, limiter, cool-down,
+        retry budget, proxy and the cached business-result definitions::
 
             await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(call_id)
         """
-        _check_instance("timeouts", timeouts, Timeouts)
-        _check_instance("retry", retry, RetryPolicy)
+        options = self._options
         view = copy.copy(self)
-        current = self._requester
-        view._bind_resources(attrs.evolve(current, timeouts=timeouts or current.timeouts, retry=retry or current.retry))
+        view._options = attrs.evolve(
+            options,
+            timeouts=options.timeouts if timeouts is None else timeouts,
+            retry=options.retry if retry is None else retry,
+        )
+        view._bind_resources()
         return view

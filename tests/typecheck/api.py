@@ -10,6 +10,7 @@ from isales_async import (
     BusinessResult,
     CallResult,
     CallStatus,
+    ClientOptions,
     DefLevel,
     ExternalResult,
     ISalesClient,
@@ -49,4 +50,7 @@ async def usage() -> None:
         with Journal("results.journal.sqlite", readonly=True) as journal:
             states: list[Status] = [entry.status for entry in journal.entries(Status.FAILED, Status.UNKNOWN)]
         await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")
-        del code, total, children, call, calls, ids, errors, known, level, states
+        tuned: ClientOptions = client.with_options(timeouts=Timeouts(read=1)).options
+        same = ISalesClient("https://h:1", ak="a", sk="s", vdn_id=1, options=ClientOptions(max_concurrency=5))
+        concurrency: int = tuned.max_concurrency + same.options.max_concurrency
+        del code, total, children, call, calls, ids, errors, known, level, states, concurrency
