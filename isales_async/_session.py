@@ -1,8 +1,9 @@
-"""The one place that drives I/O: limiter, signing each attempt, sending, retrying, hooks.
+"""The one place that drives I/O: signing each attempt, sending, retrying, hooks.
 
-Everything it decides is delegated to pure modules: :mod:`._signing` signs,
-:mod:`._envelope` maps a response to data or an error, :mod:`._retry` decides whether
-and when to try again (and keeps the budget and the shared cool-down). The bytes travel
+Everything it decides is delegated: :mod:`._signing` signs, :mod:`._envelope` maps a
+response to data or an error, :mod:`._retry` decides whether and when to try again (and
+keeps the budget and the shared cool-down), :mod:`._limits` admits each attempt (the
+client-wide and per-route limits, the cool-down waits, the call's deadline). The bytes travel
 through a :class:`~isales_async.Transport` (:mod:`._aiohttp` by default), which
 translates its own failures into our hierarchy; cancellation passes through untouched.
 """
@@ -10,18 +11,16 @@ translates its own failures into our hierarchy; cancellation passes through unto
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
 import attrs
 import orjson
 import yarl
 
-from ._clock import Alarm, Clock, SystemClock, set_alarm
+from ._clock import Clock, SystemClock
 from ._endpoints import Endpoint
 from ._envelope import decipher
 from ._errors import (
@@ -33,105 +32,16 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
+from ._limits import Admission, Deadline, RouteLimit
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
 from ._signing import enc, format_timestamp, sign
 from ._transport import Timeouts, Transport, TransportRequest
-from ._validation import check_int_range, check_number, check_path_param, field_check
+from ._validation import check_path_param
 
 __all__ = ["RouteLimit", "Session", "Timeouts"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns"
-
-
-@attrs.frozen
-class RouteLimit:
-    """A per-endpoint flow limit: ``concurrency`` in flight and at most ``concurrency``
-    starts in any window longer than ``interval`` seconds."""
-
-    concurrency: int = attrs.field(validator=field_check(check_int_range, low=1))
-    interval: float = attrs.field(validator=field_check(check_number))
-
-
-def _check_wait(endpoint: str, what: str, wait: float, now: float, deadline: float | None) -> None:
-    """Refuse a wait that would run past the call's deadline, before sleeping any of it."""
-    if deadline is not None and now + wait > deadline:
-        raise DeadlineExceededError(
-            f"{endpoint}: not sent: {what} ends in {wait:.3g}s, after this call's deadline "
-            f"(in {max(0.0, deadline - now):.3g}s)",
-            endpoint=endpoint,
-            wait=wait,
-        )
-
-
-class _RouteGate:
-    """A route's flow limit: ``concurrency`` in flight, and start times reserved so that at
-    most ``concurrency`` fall in any window longer than ``interval``.
-
-    Each caller reserves its start at once (no lock held while sleeping), so it knows its
-    whole wait before sleeping any of it and can refuse one that passes its deadline.
-    """
-
-    def __init__(self, limit: RouteLimit, clock: Clock) -> None:
-        self._limiter = anyio.CapacityLimiter(limit.concurrency)
-        self._starts: collections.deque[float] = collections.deque(maxlen=limit.concurrency)
-        self._limit = limit
-        self._clock = clock
-
-    def _reserve(self, endpoint: str, deadline: float | None) -> float:
-        now = self._clock.monotonic()
-        start = now
-        if len(self._starts) == self._limit.concurrency:
-            # "More than" the interval: a hair past it, never exactly on it.
-            start = max(now, self._starts[0] + self._limit.interval + 0.001)
-        _check_wait(endpoint, f"the {endpoint} flow limit's spacing", start - now, now, deadline)
-        self._starts.append(start)
-        return start - now
-
-    @contextlib.asynccontextmanager
-    async def slot(self, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
-        async with self._limiter:
-            wait = self._reserve(endpoint, deadline)
-            if wait > 0:
-                await self._clock.sleep(wait)
-            yield
-
-
-class _Deadline:
-    """Ends the attempt of the running task when the clock passes the call's deadline.
-
-    The alarm cancels the task (like ``asyncio.timeout``, on our clock); :meth:`caught`
-    then tells that cancellation from any other, which passes through untouched.
-    """
-
-    def __init__(self, clock: Clock, deadline: float) -> None:
-        self._clock = clock
-        self._deadline = deadline
-        self._task = asyncio.current_task()
-        self._expired = False
-        self._alarm: Alarm | None = None
-        cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
-        self._cancelling: int = cancelling() if cancelling is not None else 0
-
-    def __enter__(self) -> _Deadline:
-        self._alarm = set_alarm(self._clock, self._deadline, self._expire)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._alarm is not None:
-            self._alarm.cancel()
-
-    def _expire(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._expired = True
-            self._task.cancel()
-
-    def caught(self) -> bool:
-        """Whether the cancellation being handled is this deadline's alone (then it is consumed)."""
-        if not self._expired or self._task is None:
-            return False
-        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+
-        return uncancel is None or uncancel() <= self._cancelling
 
 
 def parse_base_url(base_url: str) -> yarl.URL:
@@ -232,20 +142,15 @@ class Session:
         self.retry = retry
         self._transport = transport
         self._open = False
-        self._max_concurrency = max_concurrency
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
         self._stamp, self._stamp_second = "", -1
         self.clock: Clock = clock or SystemClock()
         self._max_response_bytes = max_response_bytes
-        # asyncio's semaphore, not anyio's CapacityLimiter: the latter adds an event-loop
-        # round trip to every acquire, which measured about 15% of throughput; aiohttp
-        # ties us to asyncio anyway.
-        self._limiter = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
-        self._routes = {name: _RouteGate(limit, self.clock) for name, limit in route_limits.items()}
         self._retry_state = RetryState(retry_budget if retry_budget is not None else RetryBudget())
+        self._admission = Admission(max_concurrency, route_limits, self.clock, self._retry_state)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -257,9 +162,8 @@ class Session:
         if not self._open:
             loop = asyncio.get_running_loop()
             if self._loop is not loop and self.in_flight == 0:
-                # An asyncio primitive binds to the loop that first waits on it: reopened
-                # in a new loop (an asyncio.run per batch), the client needs a fresh one.
-                self._limiter = asyncio.Semaphore(self._max_concurrency)
+                # Reopened in a new loop (an asyncio.run per batch): the limit bound to the old one is replaced.
+                self._admission.renew_limiter()
             self._loop = loop
         await self._transport.open()
         self._open = True
@@ -329,7 +233,6 @@ class Session:
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         attempt_timeouts = timeouts or self._default_timeouts
-        route = self._routes.get(endpoint.name)
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
         self._retry_state.first_attempt()
@@ -346,10 +249,10 @@ class Session:
         while True:
             attempt += 1
             sent = False
-            guard = _Deadline(self.clock, deadline) if deadline is not None else None
+            guard = Deadline(self.clock, deadline) if deadline is not None else None
             try:
                 with guard if guard is not None else contextlib.nullcontext():
-                    async with route.slot(endpoint.name, deadline) if route is not None else contextlib.nullcontext():
+                    async with self._admission.route_slot(endpoint.name, deadline):
                         return await self._send(prepared, attempt, attempt_timeouts, mark_sent, deadline)
             except asyncio.CancelledError:
                 if guard is None or not guard.caught():
@@ -395,22 +298,6 @@ class Session:
         return DeadlineExceededError(
             f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
         )
-
-    async def _acquire_slot(self, endpoint: str, deadline: float | None) -> None:
-        """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a
-        limiter slot; never hold one while sleeping."""
-        while True:
-            now = self.clock.monotonic()
-            wait = self._retry_state.cool_down_wait(now)
-            if wait > 0:
-                _check_wait(endpoint, "the client's cool-down after a Retry-After", wait, now, deadline)
-                await self.clock.sleep(wait)
-                continue
-            await self._limiter.acquire()
-            # A pause may have begun while we queued for the limiter.
-            if self._retry_state.cool_down_wait(self.clock.monotonic()) == 0:
-                return
-            self._limiter.release()
 
     def _timestamp(self) -> str:
         """The signing timestamp, formatted once per second."""
@@ -458,7 +345,7 @@ class Session:
     ) -> dict[str, Any]:
         endpoint = prepared.endpoint
         observed = self._observe_every_request()
-        await self._acquire_slot(endpoint.name, deadline)
+        await self._admission.acquire(endpoint.name, deadline)
         self.in_flight += 1
         try:
             self._check_open(endpoint.name)  # the client may have closed while we waited
@@ -471,7 +358,7 @@ class Session:
             response = await self._transport.send(request)
         finally:
             self.in_flight -= 1
-            self._limiter.release()
+            self._admission.release()
         if observed:
             self._emit(
                 ResponseReceived(
