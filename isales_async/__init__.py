@@ -38,10 +38,10 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
+from ._limits import RouteLimit
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
-from ._session import RouteLimit
 from ._signing import sign
 from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
 from .batch._definitions import Definitions

@@ -262,7 +262,7 @@ def test_a_503_hint_within_the_cap_sets_the_retry_delay() -> None:
         assert (decision.retry, decision.delay) == (True, 5.0)
 
 
-# -- _session._RouteGate: the per-route concurrency limit -----------------------------------
+# -- _limits.RouteGate: the per-route concurrency limit -----------------------------------
 
 
 async def test_a_route_limit_below_the_client_limit_bounds_that_route(
