@@ -24,7 +24,8 @@ from ._clock import FakeClock
 from ._faults import Chaos, Fault, FaultKind, PagingQuirk
 from ._memory import MemoryTransport
 from ._process import fake_server_process, fetch_state
-from ._server import DEFAULT_AK, DEFAULT_SK, AppliedWrite, FakeISales, RecordedRequest
+from ._server import DEFAULT_AK, DEFAULT_SK, FakeISales, RecordedRequest
+from ._tenant import AppliedWrite
 
 __all__ = [
     "DEFAULT_AK",

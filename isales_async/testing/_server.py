@@ -7,6 +7,10 @@ validation and per-endpoint error codes, refuses what the real server cannot con
 keys, a value of the wrong JSON type), answers "does not exist" for a call or campaign
 of another VDN, can be scripted with faults, and records every request and every write
 it applied, so a test can prove that nothing was lost or applied twice.
+
+This module is the application: dispatch, signature verification, faults before and
+after processing, the lifecycle and the recording of evidence. The tenant's state and
+its endpoints are :mod:`._tenant`; pushing call results to a receiver is :mod:`._pusher`.
 """
 
 from __future__ import annotations
@@ -15,20 +19,18 @@ import asyncio
 import collections
 import datetime as _dt
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-import aiohttp
 import attrs
 import orjson
 from aiohttp import web
 
 from .._clock import Clock, SystemClock
-from .._envelope import SUCCESS
 from .._errors import ValidationError
-from . import _auth, _data
-from ._faults import SHORT_PAGE_NUM, Chaos, Fault, FaultKind, PagingQuirk, compressed_body
+from . import _auth, _pusher
+from ._faults import Chaos, Fault, FaultKind, PagingQuirk, compressed_body
 from ._memory import MemoryTransport
 from ._reply import Ending, Reply
 from ._routes import (
@@ -36,40 +38,20 @@ from ._routes import (
     Reject,
     check_content_type,
     check_query_keys,
-    envelope_of,
-    is_sub_result,
     match_path,
-    page_args,
     parse_integer,
     parse_query,
     request_body,
-    text_field,
 )
+from ._tenant import Tenant
 
-__all__ = ["DEFAULT_AK", "DEFAULT_SK", "AppliedWrite", "FakeISales", "RecordedRequest"]
+__all__ = ["DEFAULT_AK", "DEFAULT_SK", "FakeISales", "RecordedRequest"]
 
 API_PREFIX = "/rest/isales/v1/openapi/campaigns/"
-#: The fields of a pushed call result, and the documented re-push behaviour.
-PUSH_FIELDS = (
-    "campaignId",
-    "sessionId",
-    "called",
-    "callTimeStr",
-    "callStatus",
-    "failCode",
-    "vdnId",
-    "callId",
-    "customField",
-    "recordPath",
-)
-REPUSH_INTERVAL = 600.0
-MAX_PUSHES = 6
 #: Unsigned, test-only: the evidence of a server running in another process.
 STATE_PATH = "/_fake/state"
 DEFAULT_AK = "fake-ak"
 DEFAULT_SK = "fake-sk-do-not-use"
-#: The VDN the seed campaigns and their calls belong to.
-VDN_ID = 1
 
 
 @attrs.frozen
@@ -83,15 +65,6 @@ class RecordedRequest:
     host: str
     authorization: str
     body: str
-
-
-@attrs.frozen
-class AppliedWrite:
-    """A write the server applied: the endpoint, its key and the body it applied."""
-
-    endpoint: str
-    key: str
-    body: dict[str, Any]
 
 
 def _text_reply(status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -160,7 +133,7 @@ def _drop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
-class FakeISales:
+class FakeISales(Tenant):
     """A strict, scriptable stand-in for a CC-iSales tenant, on loopback.
 
     Use it as an async context manager (or :meth:`start` / :meth:`close`); ``base_url``
@@ -197,37 +170,28 @@ class FakeISales:
         paging: PagingQuirk | None = None,
         business_results: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        self.credentials: dict[str, str] = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
-        self.obs_codes: list[dict[str, Any]] = _data.obs_codes(obs_code_count)
-        self.business_results: list[dict[str, Any]] = (
-            [dict(result) for result in business_results]
-            if business_results is not None
-            else _data.business_results(business_result_count, children_per_result)
+        super().__init__(
+            obs_code_count=obs_code_count,
+            business_result_count=business_result_count,
+            children_per_result=children_per_result,
+            data_id_count=data_id_count,
+            calls_per_campaign=calls_per_campaign,
+            campaigns=campaigns,
+            paging=paging,
+            business_results=business_results,
         )
-        self.data_id_count = data_id_count
-        start = _dt.datetime(2026, 11, 2, 9, 0, 0)
-        self.campaign_calls: dict[str, list[dict[str, Any]]] = {
-            c: _data.call_results(VDN_ID, c, calls_per_campaign, start) for c in campaigns
-        }
-        #: The VDN each campaign belongs to: callresult and callresultdetail answer "does
-        #: not exist" for a campaign or call of another VDN.
-        self.campaign_vdns: dict[str, int] = dict.fromkeys(campaigns, VDN_ID)
-        self.external_results: dict[str, dict[str, Any]] = {}
+        self.credentials: dict[str, str] = dict(credentials or {DEFAULT_AK: DEFAULT_SK})
         self.latency = latency
         self.max_clock_skew = max_clock_skew
         self.faults: collections.deque[Fault] = collections.deque()
         self.chaos = chaos
-        self.paging = paging
-        self._shortened: set[str] = set()  # endpoints whose page 2 SHORT_PAGE_ONCE already shortened
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
-        self.applied: list[AppliedWrite] = []
         self.rejected_auth: int = 0
         self.in_flight: int = 0
         self.max_in_flight: int = 0
         self._release = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._next_def_id = 1645244637
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._listen: tuple[str, int, ssl.SSLContext | None] = ("", 0, None)
@@ -302,8 +266,7 @@ class FakeISales:
 
     def push_records(self, campaign_id: str = "1001", count: int = 10, start: int = 0) -> list[dict[str, Any]]:
         """Call results of a campaign in the pushed format."""
-        calls = self.campaign_calls[campaign_id][start : start + count]
-        return [{key: call[key] for key in PUSH_FIELDS} for call in calls]
+        return _pusher.pushed_format(self.campaign_calls[campaign_id][start : start + count])
 
     def malformed_push_records(self, campaign_id: str = "1001", start: int = 0) -> list[Any]:
         """Pushed records no receiver can read, one of each kind, to mix with :meth:`push_records`.
@@ -313,17 +276,7 @@ class FakeISales:
         the calls from ``start`` on), then a string, a number and ``null`` in place of a
         record.
         """
-        wrong_status, wrong_vdn, no_call_id, numeric_call_id = self.push_records(campaign_id, count=4, start=start)
-        del no_call_id["callId"]
-        return [
-            {**wrong_status, "callStatus": "succeeded"},
-            {**wrong_vdn, "vdnId": "eight"},
-            no_call_id,
-            {**numeric_call_id, "callId": 1644464743},
-            "not a call result",
-            1388,
-            None,
-        ]
+        return _pusher.malformed(self.push_records(campaign_id, count=4, start=start))
 
     async def push_results(
         self,
@@ -343,29 +296,12 @@ class FakeISales:
         """
         if records is not None and body is not None:
             raise ValidationError("body", "give records or body, not both")
-        clock = clock or SystemClock()
         if body is None:
             body = orjson.dumps(list(records) if records is not None else self.push_records())
-        statuses: list[int] = []
-        async with aiohttp.ClientSession() as session:
-            for attempt in range(MAX_PUSHES):
-                if attempt >= 2:
-                    await clock.sleep(REPUSH_INTERVAL)
-                try:
-                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
-                        statuses.append(response.status)
-                except aiohttp.ClientError:
-                    statuses.append(0)
-                if statuses[-1] == 200:
-                    break
-        return statuses
+        return await _pusher.push(url, body, clock or SystemClock())
 
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.endpoint == endpoint]
-
-    def calls(self) -> Iterator[dict[str, Any]]:
-        for calls in self.campaign_calls.values():
-            yield from calls
 
     def state(self) -> dict[str, Any]:
         """The evidence as JSON-ready data: what was applied, how many requests and connections."""
@@ -510,8 +446,7 @@ class FakeISales:
             vdn = parse_integer("vdnId", vdn_text)
             if not 1 <= vdn <= 9999:
                 raise Reject("0200001", f"vdnId must be 1-9999, got {vdn_text!r}")
-            handler = getattr(self, f"_on_{endpoint}")
-            return handler(params=params, query=dict(query), body=parsed, vdn=vdn)  # type: ignore[no-any-return]
+            return self.respond(endpoint, params=params, query=dict(query), body=parsed, vdn=vdn)
         except Reject as reject:
             return {
                 "resultCode": reject.code,
@@ -519,202 +454,3 @@ class FakeISales:
                 "returnCode": reject.code,
                 "returnDesc": reject.description,
             }
-
-    # -- endpoints ---------------------------------------------------------------------
-
-    def _paged(self, endpoint: str, query: dict[str, str], items: Sequence[Any], field: str) -> dict[str, Any]:
-        num, size = page_args(endpoint, query)
-        return envelope_of(f"query {endpoint} Success!", **self._page_fields(endpoint, items, num, size, field))
-
-    def _page_fields(self, endpoint: str, items: Sequence[Any], num: int, size: int, field: str) -> dict[str, Any]:
-        """The list field and ``totalCount`` of page ``num``, as the ``paging`` quirk distorts them."""
-        quirk = self.paging
-        if quirk is PagingQuirk.IGNORE_PAGE_NUM:
-            num = 1
-        chunk = list(items[(num - 1) * size : num * size])
-        if num == SHORT_PAGE_NUM and len(chunk) == size > 1 and self._shortens(quirk, endpoint):
-            chunk.pop()
-        fields: dict[str, Any] = {field: chunk, "totalCount": len(items)}
-        if quirk is PagingQuirk.PER_PAGE_TOTAL:
-            fields["totalCount"] = len(chunk)
-        elif quirk is PagingQuirk.TOTAL_NULL:
-            fields["totalCount"] = None
-        elif quirk is PagingQuirk.TOTAL_UNKNOWN:
-            fields["totalCount"] = -1
-        elif quirk is PagingQuirk.TOTAL_MISSING:
-            del fields["totalCount"]
-        return fields
-
-    def _shortens(self, quirk: PagingQuirk | None, endpoint: str) -> bool:
-        if quirk is PagingQuirk.SHORT_PAGE_ALWAYS:
-            return True
-        if quirk is PagingQuirk.SHORT_PAGE_ONCE and endpoint not in self._shortened:
-            self._shortened.add(endpoint)
-            return True
-        return False
-
-    def _on_queryOBSResultCode(self, *, query: dict[str, str], **_: Any) -> dict[str, Any]:
-        return self._paged("queryOBSResultCode", query, self.obs_codes, "obsCodes")
-
-    def _on_queryBusinessResults(self, *, query: dict[str, str], **_: Any) -> dict[str, Any]:
-        return self._paged("queryBusinessResults", query, self.business_results, "data")
-
-    def _on_queryOBSResults(self, *, query: dict[str, str], **_: Any) -> dict[str, Any]:
-        listed = [{k: r[k] for k in ("displayResult", "resultCode", "defId")} for r in self.external_results.values()]
-        return self._paged("queryOBSResults", query, listed, "data")
-
-    def _on_callBusiResult(self, *, params: dict[str, str], body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        """Apply a writeback, refusing what the tenant's definitions do not have.
-
-        A ``busiResult`` that is not a level-1 code of ``business_results`` is ``0200001``
-        (the page's error table offers nothing closer than "Parameter error"); a
-        ``subStatus`` that is not one of that code's children, including any ``subStatus``
-        on a code without children, is ``0200034``. The definitions read as
-        :class:`~isales_async.Definitions` reads them (:meth:`_sub_statuses_of`).
-        """
-        data_id = params["dataId"]
-        busi_result = text_field(body, "busiResult", required=True, max_len=50)
-        sub_status = text_field(body, "subStatus", max_len=50)
-        text_field(body, "busiResultDesc")
-        text_field(body, "workNo")
-        if not 1 <= parse_integer("dataId", data_id) <= self.data_id_count:
-            raise Reject("0200033", f"The outbound call data {data_id} does not exist.")
-        children = self._sub_statuses_of(busi_result) if busi_result is not None else None
-        if children is None:
-            raise Reject("0200001", f"busiResult {busi_result} is not a defined business result")
-        if sub_status is not None and sub_status not in children:
-            raise Reject("0200034", f"The substatus {sub_status} does not match the business result {busi_result}.")
-        self.applied.append(AppliedWrite("callBusiResult", data_id, body))
-        return {"resultCode": SUCCESS, "resultDesc": "The business result is written back successfully."}
-
-    def _sub_statuses_of(self, busi_result: str) -> set[str] | None:
-        """The sub-status codes of the level-1 code ``busi_result``; ``None`` when it is not one.
-
-        The API reference (queryBusinessResults, Tables 4 and 5) marks each item with
-        ``defLevel``: 1 a parent business result, 2 a sub-result. So an item marked 2 is
-        no level-1 code even where it is listed at the top, and ``busiResult`` takes only
-        level-1 codes. Nothing makes a code unique in the listing: a code listed twice is
-        one business result whose sub-results are those of every listing.
-        """
-        listings = [r for r in self.business_results if r["code"] == busi_result and not is_sub_result(r)]
-        if not listings:
-            return None
-        return {child["code"] for listing in listings for child in listing.get("children") or ()}
-
-    def _on_callresultdetail(self, *, params: dict[str, str], vdn: int, **_: Any) -> dict[str, Any]:
-        call = next((c for c in self.calls() if c["callId"] == params["callId"]), None)
-        if call is None or call["vdnId"] != vdn:
-            raise Reject("0200007", "The call record ID does not exist.")
-        detail = {
-            k: call[k]
-            for k in (
-                "callId",
-                "called",
-                "callEndTime",
-                "vdnId",
-                "callStatus",
-                "failCode",
-                "resultCode",
-                "callBeginTime",
-                "recordPath",
-                "ackBeginTime",
-            )
-        }
-        return envelope_of("Query Success!", data=detail)
-
-    def _on_callresult(self, *, params: dict[str, str], body: dict[str, Any], vdn: int, **_: Any) -> dict[str, Any]:
-        calls = self.campaign_calls.get(params["campaignId"])
-        if calls is None or self.campaign_vdns.get(params["campaignId"], VDN_ID) != vdn:
-            raise Reject("0200007", "The campaign does not exist.")
-        show_detail = body.get("showDetail") or 0
-        if show_detail not in (0, 1):
-            raise Reject("0200001", "showDetail must be 0 or 1")
-        begin, end = body.get("beginTime"), body.get("endTime")
-        if (begin is None) != (end is None):
-            raise Reject("0200008", "beginTime and endTime must be specified together.")
-        if begin is not None and end is not None:
-            try:
-                begin_day = _dt.datetime.strptime(begin, "%Y-%m-%d")
-                end_day = _dt.datetime.strptime(end, "%Y-%m-%d")
-            except ValueError:
-                raise Reject("0200009", "The time format is incorrect.") from None
-            if begin_day >= end_day:
-                raise Reject("0200010", "The start time must be earlier than the end time.")
-            if (end_day - begin_day).days > 30:
-                raise Reject("0200011", "The time span cannot exceed 30 days.")
-            calls = [
-                c
-                for c in calls
-                if begin_day
-                <= _dt.datetime.strptime(c["callTimeStr"], "%Y-%m-%d %H:%M:%S")
-                < end_day + _dt.timedelta(days=1)
-            ]
-        for key in ("sessionId", "customField"):
-            if body.get(key) is not None:
-                calls = [c for c in calls if c[key] == body[key]]
-        max_size = 100 if show_detail else 500
-        size, num = body.get("pageSize"), body.get("pageNum")
-        if size is None and num is None:
-            fields: dict[str, Any] = {"data": calls[:2000], "totalCount": len(calls)}
-        else:
-            if size is None or not 1 <= size <= max_size:
-                raise Reject("0200001", f"pageSize must be 1-{max_size} with showDetail={show_detail}")
-            if num is None or num < 1:
-                raise Reject("0200001", "pageNum must be greater than 0")
-            fields = self._page_fields("callresult", calls, num, size, "data")
-        keys: tuple[str, ...] = (
-            "campaignId",
-            "sessionId",
-            "called",
-            "callTimeStr",
-            "callStatus",
-            "failCode",
-            "resultCode",
-            "vdnId",
-            "callId",
-            "recordPath",
-        )
-        if show_detail:
-            keys += ("customField", "ackBeginTime", "callBeginTime", "callEndTime")
-        fields["data"] = [{k: c[k] for k in keys} for c in fields["data"]]
-        return envelope_of("Query Success!", **fields)
-
-    def _validated_external(self, body: dict[str, Any]) -> tuple[str, list[str]]:
-        display = text_field(body, "displayResult", required=True)
-        codes = body.get("obsCodes")
-        if not codes:
-            raise Reject("02000001", "obsCodes is empty")
-        known = {c["obsCode"] for c in self.obs_codes}
-        unknown = [c for c in codes if c not in known]
-        if unknown:
-            raise Reject("0200001", f"unknown obsCodes: {unknown}")
-        return display or "", codes
-
-    def _on_createObResult(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        result_code = text_field(body, "resultCode", max_len=7)
-        display, codes = self._validated_external(body)
-        def_id = str(self._next_def_id)
-        self._next_def_id += 1
-        self.external_results[def_id] = {
-            "defId": def_id,
-            "displayResult": display,
-            "resultCode": result_code or "",
-            "obsCodes": codes,
-        }
-        self.applied.append(AppliedWrite("createObResult", def_id, body))
-        return envelope_of("createObResult Success!", defId=def_id)
-
-    def _on_queryObsResultDetail(self, *, params: dict[str, str], **_: Any) -> dict[str, Any]:
-        found = self.external_results.get(params["defId"])
-        if found is None:
-            raise Reject("0200001", f"defId {params['defId']} does not exist")
-        return envelope_of("queryObsResultDetail Success!", obResult=dict(found))
-
-    def _on_updateObResult(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        def_id = text_field(body, "defId", required=True) or ""
-        if def_id not in self.external_results:
-            raise Reject("0200001", f"defId {def_id!r} does not exist")
-        display, codes = self._validated_external(body)
-        self.external_results[def_id].update(displayResult=display, obsCodes=codes)
-        self.applied.append(AppliedWrite("updateObResult", def_id, body))
-        return envelope_of("updateObResult Success!")
