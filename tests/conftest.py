@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import hypothesis
@@ -11,6 +11,8 @@ import pytest_asyncio
 
 from isales_async import ISalesClient
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
+
+from .redis_server import RedisServer, running_redis
 
 MakeClient = Callable[..., ISalesClient]
 
@@ -83,3 +85,21 @@ async def make_client(server: FakeISales, request: pytest.FixtureRequest) -> Asy
 async def client(make_client: MakeClient) -> AsyncIterator[ISalesClient]:
     async with make_client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real ``redis-server`` for the session (see :mod:`tests.redis_server`).
+
+    A machine without one fails these tests rather than skipping them: what processes
+    share through Redis is a guarantee, and a skipped test proves nothing.
+    """
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's Redis server, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
