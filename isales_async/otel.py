@@ -13,7 +13,7 @@ The span of a call is named ``isales.<endpoint>`` (``isales.callBusiResult``), i
 the caller's current span when the call starts. It carries ``isales.endpoint``,
 ``http.request.method``, ``server.address``, ``server.port``, ``url.template`` (the path
 with its placeholders) and ``url.path`` (never the query), and when it ends
-``isales.attempts``, ``isales.retries``, the last ``http.response.status_code``, the API's
+``isales.attempts`` (sent), ``isales.retries`` (scheduled), the last ``http.response.status_code``, the API's
 ``isales.result_code`` when the server answered one, ``isales.outcome_unknown`` on a
 write, and on failure status ERROR with ``error.type`` (the exception's class name). Each
 attempt that went to the server is a span event ``isales.attempt`` (its number, status,
@@ -88,6 +88,7 @@ class _Call:
     status: int | None = None
     elapsed: float | None = None
     last_status: int | None = None
+    retries: int = 0
 
 
 class Telemetry:
@@ -202,6 +203,7 @@ class Telemetry:
         call.token = self._current.set(call)
 
     def _retrying(self, call: _Call, event: RetryScheduled) -> None:
+        call.retries += 1
         self._retries.add(1, {**call.labels, "isales.retry.reason": event.reason})
         self._end_attempt(
             call, _error_type(event.error), {"isales.retry.reason": event.reason, "isales.retry.delay": event.delay}
@@ -217,7 +219,7 @@ class Telemetry:
         self._end_attempt(call, event.error, {})
         span = call.span
         span.set_attribute("isales.attempts", event.attempts)
-        span.set_attribute("isales.retries", max(0, event.attempts - 1))
+        span.set_attribute("isales.retries", call.retries)
         if call.last_status is not None:
             span.set_attribute("http.response.status_code", call.last_status)
         if event.result_code is not None:

@@ -250,6 +250,25 @@ async def test_the_span_is_a_child_of_the_callers_span_and_a_cancelled_call_ends
     assert cancelled.attributes is not None and cancelled.attributes["error.type"] == "CancelledError"
 
 
+async def test_concurrent_calls_each_get_their_own_span(
+    make_client: MakeClient, server: FakeISales, otel: Recorded
+) -> None:
+    server.inject(Fault.status_code(503, endpoint=WB, times=3))
+    async with traced(make_client, otel) as client:
+        report = await client.business_results.write_back_many(good(20), concurrency=5)
+        pages = await asyncio.gather(*(client.obs_result_codes.page(page_num=n, page_size=5) for n in range(1, 5)))
+    assert len(report.succeeded) == 20 and [len(p.items) for p in pages] == [5, 5, 5, 5]
+    writes = [s for s in otel.spans() if s.name == "isales.callBusiResult"]
+    paths = sorted(int(str((s.attributes or {})["url.path"]).rsplit("/", 1)[1]) for s in writes)
+    assert paths == list(range(1, 21))  # one span per record, none mixed up with another
+    retried = [s for s in writes if (s.attributes or {})["isales.retries"]]
+    assert sum(len(attempts_of(s)) for s in writes) == 23 and sum(len(attempts_of(s)) for s in retried) == 3 + len(
+        retried
+    )
+    assert all(len(attempts_of(s)) == (s.attributes or {})["isales.attempts"] for s in otel.spans())
+    assert len([s for s in otel.spans() if s.name == "isales.queryOBSResultCode"]) == 4
+
+
 async def test_no_secret_or_query_value_reaches_an_attribute(
     make_client: MakeClient, server: FakeISales, otel: Recorded
 ) -> None:
