@@ -9,9 +9,10 @@ A call's events arrive in order, synchronously, in the task that made the call:
 :class:`ResponseReceived` (none when the attempt failed before an answer), then
 :class:`RetryScheduled` (with :class:`CoolDownStarted` first when the server's
 ``Retry-After`` pauses the client) or, for the last one, :class:`GaveUp` on failure, and
-:class:`CallFinished`. The per-call and per-request events are built only when a custom
-hook (anything but :func:`log_event` alone) or DEBUG logging listens, so the hot path
-pays nothing for them; retries, cool-downs and give-ups are always emitted.
+:class:`CallFinished`. The two call events are built only when a custom hook (anything
+but :func:`log_event` alone) listens, the two request events also when DEBUG logging is
+on, so the hot path pays nothing for them; retries, cool-downs and give-ups are always
+emitted.
 """
 
 from __future__ import annotations
