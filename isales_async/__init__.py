@@ -37,7 +37,18 @@ from ._errors import (
     ValidationError,
     WrongEventLoopError,
 )
-from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
+from ._hooks import (
+    CallFinished,
+    CallStarted,
+    CoolDownStarted,
+    Event,
+    GaveUp,
+    Hook,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    log_event,
+)
 from ._limits import RouteLimit
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
 from ._retry import RetryBudget, RetryPolicy
@@ -66,14 +77,17 @@ __all__ = [
     "BatchReport",
     "BusinessError",
     "BusinessResult",
+    "CallFinished",
     "CallResult",
     "CallResultQuery",
+    "CallStarted",
     "CallStatus",
     "ClientClosedError",
     "ClientOptions",
     "Clock",
     "ConnectError",
     "ConnectionLostError",
+    "CoolDownStarted",
     "DeadlineExceededError",
     "DefLevel",
     "Definitions",

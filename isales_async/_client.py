@@ -122,8 +122,9 @@ class ClientOptions:
         ca_file: a PEM file of the CAs to trust, instead of ``ssl``.
         insecure: do not verify the server's certificate (refused with ``ssl`` or ``ca_file``).
         session: an aiohttp session to use instead of creating one (the client does not close it).
-        hooks: callables given every request, response, retry and give-up event;
-            default: standard ``logging`` on the ``isales_async`` logger.
+        hooks: callables given every call, request, response, retry, cool-down and give-up
+            event (:mod:`isales_async.otel` has one for OpenTelemetry); default: standard
+            ``logging`` on the ``isales_async`` logger.
         clock: replaces the real clock: an object with ``monotonic()``, ``wall()`` and
             ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
         max_response_bytes: larger response bodies are refused.
@@ -240,7 +241,7 @@ class ISalesClient:
         ca_file: a PEM file of the CAs to trust, instead of ``ssl``.
         insecure: no certificate verification (warns).
         session: an aiohttp session to use instead of creating one.
-        hooks: callables given every request, response, retry and give-up event.
+        hooks: callables given every call, request, response, retry, cool-down and give-up event.
         clock: replaces the real clock (``monotonic()``, ``wall()``, ``sleep()``).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).

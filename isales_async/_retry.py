@@ -92,12 +92,14 @@ def classify(error: BaseException) -> Failure:
 
 @attrs.frozen
 class Decision:
-    """``retry`` with ``delay`` seconds, or give up; ``unknown`` marks a write of unknown fate."""
+    """``retry`` with ``delay`` seconds, or give up; ``unknown`` marks a write of unknown fate;
+    ``cool_down`` is the pause the failure's ``Retry-After`` set for the whole client (0: none)."""
 
     retry: bool
     delay: float = 0.0
     unknown: bool = False
     reason: str = ""
+    cool_down: float = 0.0
 
 
 @attrs.frozen
@@ -256,11 +258,14 @@ class RetryState:
         """
         failure = classify(error)
         retry_after = getattr(error, "retry_after", None)
-        if failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE):
-            self.cool_down.pause(now, retry_after, policy.max_retry_after)
+        paused = failure in (Failure.RATE_LIMITED, Failure.UNAVAILABLE) and self.cool_down.pause(
+            now, retry_after, policy.max_retry_after
+        )
         decision = policy.decide(
             attempt=attempt, failure=failure, write=write, elapsed=elapsed, retry_after=retry_after, rand=rand
         )
+        if paused and retry_after is not None:
+            decision = attrs.evolve(decision, cool_down=retry_after)
         if decision.retry and not self.budget.withdraw():
             return attrs.evolve(decision, retry=False, reason="the client's retry budget is spent")
         return decision

@@ -22,16 +22,30 @@ import yarl
 
 from ._clock import Clock, SystemClock
 from ._endpoints import Endpoint
-from ._envelope import decipher
+from ._envelope import SUCCESS, decipher
 from ._errors import (
+    BusinessError,
     ClientClosedError,
     DeadlineExceededError,
+    HTTPStatusError,
     ISalesError,
     OutcomeUnknownError,
     ValidationError,
     WrongEventLoopError,
 )
-from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event, logger
+from ._hooks import (
+    CallFinished,
+    CallStarted,
+    CoolDownStarted,
+    Event,
+    GaveUp,
+    Hook,
+    RequestSent,
+    ResponseReceived,
+    RetryScheduled,
+    log_event,
+    logger,
+)
 from ._limits import Admission, Deadline, RouteLimit
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
@@ -136,6 +150,7 @@ class Session:
         self._origin = str(url.origin())
         self._prefix = url.raw_path.rstrip("/") + f"{API_PREFIX}/{vdn_id}/"
         self._host = url.host_port_subcomponent or ""
+        self._server = (url.host or "", url.port or 0)
         self._ak = ak
         self._sk = sk
         self._default_timeouts = timeouts
@@ -233,6 +248,45 @@ class Session:
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         attempt_timeouts = timeouts or self._default_timeouts
+        if self._custom_hooks:
+            return await self._observed_call(prepared, policy, attempt_timeouts, on_send)
+        return await self._attempts(prepared, policy, attempt_timeouts, on_send)
+
+    async def _observed_call(
+        self, prepared: _Prepared, policy: RetryPolicy, timeouts: Timeouts, on_send: Callable[[], None] | None
+    ) -> dict[str, Any]:
+        """The call's attempts between a :class:`CallStarted` and a :class:`CallFinished`
+        event, for a custom hook; the attempts themselves run as they do unobserved."""
+        endpoint = prepared.endpoint
+        route = self._prefix + endpoint.path
+        self._emit(CallStarted(endpoint.name, endpoint.method, prepared.path, route, *self._server, endpoint.write))
+        sent = 0
+
+        def count_send() -> None:
+            nonlocal sent
+            sent += 1
+            if on_send is not None:
+                on_send()
+
+        try:
+            data = await self._attempts(prepared, policy, timeouts, count_send)
+        except BaseException as exc:
+            code = exc.code if isinstance(exc, BusinessError) else None
+            unknown = isinstance(exc, OutcomeUnknownError)
+            self._emit(CallFinished(endpoint.name, prepared.path, sent, code, unknown, type(exc).__name__))
+            raise
+        self._emit(CallFinished(endpoint.name, prepared.path, sent, SUCCESS, False, None))
+        return data
+
+    async def _attempts(
+        self,
+        prepared: _Prepared,
+        policy: RetryPolicy,
+        attempt_timeouts: Timeouts,
+        on_send: Callable[[], None] | None,
+    ) -> dict[str, Any]:
+        """Attempt the call until it succeeds or a decision gives up (see :meth:`request`)."""
+        endpoint = prepared.endpoint
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
         self._retry_state.first_attempt()
@@ -270,6 +324,8 @@ class Session:
                     policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
                 )
                 error_text = f"{type(exc).__name__}: {exc}"
+                if decision.cool_down and isinstance(exc, HTTPStatusError):
+                    self._emit(CoolDownStarted(endpoint.name, prepared.path, exc.status, decision.cool_down))
                 if not decision.retry:
                     self._emit(GaveUp(endpoint.name, prepared.path, attempt, decision.reason, error_text))
                     if decision.unknown:

@@ -35,6 +35,7 @@ import pytest
 
 import isales_async
 import isales_async._errors
+import isales_async.otel
 import isales_async.receivers
 import isales_async.testing
 from isales_async import cli
@@ -226,7 +227,7 @@ def documented_names() -> set[str]:
     return set(re.findall(r"^::: ([\w.]+)$", text, re.M))
 
 
-@pytest.mark.parametrize("module", [isales_async, isales_async.testing, isales_async.receivers])
+@pytest.mark.parametrize("module", [isales_async, isales_async.testing, isales_async.receivers, isales_async.otel])
 def test_the_reference_documents_every_public_name(module: object) -> None:
     name = getattr(module, "__name__")  # noqa: B009  (a module, typed as object for the parametrisation)
     public = {f"{name}.{member}" for member in getattr(module, "__all__")}  # noqa: B009

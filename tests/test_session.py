@@ -17,6 +17,8 @@ from aioresponses import aioresponses
 
 from isales_async import (
     AuthenticationError,
+    CallFinished,
+    CallStarted,
     ClientClosedError,
     ConnectError,
     DeadlineExceededError,
@@ -260,7 +262,16 @@ async def test_hooks_see_every_stage(make_client: MakeClient, server: FakeISales
         with pytest.raises(ServerError):
             await client.obs_result_codes.page()
     kinds = [type(e) for e in events]
-    assert kinds == [RequestSent, ResponseReceived, RetryScheduled, RequestSent, ResponseReceived, GaveUp]
+    assert kinds == [
+        CallStarted,
+        RequestSent,
+        ResponseReceived,
+        RetryScheduled,
+        RequestSent,
+        ResponseReceived,
+        GaveUp,
+        CallFinished,
+    ]
 
 
 async def test_a_broken_hook_does_not_break_requests(make_client: MakeClient) -> None:

@@ -54,3 +54,23 @@ async def usage() -> None:
         same = ISalesClient("https://h:1", ak="a", sk="s", vdn_id=1, options=ClientOptions(max_concurrency=5))
         concurrency: int = tuned.max_concurrency + same.options.max_concurrency
         del code, total, children, call, calls, ids, errors, known, level, states, concurrency
+
+
+async def traced_usage() -> None:
+    from isales_async import CallFinished, Event, Progress, log_event
+    from isales_async.otel import Telemetry
+
+    telemetry = Telemetry()
+
+    def my_hook(event: Event) -> None:
+        if isinstance(event, CallFinished):
+            failed: str | None = event.error
+            del failed
+
+    def shown(progress: Progress) -> None:
+        print(progress.done)
+
+    async with ISalesClient("https://h:1", ak="a", sk="s", vdn_id=1, hooks=[log_event, telemetry, my_hook]) as client:
+        await client.business_results.write_back_many(
+            [Writeback(1, "B01")], on_progress=telemetry.batch_progress(then=shown)
+        )
