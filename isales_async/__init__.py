@@ -44,8 +44,9 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._signing import sign
 from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
+from .batch._adaptive import ConcurrencyReport, LimitChange
 from .batch._definitions import Definitions
-from .batch._engine import BatchAbortedError, BatchControl
+from .batch._engine import DEFAULT_MAX_CONCURRENCY, BatchAbortedError, BatchControl
 from .batch._journal import Journal, JournalEntry, Status
 from .batch._report import BatchReport, Outcome, OutcomeKind, Progress, WritebackPlan
 from .batch._writeback import Writeback
@@ -59,6 +60,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_ROUTE_LIMITS",
     "AuthenticationError",
     "BatchAbortedError",
@@ -72,6 +74,7 @@ __all__ = [
     "ClientClosedError",
     "ClientOptions",
     "Clock",
+    "ConcurrencyReport",
     "ConnectError",
     "ConnectionLostError",
     "DeadlineExceededError",
@@ -92,6 +95,7 @@ __all__ = [
     "JournalEntry",
     "JournalError",
     "JournalLockedError",
+    "LimitChange",
     "NotFoundError",
     "ObsResultCode",
     "Outcome",

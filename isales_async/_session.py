@@ -222,12 +222,15 @@ class Session:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         on_send: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryScheduled], None] | None = None,
     ) -> dict[str, Any]:
         """Send one API call with retries and return the envelope's JSON object.
 
         ``on_send`` is called each time an attempt is about to go on the wire, after the
         limiter is acquired: a batch journals "this write may have reached the server"
-        there, and knows that a write cancelled before it was never sent.
+        there, and knows that a write cancelled before it was never sent. ``on_retry``
+        sees this call's :class:`RetryScheduled` events as the hooks do: an adaptive
+        batch learns of the 429s and 503s the session retries there.
         """
         self._check_open(endpoint.name)
         prepared = self.prepare(endpoint, path_params or {}, query, body)
@@ -279,9 +282,12 @@ class Session:
                             endpoint=endpoint.name,
                         ) from exc
                     raise
-                self._emit(
-                    RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
+                scheduled = RetryScheduled(
+                    endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text
                 )
+                self._emit(scheduled)
+                if on_retry is not None:
+                    on_retry(scheduled)
             await self.clock.sleep(decision.delay)
 
     def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
