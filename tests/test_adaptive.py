@@ -10,16 +10,19 @@ from hypothesis import strategies as st
 
 from isales_async import (
     DEFAULT_MAX_CONCURRENCY,
+    BatchControl,
     ConcurrencyReport,
     ISalesClient,
     LimitChange,
     Progress,
+    RateLimitedError,
     RetryPolicy,
+    RetryScheduled,
     ValidationError,
 )
 from isales_async.batch._adaptive import HISTORY_SIZE, START_LIMIT, AimdLimit, AimdSettings
 from isales_async.batch._concurrency import AdaptiveConcurrency
-from isales_async.testing import DEFAULT_AK, DEFAULT_SK, Capacity, FakeClock, FakeISales
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, Capacity, FakeClock, FakeISales, Fault
 
 from .test_batch import assert_each_once, assert_server_agrees, good
 
@@ -209,7 +212,9 @@ async def test_shrinking_the_limit_cancels_nothing_and_holds_new_records_back() 
 def fake(capacity: int | None, *, retry_after: str | None = None) -> tuple[FakeISales, FakeClock]:
     clock = FakeClock(virtual=True)
     server = FakeISales(
-        latency=LATENCY, clock=clock, capacity=Capacity(capacity, retry_after=retry_after) if capacity else None
+        latency=LATENCY,
+        clock=clock,
+        capacity=Capacity(capacity, retry_after=retry_after) if capacity is not None else None,
     )
     return server, clock
 
@@ -388,3 +393,61 @@ async def test_a_capacity_covers_its_endpoint_only_unless_it_names_none() -> Non
 def test_a_capacity_is_validated(options: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"limit|status"):
         Capacity(**options)  # type: ignore[arg-type]
+
+
+# -- the signals, and stopping an adaptive batch ---------------------------------------------------
+
+
+async def test_the_session_hands_a_calls_retries_to_on_retry() -> None:
+    server, clock = fake(None)
+    server.inject(Fault.status_code(429), Fault.status_code(503, retry_after="1"))
+    seen: list[RetryScheduled] = []
+    async with client_of(server, clock) as client:
+        await client.business_results._send_write_back("7", {"busiResult": "B01"}, on_retry=seen.append)
+    assert [(event.attempt, event.reason) for event in seen] == [(1, "429"), (2, "503")]
+    assert server.applied_counts() == {"7": 1}
+
+
+async def test_a_503_capacity_drives_it_as_a_429_does() -> None:
+    clock = FakeClock(virtual=True)
+    server = FakeISales(latency=LATENCY, clock=clock, capacity=Capacity(6, status=503))
+    records = good(400)
+    async with client_of(server, clock) as client:
+        report = await client.business_results.write_back_many(records, concurrency="auto")
+    assert_each_once(records, report)
+    assert len(report.succeeded) == 400 and server.route_peak["callBusiResult"] <= 6
+    c = report.concurrency
+    assert c is not None and c.decreases >= 1 and 3 <= c.settled <= 7
+    assert any(change.reason == "429/503" for change in c.history)
+
+
+async def test_records_refused_on_every_attempt_fail_unapplied_and_drive_the_limit_to_one() -> None:
+    server, clock = fake(0)  # refuses every writeback
+    records = good(40)
+    async with client_of(server, clock, retry=RetryPolicy(attempts=2)) as client:
+        report = await client.business_results.write_back_many(records, concurrency="auto", max_concurrency=8)
+    assert_each_once(records, report)
+    assert len(report.failed) == 40 and all(isinstance(o.error, RateLimitedError) for o in report.failed)
+    assert not server.applied
+    c = report.concurrency
+    assert c is not None and c.final == 1 and c.peak == START_LIMIT
+
+
+async def test_stopping_an_adaptive_batch_reports_every_record_taken_once() -> None:
+    server, clock = fake(4)
+    control = BatchControl()
+    records = good(300)
+
+    def stop_at_100(progress: Progress) -> None:
+        if progress.done == 100:
+            control.stop()
+
+    async with client_of(server, clock) as client:
+        report = await client.business_results.write_back_many(
+            records, concurrency="auto", on_progress=stop_at_100, control=control
+        )
+    assert report.stopped_early and 100 <= report.total < 300
+    reported = [o.record for o in [*report.succeeded, *report.failed, *report.unknown, *report.not_sent]]
+    assert len(reported) == len(set(reported)) == report.total
+    assert not report.unknown and not report.failed
+    assert_server_agrees(server, report)
