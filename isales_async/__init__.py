@@ -55,8 +55,9 @@ from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._signing import sign
 from ._transport import Timeouts, Transport, TransportRequest, TransportResponse
+from .batch._adaptive import ConcurrencyReport, LimitChange
 from .batch._definitions import Definitions
-from .batch._engine import BatchAbortedError, BatchControl
+from .batch._engine import DEFAULT_MAX_CONCURRENCY, BatchAbortedError, BatchControl
 from .batch._journal import Journal, JournalEntry, Status
 from .batch._report import BatchReport, Outcome, OutcomeKind, Progress, WritebackPlan
 from .batch._writeback import Writeback
@@ -70,6 +71,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_ROUTE_LIMITS",
     "AuthenticationError",
     "BatchAbortedError",
@@ -85,6 +87,7 @@ __all__ = [
     "ClientClosedError",
     "ClientOptions",
     "Clock",
+    "ConcurrencyReport",
     "ConnectError",
     "ConnectionLostError",
     "CoolDownStarted",
@@ -106,6 +109,7 @@ __all__ = [
     "JournalEntry",
     "JournalError",
     "JournalLockedError",
+    "LimitChange",
     "NotFoundError",
     "ObsResultCode",
     "Outcome",

@@ -18,7 +18,7 @@ from ._aiohttp import AiohttpTransport
 from ._clock import Clock
 from ._endpoints import Endpoint
 from ._errors import ValidationError
-from ._hooks import Hook
+from ._hooks import Hook, RetryScheduled
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, parse_base_url
@@ -206,6 +206,7 @@ class _ViewRequester:
         query: Sequence[tuple[str, str]] = (),
         body: Mapping[str, Any] | None = None,
         on_send: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryScheduled], None] | None = None,
     ) -> dict[str, Any]:
         return await self.session.request(
             endpoint,
@@ -215,6 +216,7 @@ class _ViewRequester:
             timeouts=self.timeouts,
             retry=self.retry,
             on_send=on_send,
+            on_retry=on_retry,
         )
 
 

@@ -237,23 +237,31 @@ class Session:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         on_send: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryScheduled], None] | None = None,
     ) -> dict[str, Any]:
         """Send one API call with retries and return the envelope's JSON object.
 
         ``on_send`` is called each time an attempt is about to go on the wire, after the
         limiter is acquired: a batch journals "this write may have reached the server"
-        there, and knows that a write cancelled before it was never sent.
+        there, and knows that a write cancelled before it was never sent. ``on_retry``
+        sees this call's :class:`RetryScheduled` events as the hooks do: an adaptive
+        batch learns of the 429s and 503s the session retries there.
         """
         self._check_open(endpoint.name)
         prepared = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         attempt_timeouts = timeouts or self._default_timeouts
         if self._custom_hooks:
-            return await self._observed_call(prepared, policy, attempt_timeouts, on_send)
-        return await self._attempts(prepared, policy, attempt_timeouts, on_send)
+            return await self._observed_call(prepared, policy, attempt_timeouts, on_send, on_retry)
+        return await self._attempts(prepared, policy, attempt_timeouts, on_send, on_retry)
 
     async def _observed_call(
-        self, prepared: _Prepared, policy: RetryPolicy, timeouts: Timeouts, on_send: Callable[[], None] | None
+        self,
+        prepared: _Prepared,
+        policy: RetryPolicy,
+        timeouts: Timeouts,
+        on_send: Callable[[], None] | None,
+        on_retry: Callable[[RetryScheduled], None] | None,
     ) -> dict[str, Any]:
         """The call's attempts between a :class:`CallStarted` and a :class:`CallFinished`
         event, for a custom hook; the attempts themselves run as they do unobserved."""
@@ -269,7 +277,7 @@ class Session:
                 on_send()
 
         try:
-            data = await self._attempts(prepared, policy, timeouts, count_send)
+            data = await self._attempts(prepared, policy, timeouts, count_send, on_retry)
         except BaseException as exc:
             code = exc.code if isinstance(exc, BusinessError) else None
             unknown = isinstance(exc, OutcomeUnknownError)
@@ -284,6 +292,7 @@ class Session:
         policy: RetryPolicy,
         attempt_timeouts: Timeouts,
         on_send: Callable[[], None] | None,
+        on_retry: Callable[[RetryScheduled], None] | None,
     ) -> dict[str, Any]:
         """Attempt the call until it succeeds or a decision gives up (see :meth:`request`)."""
         endpoint = prepared.endpoint
@@ -335,9 +344,12 @@ class Session:
                             endpoint=endpoint.name,
                         ) from exc
                     raise
-                self._emit(
-                    RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
+                scheduled = RetryScheduled(
+                    endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text
                 )
+                self._emit(scheduled)
+                if on_retry is not None:
+                    on_retry(scheduled)
             await self.clock.sleep(decision.delay)
 
     def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:

@@ -22,6 +22,7 @@ PURE_CORE = (
     "isales_async._retry",
     "isales_async._paging",
     "isales_async.batch._rerun",
+    "isales_async.batch._adaptive",
     "isales_async.batch._writeback",
     "isales_async.batch._definitions",
     "isales_async._transport",

@@ -449,3 +449,34 @@ def test_a_corrupt_journal_is_one_error_line_and_exit_2(threaded: FakeISales, tm
         assert "JournalError" in result.output and str(journal_of(source)) in result.output
         assert "not a database" in result.output and "Traceback" not in result.output
     assert threaded.requests == []
+
+
+def test_writeback_with_adaptive_concurrency_reports_where_it_settled(threaded: FakeISales, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "auto.csv", [f"{i},B01,B01-1,," for i in range(1, 81)])
+    code, output = invoke(
+        threaded, "writeback", str(source), "--no-progress", "--concurrency", "auto", "--max-concurrency", "6", "--json"
+    )
+    assert code == 0, output
+    summary = orjson.loads(output.splitlines()[-1])
+    assert summary["succeeded"] == 80 and threaded.applied_counts() == {str(i): 1 for i in range(1, 81)}
+    concurrency = summary["concurrency"]
+    assert concurrency["mode"] == "auto" and 1 <= concurrency["final"] <= concurrency["peak"] <= 6
+    assert concurrency["history"][0] == "2@0.0s(start)"
+    code, output = invoke(threaded, "writeback", str(source), "--no-progress", "--concurrency", "auto", "--no-journal")
+    assert code == 0 and "concurrency (auto)" in output and "settled" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--concurrency", "fast"], "--concurrency"),
+        (["--concurrency", "4", "--max-concurrency", "8"], "max_concurrency"),
+    ],
+)
+def test_writeback_refuses_bad_concurrency_options(
+    threaded: FakeISales, tmp_path: Path, args: list[str], named: str
+) -> None:
+    source = write_csv(tmp_path / "bad.csv", ["1,B01,B01-1,,"])
+    result = CliRunner().invoke(cli, ["writeback", str(source), "--no-progress", *args], env=env_for(threaded))
+    assert result.exit_code == 2 and named in result.output
+    assert not threaded.requests_to("callBusiResult")

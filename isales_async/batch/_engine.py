@@ -25,7 +25,7 @@ import warnings
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import attrs
@@ -42,6 +42,8 @@ from .._errors import (
 )
 from .._hooks import logger
 from .._validation import check_int_range
+from ._adaptive import MAX_CONCURRENCY_BOUND, ConcurrencyReport
+from ._concurrency import AdaptiveConcurrency, SendWriteback
 from ._journal import Journal
 from ._rerun import Status
 from ._writeback import PreparedWriteback, Writeback, prepare
@@ -60,7 +62,7 @@ from ._report import (
 )
 from ._stores import DUPLICATE, Decision, JournalStore, PlanStore, Store
 
-__all__ = ["BatchControl", "plan_write_back", "write_back_many"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "BatchControl", "check_concurrency", "plan_write_back", "write_back_many"]
 
 
 class BatchControl:
@@ -155,13 +157,6 @@ class BatchAbortedError(ISalesError):
         self.cause = cause
 
 
-class SendWriteback(Protocol):
-    """Sends one writeback (the canonical ``data_id`` and its body) with the client's
-    retries; ``on_send`` is called as each attempt goes on the wire."""
-
-    async def __call__(self, data_id: str, body: dict[str, Any], on_send: Callable[[], None] | None = None) -> None: ...
-
-
 class _Batch:
     """The state of one ``write_back_many`` call."""
 
@@ -175,8 +170,10 @@ class _Batch:
         fail_fast: bool,
         definitions: Definitions | None = None,
         dry_run: bool = False,
+        adaptive: AdaptiveConcurrency | None = None,
     ) -> None:
-        self.write = send
+        self.adaptive = adaptive  # with concurrency="auto": the limit the workers consult
+        self.write = adaptive.observed(send) if adaptive is not None else send
         self.store = store
         self.on_progress = on_progress
         self.fail_fast = fail_fast
@@ -199,6 +196,7 @@ class _Batch:
         self.take_scope: anyio.CancelScope | None = None
         self.take_lock = anyio.Lock()
         self.progress_failed = False
+        self.workers = 0
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -229,6 +227,8 @@ class _Batch:
     # -- the workers ---------------------------------------------------------------------------
 
     async def run(self, records: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> BatchReport:
+        """Process ``records`` with ``concurrency`` workers (with an adaptive limit: its maximum)."""
+        self.workers = concurrency
         source = _aiter(records)
         async with contextlib.aclosing(source), anyio.create_task_group() as group:
             for _ in range(concurrency):
@@ -237,10 +237,11 @@ class _Batch:
 
     async def worker(self, source: AsyncGenerator[Any, None]) -> None:
         while True:
-            record = await self.take(source)
-            if record is _END:
-                return
-            await self.process(record)
+            async with self.adaptive.slot() if self.adaptive is not None else contextlib.nullcontext():
+                record = await self.take(source)
+                if record is _END:
+                    return
+                await self.process(record)
 
     async def take(self, source: AsyncGenerator[Any, None]) -> Any:
         async with self.take_lock:
@@ -389,6 +390,7 @@ class _Batch:
             sum(self.skipped.values()),
             self.clock.monotonic() - self.started,
             c[OutcomeKind.NOT_SENT],
+            self.adaptive.limit if self.adaptive is not None else self.workers,
         )
         try:
             self.on_progress(progress)
@@ -413,6 +415,7 @@ class _Batch:
             not_sent=self.not_sent,
             stop_reason=self.stop_reason,
             journal_run=self.store.run,
+            concurrency=self.adaptive.report() if self.adaptive is not None else ConcurrencyReport.fixed(self.workers),
         )
 
 
@@ -475,7 +478,8 @@ async def write_back_many(
     send: SendWriteback,
     clock: Clock,
     fetch_definitions: Callable[[], Awaitable[Definitions]],
-    concurrency: int = 10,
+    concurrency: int | Literal["auto"] = 10,
+    max_concurrency: int | None = None,
     journal: Journal | str | PathLike[str] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     fail_fast: bool = False,
@@ -491,7 +495,13 @@ async def write_back_many(
         records: a sync or async iterable of :class:`~isales_async.Writeback`, read
             only as workers free up (at most ``concurrency`` records read ahead).
         concurrency: records in flight at once (the client's ``max_concurrency``
-            still bounds requests across everything it does).
+            still bounds requests across everything it does), or ``"auto"``: start at
+            2, add one per window of successes while latency holds and no 429/503
+            arrives, halve on a 429, a 503 (retried ones too) or a latency jump (AIMD);
+            ``report.concurrency`` and ``Progress.concurrency`` show the limit.
+        max_concurrency: with ``concurrency="auto"``, the highest limit (1 to 1000,
+            default :data:`DEFAULT_MAX_CONCURRENCY`); at most this many records are
+            read ahead.
         journal: an SQLite file path (or :class:`~isales_async.Journal`) recording each
             record's fate and payload fingerprint; held by this batch alone while it
             runs (:class:`~isales_async.JournalLockedError` otherwise). A re-run with
@@ -527,7 +537,7 @@ async def write_back_many(
     The engine takes what it needs as arguments (``client.business_results.write_back_many``
     passes them): ``send`` one writeback, the ``clock``, and ``fetch_definitions``.
     """
-    check_int_range("concurrency", concurrency, 1)
+    workers = check_concurrency(concurrency, max_concurrency)
     if retry_unknown is not None:
         warnings.warn("retry_unknown is deprecated: use resend_unknown", DeprecationWarning, stacklevel=3)
         resend_unknown = resend_unknown or retry_unknown
@@ -537,8 +547,11 @@ async def write_back_many(
     definitions = await fetch_definitions() if check_definitions else None
 
     async def run(store: Store) -> BatchReport:
-        batch = _Batch(send, clock, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions)
-        return await _run_batch(batch, records, concurrency, control)
+        adaptive = AdaptiveConcurrency(clock, workers) if concurrency == "auto" else None
+        batch = _Batch(
+            send, clock, store, on_progress=on_progress, fail_fast=fail_fast, definitions=definitions, adaptive=adaptive
+        )
+        return await _run_batch(batch, records, workers, control)
 
     async def run_journaled(opened: Journal) -> BatchReport:
         opened.begin_run()
@@ -553,6 +566,25 @@ async def write_back_many(
         return await run_journaled(journal)
     with Journal(journal) as opened:
         return await run_journaled(opened)
+
+
+#: The highest limit of ``concurrency="auto"`` when ``max_concurrency`` is not given.
+DEFAULT_MAX_CONCURRENCY = 50
+
+
+def check_concurrency(concurrency: int | str, max_concurrency: int | None) -> int:
+    """The number of workers ``concurrency`` and ``max_concurrency`` ask for, or the
+    :class:`ValidationError` naming the one that is wrong."""
+    if concurrency == "auto":
+        if max_concurrency is None:
+            return DEFAULT_MAX_CONCURRENCY
+        return check_int_range("max_concurrency", max_concurrency, 1, MAX_CONCURRENCY_BOUND)
+    if isinstance(concurrency, str):
+        raise ValidationError("concurrency", f"must be an integer of at least 1 or 'auto', got {concurrency!r}")
+    check_int_range("concurrency", concurrency, 1)
+    if max_concurrency is not None:
+        raise ValidationError("max_concurrency", "applies only with concurrency='auto'")
+    return concurrency
 
 
 async def _run_batch(
@@ -578,7 +610,8 @@ async def plan_write_back(
     send: SendWriteback,
     clock: Clock,
     fetch_definitions: Callable[[], Awaitable[Definitions]],
-    concurrency: int = 10,
+    concurrency: int | Literal["auto"] = 10,
+    max_concurrency: int | None = None,
     journal: Journal | str | PathLike[str] | None = None,
     fail_fast: bool = False,
     retry_failed: bool = False,
@@ -596,8 +629,8 @@ async def plan_write_back(
     refuses the values a run refuses.
 
     Args:
-        concurrency: checked as a run checks it; a plan has nothing on the wire, so it
-            decides the records one by one, in order.
+        concurrency: checked as a run checks it (``max_concurrency`` too); a plan has
+            nothing on the wire, so it decides the records one by one, in order.
         journal: the journal a run would use, read as the run would find it once opened
             (:meth:`Journal.snapshot`): no lock, no write, no side file; a missing file is
             a journal that knows nothing yet, where a run could create it.
@@ -614,7 +647,7 @@ async def plan_write_back(
         BatchAbortedError: reading the records or the journal failed midway (``.report``
             has the refusals and skips so far).
     """
-    check_int_range("concurrency", concurrency, 1)
+    check_concurrency(concurrency, max_concurrency)
     definitions = await fetch_definitions() if check_definitions else None
 
     async def run(opened: Journal | None) -> WritebackPlan:

@@ -21,6 +21,7 @@ from .._errors import (
     UndefinedResultError,
     ValidationError,
 )
+from ._adaptive import ConcurrencyReport
 from ._journal import Journal
 from ._writeback import Writeback
 
@@ -70,7 +71,11 @@ class Outcome:
 
 @attrs.frozen
 class Progress:
-    """Counts so far, handed to ``on_progress`` as work completes."""
+    """Counts so far, handed to ``on_progress`` as work completes.
+
+    ``concurrency`` is the number of records the batch may have in flight now: the fixed
+    ``concurrency``, or with ``concurrency="auto"`` the adaptive limit as it stands.
+    """
 
     succeeded: int
     failed: int
@@ -78,6 +83,7 @@ class Progress:
     skipped: int
     elapsed: float
     not_sent: int = 0
+    concurrency: int = 0
 
     @property
     def done(self) -> int:
@@ -132,6 +138,10 @@ class BatchReport:
     ``stopped_early`` says the batch stopped before its input ended (``fail_fast``, a
     :class:`BatchControl`, or a fatal error), and ``stop_reason`` why; records never
     taken from the input are in no list: a re-run with the journal takes them.
+
+    ``concurrency`` says how many records it ran with at once (a
+    :class:`~isales_async.ConcurrencyReport`: with ``concurrency="auto"``, the limit it
+    settled on, its final and peak values and how it got there).
     """
 
     succeeded: Sequence[Outcome]
@@ -143,6 +153,7 @@ class BatchReport:
     not_sent: Sequence[Outcome] = ()
     stop_reason: str | None = None
     journal_run: int | None = None  # the journal's number of this run; None without a journal
+    concurrency: ConcurrencyReport | None = None
 
     @property
     def total(self) -> int:
@@ -161,6 +172,11 @@ class BatchReport:
         return (
             f"{len(self.succeeded)} succeeded, {len(self.failed)} failed, {len(self.unknown)} unknown, "
             f"{len(self.not_sent)} not sent; skipped: {skipped}; {self.elapsed:.1f}s ({self.rate:.0f}/s)"
+            + (
+                f"; {self.concurrency.summary()}"
+                if self.concurrency is not None and self.concurrency.mode == "auto"
+                else ""
+            )
             + (f"; stopped early: {self.stop_reason}" if self.stopped_early else "")
         )
 

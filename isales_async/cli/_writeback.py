@@ -7,13 +7,14 @@ import signal
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import BatchAbortedError, BatchControl, ISalesClient, Journal, JournalError, Outcome, Writeback, WritebackPlan
+from ..batch._engine import DEFAULT_MAX_CONCURRENCY
 from ..batch._report import BatchReport, refusal_reason
 from ..batch._report import Progress as BatchProgress
 from ._files import (
@@ -36,7 +37,7 @@ async def run_writeback(
     records: Iterator[Writeback],
     *,
     total: int | None,
-    concurrency: int,
+    concurrency: int | Literal["auto"],
     journal: Journal | Path | None,
     fail_fast: bool,
     show_progress: bool,
@@ -44,25 +45,29 @@ async def run_writeback(
     resend_unknown: bool = False,
     control: BatchControl | None = None,
     check_definitions: bool = False,
+    max_concurrency: int | None = None,
 ) -> BatchReport:
-    """Run a batch with a rich progress bar (rate and ETA) on stderr."""
+    """Run a batch with a rich progress bar (rate, the concurrency in force, and ETA) on stderr."""
     columns = [
         TextColumn("writing back"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:>7.0f}/s"),
+        TextColumn("x{task.fields[concurrency]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err, disable=not show_progress, transient=False) as bar:
-        task = bar.add_task("writeback", total=total, rate=0.0)
+        task = bar.add_task("writeback", total=total, rate=0.0, concurrency=concurrency)
 
         def on_progress(p: BatchProgress) -> None:
-            bar.update(task, completed=p.done, rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
+            rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
+            bar.update(task, completed=p.done, rate=rate, concurrency=p.concurrency)
 
         return await client.business_results.write_back_many(
             records,
             concurrency=concurrency,
+            max_concurrency=max_concurrency,
             journal=journal,
             on_progress=on_progress,
             retry_failed=retry_failed,
@@ -71,6 +76,16 @@ async def run_writeback(
             control=control,
             check_definitions=check_definitions,
         )
+
+
+def parse_concurrency(ctx: click.Context, param: click.Parameter, value: str) -> int | Literal["auto"]:
+    """``--concurrency``: a whole number, or ``auto``; the batch checks the number's range."""
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a whole number or auto, got {value!r}") from None
 
 
 MALFORMED_REASON = "malformed line"
@@ -101,9 +116,25 @@ def _summary_json(
         "refused": refused,
         "malformed": malformed,
         "elapsed": round(report.elapsed, 3),
+        "concurrency": _concurrency_json(report),
         "stopped": stopped,
         "journal": journal_path,
         "followup": str(followup) if followup is not None else None,
+    }
+
+
+def _concurrency_json(report: BatchReport) -> dict[str, Any] | None:
+    c = report.concurrency
+    if c is None:
+        return None
+    return {
+        "mode": c.mode,
+        "settled": round(c.settled, 1),
+        "final": c.final,
+        "peak": c.peak,
+        "increases": c.increases,
+        "decreases": c.decreases,
+        "history": [str(change) for change in c.history],
     }
 
 
@@ -130,6 +161,9 @@ def print_summary(
     table.add_row("malformed input lines", str(malformed))
     table.add_row("elapsed", f"{report.elapsed:.2f} s")
     table.add_row("rate", f"{report.rate:.0f} records/s")
+    if report.concurrency is not None and report.concurrency.mode == "auto":
+        c = report.concurrency
+        table.add_row("concurrency (auto)", f"settled {c.settled:.1f}, final {c.final}, peak {c.peak}")
     if stopped:
         table.add_row("stopped", stopped)
     if journal_path:
@@ -156,7 +190,19 @@ def print_summary(
     callback=check_encoding,
     help="the file's text encoding, e.g. gbk or cp1252 (the default also reads UTF-8 with or without a BOM)",
 )
-@click.option("--concurrency", default=10, show_default=True, help="records in flight")
+@click.option(
+    "--concurrency",
+    default="10",
+    show_default=True,
+    callback=parse_concurrency,
+    help="records in flight, or auto: adapt to the server (start at 2, grow while it keeps up, halve on 429/503)",
+)
+@click.option(
+    "--max-concurrency",
+    type=int,
+    default=None,
+    help=f"with --concurrency auto, the highest limit [default: {DEFAULT_MAX_CONCURRENCY}]",
+)
 @click.option(
     "--journal",
     "journal_path",
@@ -193,7 +239,8 @@ def writeback(
     file: Path,
     fmt: str,
     encoding: str,
-    concurrency: int,
+    concurrency: int | Literal["auto"],
+    max_concurrency: int | None,
     journal_path: Path | None,
     no_journal: bool,
     retry_failed: bool,
@@ -239,6 +286,7 @@ def writeback(
                 return await client.business_results.plan_write_back(
                     read_records(file, fmt, malformed, encoding),
                     concurrency=concurrency,
+                    max_concurrency=max_concurrency,
                     journal=journal_file,
                     fail_fast=fail_fast,
                     retry_failed=retry_failed,
@@ -277,6 +325,7 @@ def writeback(
                         read_records(file, fmt, malformed, encoding),
                         total=count_lines(file, fmt),
                         concurrency=concurrency,
+                        max_concurrency=max_concurrency,
                         journal=journal_file,
                         retry_failed=retry_failed,
                         resend_unknown=resend_unknown,

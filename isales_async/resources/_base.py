@@ -9,6 +9,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from .._clock import Clock
 from .._endpoints import ENDPOINTS, Endpoint
 from .._errors import ResponseFormatError
+from .._hooks import RetryScheduled
 from .._models import Page, converter, explain, structure_items
 from .._pager import DEFAULT_MAX_PAGES, Pager
 from .._paging import parse_total_count
@@ -107,6 +108,7 @@ class Requester(Protocol):
         query: Sequence[tuple[str, str]] = (),
         body: Mapping[str, Any] | None = None,
         on_send: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryScheduled], None] | None = None,
     ) -> dict[str, Any]: ...
 
 

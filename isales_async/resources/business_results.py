@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable
 from os import PathLike
-from typing import Any
+from typing import Any, Literal
 
 from .._clock import Clock
 from .._endpoints import ENDPOINTS
 from .._errors import DefinitionsUnavailableError, ISalesError
+from .._hooks import RetryScheduled
 from .._models import BusinessResult
 from .._validation import check_data_id
 from ..batch import _engine
@@ -134,7 +135,8 @@ class BusinessResults(PagedResource[BusinessResult]):
         self,
         records: Iterable[Writeback] | AsyncIterable[Writeback],
         *,
-        concurrency: int = 10,
+        concurrency: int | Literal["auto"] = 10,
+        max_concurrency: int | None = None,
         journal: Journal | str | PathLike[str] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         fail_fast: bool = False,
@@ -150,6 +152,7 @@ class BusinessResults(PagedResource[BusinessResult]):
             clock=self._clock,
             fetch_definitions=self.definitions,
             concurrency=concurrency,
+            max_concurrency=max_concurrency,
             journal=journal,
             on_progress=on_progress,
             fail_fast=fail_fast,
@@ -166,7 +169,8 @@ class BusinessResults(PagedResource[BusinessResult]):
         self,
         records: Iterable[Writeback] | AsyncIterable[Writeback],
         *,
-        concurrency: int = 10,
+        concurrency: int | Literal["auto"] = 10,
+        max_concurrency: int | None = None,
         journal: Journal | str | PathLike[str] | None = None,
         fail_fast: bool = False,
         retry_failed: bool = False,
@@ -179,6 +183,7 @@ class BusinessResults(PagedResource[BusinessResult]):
             clock=self._clock,
             fetch_definitions=self.definitions,
             concurrency=concurrency,
+            max_concurrency=max_concurrency,
             journal=journal,
             fail_fast=fail_fast,
             retry_failed=retry_failed,
@@ -194,10 +199,14 @@ class BusinessResults(PagedResource[BusinessResult]):
         return writeback_body(record.busi_result, record.sub_status, record.busi_result_desc, record.work_no)
 
     async def _send_write_back(
-        self, data_id: str, body: dict[str, Any], on_send: Callable[[], None] | None = None
+        self,
+        data_id: str,
+        body: dict[str, Any],
+        on_send: Callable[[], None] | None = None,
+        on_retry: Callable[[RetryScheduled], None] | None = None,
     ) -> None:
         await self._requester.request(
-            ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send
+            ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send, on_retry=on_retry
         )
 
 

@@ -21,7 +21,7 @@ which pytest loads by itself (the ``pytest11`` entry point of
 from __future__ import annotations
 
 from ._clock import FakeClock
-from ._faults import Chaos, Fault, FaultKind, PagingQuirk
+from ._faults import Capacity, Chaos, Fault, FaultKind, PagingQuirk
 from ._memory import MemoryTransport
 from ._process import fake_server_process, fetch_state
 from ._server import DEFAULT_AK, DEFAULT_SK, FakeISales, RecordedRequest
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_AK",
     "DEFAULT_SK",
     "AppliedWrite",
+    "Capacity",
     "Chaos",
     "FakeClock",
     "FakeISales",

@@ -13,7 +13,7 @@ import attrs
 
 from ._reply import brotli_module
 
-__all__ = ["SHORT_PAGE_NUM", "Chaos", "Fault", "FaultKind", "PagingQuirk", "compressed_body"]
+__all__ = ["SHORT_PAGE_NUM", "Capacity", "Chaos", "Fault", "FaultKind", "PagingQuirk", "compressed_body"]
 
 
 class FaultKind(enum.Enum):
@@ -169,3 +169,39 @@ class Chaos:
         if candidates and self.rng.random() < self.rate:
             return self.rng.choice(candidates)
         return None
+
+
+@attrs.define
+class Capacity:
+    """A server that can process only ``limit`` requests of ``endpoint`` at once.
+
+    Set it with ``FakeISales(capacity=Capacity(8))`` or ``server.capacity = ...``. A request
+    that arrives while ``limit`` others of the endpoint are being processed is refused,
+    unprocessed, with ``status`` (429, or 503) and ``retry_after`` when given: what a
+    tenant's flow control does to a client that sends too much at once. With
+    ``endpoint=None`` every endpoint has its own ``limit``. ``refused`` counts the refusals.
+    The requests of an endpoint overlap only while the server takes time over each (its
+    ``latency``, or a ``slow`` fault).
+    """
+
+    limit: int
+    endpoint: str | None = "callBusiResult"
+    status: int = 429
+    retry_after: str | None = None
+    refused: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 0:
+            raise ValueError(f"limit must be an integer of at least 0, got {self.limit!r}")
+        if self.status not in (429, 503):
+            raise ValueError(f"status must be 429 or 503, got {self.status!r}")
+
+    def covers(self, endpoint: str) -> bool:
+        return self.endpoint in (None, endpoint)
+
+    def refuses(self, in_flight: int) -> bool:
+        """Whether a request that finds ``in_flight`` others being processed is refused (and counted)."""
+        if in_flight < self.limit:
+            return False
+        self.refused += 1
+        return True

@@ -30,7 +30,7 @@ from aiohttp import web
 from .._clock import Clock, SystemClock
 from .._errors import ValidationError
 from . import _auth, _pusher
-from ._faults import Chaos, Fault, FaultKind, PagingQuirk, compressed_body
+from ._faults import Capacity, Chaos, Fault, FaultKind, PagingQuirk, compressed_body
 from ._memory import MemoryTransport
 from ._reply import Ending, Reply
 from ._routes import (
@@ -140,12 +140,15 @@ class FakeISales(Tenant):
     is then where it listens. ``credentials`` maps each accepted AK to its SK.
 
     Scripting: :meth:`inject` queues faults; ``chaos`` adds random ones; ``latency``
-    delays every answer; ``paging`` makes every paged endpoint page the way a
+    delays every answer (sleeping on ``clock``: a :class:`FakeClock` shared with the
+    client makes it cost no real time); ``capacity`` (a :class:`Capacity`) refuses what
+    arrives above a number of requests of an endpoint in flight; ``paging`` makes every paged endpoint page the way a
     misbehaving server does (a :class:`PagingQuirk`; ``SHORT_PAGE_ONCE`` shortens the
     first answer to page 2 of each endpoint once in the server's life); ``on_request``
     callbacks see each verified request first (a test can change the data between pages
     there). Evidence: ``requests`` (every verified request), ``applied`` (every write
-    applied, in order) and :meth:`applied_counts`.
+    applied, in order) and :meth:`applied_counts`; ``route_in_flight`` and ``route_peak``
+    count the requests of each endpoint being processed now, and at most at once.
 
     The tenant's business-result definitions are ``business_results``: generated from
     ``business_result_count`` and ``children_per_result`` (``B01`` with ``B01-1`` ...), or
@@ -169,6 +172,8 @@ class FakeISales(Tenant):
         chaos: Chaos | None = None,
         paging: PagingQuirk | None = None,
         business_results: Sequence[Mapping[str, Any]] | None = None,
+        capacity: Capacity | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(
             obs_code_count=obs_code_count,
@@ -185,6 +190,10 @@ class FakeISales(Tenant):
         self.max_clock_skew = max_clock_skew
         self.faults: collections.deque[Fault] = collections.deque()
         self.chaos = chaos
+        self.capacity = capacity
+        self.clock: Clock = clock or SystemClock()
+        self.route_in_flight: collections.Counter[str] = collections.Counter()
+        self.route_peak: collections.Counter[str] = collections.Counter()
         self.on_request: list[Callable[[RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.rejected_auth: int = 0
@@ -358,14 +367,35 @@ class FakeISales(Tenant):
         self.requests.append(recorded)
         for callback in self.on_request:
             callback(recorded)
+        capacity = self.capacity
+        if capacity is not None and capacity.covers(endpoint) and capacity.refuses(self.route_in_flight[endpoint]):
+            headers = {"Retry-After": capacity.retry_after} if capacity.retry_after is not None else {}
+            return _text_reply(capacity.status, f"over capacity ({capacity.limit} at once)", headers)
+        self.route_in_flight[endpoint] += 1
+        self.route_peak[endpoint] = max(self.route_peak[endpoint], self.route_in_flight[endpoint])
+        try:
+            return await self._process(endpoint, vdn_text, params, query, body, headers.get("Content-Type"))
+        finally:
+            self.route_in_flight[endpoint] -= 1
+
+    async def _process(
+        self,
+        endpoint: str,
+        vdn_text: str,
+        params: dict[str, str],
+        query: Sequence[tuple[str, str]],
+        body: str,
+        content_type: str | None,
+    ) -> Reply:
+        """A verified, routed request admitted by the capacity: its faults, its answer, its latency."""
         fault = self._next_fault(endpoint)
         if fault is not None:
             early = await self._before(fault)
             if early is not None:
                 return early
-        answer = self._answer(endpoint, vdn_text, params, query, body, headers.get("Content-Type"))
+        answer = self._answer(endpoint, vdn_text, params, query, body, content_type)
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await self.clock.sleep(self.latency)
         return _after(fault, orjson.dumps(answer))
 
     def _verify(
@@ -415,7 +445,7 @@ class FakeISales(Tenant):
         if fault.kind is FaultKind.RESET_BEFORE:
             return Reply(ending=Ending.DROP)
         if fault.kind is FaultKind.DELAY:
-            await asyncio.sleep(fault.delay)
+            await self.clock.sleep(fault.delay)
         if fault.kind is FaultKind.HANG:
             await self._release.wait()
         return None

@@ -16,6 +16,7 @@ from isales_async import (
     ISalesClient,
     ISalesError,
     Journal,
+    LimitChange,
     ObsResultCode,
     Page,
     RetryPolicy,
@@ -44,6 +45,11 @@ async def usage() -> None:
         report: BatchReport = await client.business_results.write_back_many([Writeback(1, "B01")], concurrency=4)
         ids: list[str] = [o.key for o in report.succeeded]
         errors: list[ISalesError | None] = [o.error for o in report.failed]
+        adaptive = await client.business_results.write_back_many(
+            [Writeback(2, "B01")], concurrency="auto", max_concurrency=8
+        )
+        settled: float | None = adaptive.concurrency.settled if adaptive.concurrency is not None else None
+        changes: list[LimitChange] = list(adaptive.concurrency.history) if adaptive.concurrency is not None else []
         status: CallStatus | None = call.call_status  # an undocumented number is CallStatus.UNKNOWN-named, never an int
         known: bool = status.known if status is not None else False
         level: DefLevel | str | float | bool | list[Any] | dict[str, Any] | None = parent.def_level
@@ -53,7 +59,7 @@ async def usage() -> None:
         tuned: ClientOptions = client.with_options(timeouts=Timeouts(read=1)).options
         same = ISalesClient("https://h:1", ak="a", sk="s", vdn_id=1, options=ClientOptions(max_concurrency=5))
         concurrency: int = tuned.max_concurrency + same.options.max_concurrency
-        del code, total, children, call, calls, ids, errors, known, level, states, concurrency
+        del code, total, children, call, calls, ids, errors, known, level, states, concurrency, settled, changes
 
 
 async def traced_usage() -> None:
