@@ -248,6 +248,58 @@ async def test_a_claim_lasts_the_callback_timeout_and_a_grace_so_a_dead_workers_
     await receiver.aclose()
 
 
+async def test_a_timed_out_callback_holds_its_claims_until_it_ends_then_releases_them(make_store: MakeStore) -> None:
+    """The callback is cancelled at the timeout; until it has ended, another worker's
+    re-push finds the claim (503), not a free call ID to run beside it."""
+    clock = FakeClock(autojump=False)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(results: Sequence[CallResult]) -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()  # its cleanup outlasts the cancellation
+
+    b = Calls()
+    first = PushReceiver(slow, token="t", dedupe_store=make_store(), callback_timeout=30, clock=clock)
+    second = PushReceiver(b, token="t", dedupe_store=make_store())
+    body = push_body()
+    timing_out = asyncio.ensure_future(first.handle(body, token="t"))
+    await entered.wait()
+    await clock.wait_for_sleepers(1)
+    clock.advance(30)
+    assert (await timing_out).status == 503
+    assert (await second.handle(body, token="t")).status == 503
+    release.set()
+    await asyncio.wait(set(first._abandoned))
+    while first._settling:  # the release in the store, bounded by the store's own timeouts
+        await asyncio.wait(set(first._settling))
+    assert (await second.handle(body, token="t")).status == 200
+    assert len(b.batches) == 1
+    await first.aclose()
+    await second.aclose()
+
+
+class WrongStore(MemoryDedupeStore):
+    """A store that breaks the protocol: fewer answers than call IDs."""
+
+    async def claim(self, call_ids: Sequence[str], token: str, ttl: float) -> list[Claim]:
+        return (await super().claim(call_ids, token, ttl))[:-1]
+
+
+async def test_a_store_that_answers_for_fewer_call_ids_than_it_was_asked_gets_503(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = Calls()
+    receiver = PushReceiver(calls, token="t", dedupe_store=WrongStore())
+    with caplog.at_level(logging.ERROR, logger="isales_async.push"):
+        assert (await receiver.handle(push_body(), token="t")).status == 503
+    assert "failed to claim a push" in caplog.text
+    assert calls.batches == []
+    await receiver.aclose()
+
+
 class RecordingStore(MemoryDedupeStore):
     def __init__(self) -> None:
         super().__init__()

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS push_claims (
 CREATE INDEX IF NOT EXISTS push_claims_expires ON push_claims (expires);
 """
 _INSERT_CLAIM = "INSERT INTO push_claims (call_id, token, expires) VALUES (?, ?, ?) ON CONFLICT (call_id) DO NOTHING"
+_DELETE_CLAIM = "DELETE FROM push_claims WHERE call_id = ? AND token = ?"
 _MARK_PROCESSED = """
 INSERT INTO push_claims (call_id, token, expires) VALUES (:call_id, NULL, :expires)
 ON CONFLICT (call_id) DO UPDATE SET token = NULL, expires = :expires
@@ -63,16 +64,18 @@ class SqliteDedupeStore:
 
     async def claim(self, call_ids: Sequence[str], token: str, ttl: float) -> list[Claim]:
         now = self._now()
-        return await self._run(lambda db: _claim(db, list(call_ids), token, now, now + ttl))
+        return await self._run(
+            lambda db: _in_transaction(db, lambda: _claim(db, list(call_ids), token, now, now + ttl))
+        )
 
     async def processed(self, call_ids: Sequence[str], token: str, window: float) -> None:
         now = self._now()
         rows = [{"call_id": c, "token": token, "expires": now + window, "now": now} for c in call_ids]
-        await self._run(lambda db: db.executemany(_MARK_PROCESSED, rows))
+        await self._run(lambda db: _in_transaction(db, lambda: db.executemany(_MARK_PROCESSED, rows)))
 
     async def release(self, call_ids: Sequence[str], token: str) -> None:
         rows = [(c, token) for c in call_ids]
-        await self._run(lambda db: db.executemany("DELETE FROM push_claims WHERE call_id = ? AND token = ?", rows))
+        await self._run(lambda db: _in_transaction(db, lambda: db.executemany(_DELETE_CLAIM, rows)))
 
     async def aclose(self) -> None:
         if self._db is not None:
@@ -103,6 +106,9 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
+        # Durable through a crash of the process; a power cut may lose the last marks, so
+        # re-pushes of those call IDs would be processed again.
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
     except sqlite3.Error:
         db.close()
@@ -110,21 +116,27 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return db
 
 
-def _claim(db: sqlite3.Connection, call_ids: list[str], token: str, now: float, expires: float) -> list[Claim]:
-    """Take the absent or expired call IDs for ``token`` in one transaction; say what was found for each."""
-    db.execute("BEGIN IMMEDIATE")  # the write lock now: no other process claims between our reads and writes
+def _in_transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """``work`` in one ``IMMEDIATE`` transaction (one commit for a whole push), rolled back if it fails."""
+    db.execute("BEGIN IMMEDIATE")  # the write lock now: no other process writes between our reads and writes
     try:
-        db.execute("DELETE FROM push_claims WHERE expires <= ?", (now,))
-        found = []
-        for call_id in call_ids:
-            if db.execute(_INSERT_CLAIM, (call_id, token, expires)).rowcount == 1:
-                found.append(Claim.TAKEN)
-                continue
-            (holder,) = db.execute("SELECT token FROM push_claims WHERE call_id = ?", (call_id,)).fetchone()
-            found.append(Claim.PROCESSED if holder is None else Claim.HELD)
+        done = work()
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return done
+
+
+def _claim(db: sqlite3.Connection, call_ids: list[str], token: str, now: float, expires: float) -> list[Claim]:
+    """Take the absent or expired call IDs for ``token``; say what was found for each."""
+    db.execute("DELETE FROM push_claims WHERE expires <= ?", (now,))
+    found = []
+    for call_id in call_ids:
+        if db.execute(_INSERT_CLAIM, (call_id, token, expires)).rowcount == 1:
+            found.append(Claim.TAKEN)
+            continue
+        (holder,) = db.execute("SELECT token FROM push_claims WHERE call_id = ?", (call_id,)).fetchone()
+        found.append(Claim.PROCESSED if holder is None else Claim.HELD)
     return found

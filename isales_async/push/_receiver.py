@@ -9,8 +9,9 @@ repeated inside one push. Which call IDs were processed, and which are being pro
 lives in a :class:`~isales_async.receivers.DedupeStore` (this process's memory by
 default; a SQLite file or Redis to share it between workers): a call ID is claimed there
 before its callback runs, so it reaches the callback once across all the workers that
-share the store; a re-push that finds another worker's claim is answered 503. A malformed record cannot become well formed by being pushed
-again, so it is handed to ``on_invalid`` and does not hold back the push's good records.
+share the store; a re-push that finds another worker's claim is answered 503. A
+malformed record cannot become well formed by being pushed again, so it is handed to
+``on_invalid`` and does not hold back the push's good records.
 
 The parsing is pure (``push._parsing``); the stores are in ``push._dedupe*``;
 :class:`PushReceiver` adds the claims, the bounded queue, the workers and their deadlines;
@@ -71,6 +72,10 @@ class _Outcome(enum.Enum):
     UNAVAILABLE = PushResponse(503, "the de-duplication store is unreachable; push again later")
 
 
+#: The answers of one push's fresh call IDs, each call ID to its outcome, once all are known.
+_Answers = asyncio.Future[dict[str, _Outcome]]
+
+
 @attrs.define
 class _Job:
     results: list[CallResult]
@@ -86,7 +91,12 @@ _WORST_FIRST = (
     _Outcome.HELD,
     _Outcome.UNAVAILABLE,
 )
-_ANSWER_OF_CLAIM = {Claim.PROCESSED: _Outcome.PROCESSED, Claim.HELD: _Outcome.HELD}
+#: The answer for a call ID the store did not let us take (None: the store failed).
+_ANSWER_OF_CLAIM: dict[Claim | None, _Outcome] = {
+    Claim.PROCESSED: _Outcome.PROCESSED,
+    Claim.HELD: _Outcome.HELD,
+    None: _Outcome.UNAVAILABLE,
+}
 
 
 class PushReceiver:
@@ -145,7 +155,7 @@ class PushReceiver:
         self._workers_wanted = _at_least("workers", workers, 1)
         self._workers: list[asyncio.Task[None]] = []
         self._window = check_seconds("dedupe_window", dedupe_window)
-        self._pending: dict[str, asyncio.Future[_Outcome]] = {}  # each call ID in progress here, to its answer
+        self._pending: dict[str, _Answers] = {}  # each call ID in progress here, to the answers it will be in
         self._intakes: set[asyncio.Future[None]] = set()  # claims being taken
         self._settling: set[asyncio.Future[None]] = set()  # batches whose timed-out callback ended, being recorded
         self._token = _checked_token(token)
@@ -156,8 +166,8 @@ class PushReceiver:
         if callback_timeout is not None and not callback_timeout > 0:
             raise ValidationError("callback_timeout", f"must be positive seconds or None, got {callback_timeout!r}")
         self._callback_timeout = callback_timeout
-        self._claim_ttl = min(
-            self._window, self._window if callback_timeout is None else callback_timeout + CLAIM_GRACE
+        self._claim_ttl = (
+            self._window if callback_timeout is None else min(self._window, callback_timeout + CLAIM_GRACE)
         )
         self._max_waiters = _at_least("max_waiters", max_waiters, 0)
         self._waiters = 0
@@ -191,18 +201,17 @@ class PushReceiver:
         fresh, in_progress = self._split(batch.results)
         if in_progress and self._waiters >= self._max_waiters:
             return PushResponse(503, "too many pushes wait for batches in progress; push again later")
-        waits = set(in_progress) | self._take(fresh)
-        answer = await self._wait(waits, count_as_waiter=bool(in_progress))
+        answer = await self._wait({**in_progress, **self._take(fresh)}, count_as_waiter=bool(in_progress))
         if answer.status == 200 and batch.invalid:
             return self._report_invalid(batch.invalid)
         return answer
 
-    def _split(self, results: Sequence[CallResult]) -> tuple[list[CallResult], list[asyncio.Future[_Outcome]]]:
-        """The results to claim, and the answers of the call IDs already in progress in this process.
-
-        Drops the repeats inside this push.
-        """
-        fresh, in_progress, seen = [], [], set()
+    def _split(self, results: Sequence[CallResult]) -> tuple[list[CallResult], dict[str, _Answers]]:
+        """The results to claim, and the call IDs already in progress in this process, with
+        the answers to wait for. Drops the repeats inside this push."""
+        fresh: list[CallResult] = []
+        in_progress: dict[str, _Answers] = {}
+        seen = set()
         for result in results:
             call_id = result.call_id or ""
             if call_id in seen:
@@ -210,45 +219,49 @@ class PushReceiver:
             seen.add(call_id)
             pending = self._pending.get(call_id)
             if pending is not None:
-                in_progress.append(pending)
+                in_progress[call_id] = pending
             else:
                 fresh.append(result)
         return fresh, in_progress
 
-    def _take(self, fresh: list[CallResult]) -> set[asyncio.Future[_Outcome]]:
-        """Mark ``fresh`` in progress here and start claiming it; return the answer of each call ID.
+    def _take(self, fresh: list[CallResult]) -> dict[str, _Answers]:
+        """Mark ``fresh`` in progress here and start claiming it; return its call IDs, with
+        the answers to wait for.
 
         The claim runs in a task of its own: a pusher that goes away must not cancel the
         claim that other pushes of the same call IDs now wait on.
         """
-        loop = asyncio.get_running_loop()
-        answers = {result.call_id or "": loop.create_future() for result in fresh}
-        if answers:
-            self._pending.update(answers)
-            intake = asyncio.ensure_future(self._claim_and_queue(fresh, answers))
-            self._intakes.add(intake)
-            intake.add_done_callback(self._intakes.discard)
-        return set(answers.values())
+        if not fresh:
+            return {}
+        answers: _Answers = asyncio.get_running_loop().create_future()
+        taking = dict.fromkeys((result.call_id or "" for result in fresh), answers)
+        self._pending.update(taking)
+        intake = asyncio.ensure_future(self._claim_and_queue(fresh, answers))
+        self._intakes.add(intake)
+        intake.add_done_callback(self._intakes.discard)
+        return taking
 
-    async def _claim_and_queue(self, fresh: list[CallResult], answers: dict[str, asyncio.Future[_Outcome]]) -> None:
+    async def _claim_and_queue(self, fresh: list[CallResult], answers: _Answers) -> None:
         """Claim the call IDs in the store and queue a batch of those taken; answer the others."""
+        call_ids = [result.call_id or "" for result in fresh]
         token = secrets.token_hex(16)
         try:
-            claims = await self._store.claim(list(answers), token, self._claim_ttl)
-            found = dict(zip(answers, claims, strict=True))
+            found = dict(zip(call_ids, await self._store.claim(call_ids, token, self._claim_ttl), strict=True))
         except Exception:
             logger.exception("the de-duplication store %r failed to claim a push; answering 503", self._store)
             found = {}
-        for call_id, answer in answers.items():
+        outcomes = {}
+        for call_id in call_ids:
             claim = found.get(call_id)
             if claim is not Claim.TAKEN:
                 self._pending.pop(call_id, None)
-                answer.set_result(_Outcome.UNAVAILABLE if claim is None else _ANSWER_OF_CLAIM[claim])
+                outcomes[call_id] = _ANSWER_OF_CLAIM.get(claim, _Outcome.UNAVAILABLE)
         taken = [result for result in fresh if found.get(result.call_id or "") is Claim.TAKEN]
         if not taken:
+            answers.set_result(outcomes)
             return
         job = _Job(taken, token, asyncio.get_running_loop().create_future())
-        job.done.add_done_callback(functools.partial(_pass_on, [answers[r.call_id or ""] for r in taken]))
+        job.done.add_done_callback(functools.partial(_answer_taken, answers, outcomes, job))
         if self._closed:
             await self._settle(job, _Outcome.CLOSED)
             return
@@ -257,17 +270,17 @@ class PushReceiver:
         except asyncio.QueueFull:
             await self._settle(job, _Outcome.BUSY)
 
-    async def _wait(self, waits: set[asyncio.Future[_Outcome]], *, count_as_waiter: bool) -> PushResponse:
+    async def _wait(self, waits: dict[str, _Answers], *, count_as_waiter: bool) -> PushResponse:
         if not waits:
             return _Outcome.PROCESSED.value
         self._waiters += count_as_waiter
         try:
             # asyncio.wait, not gather: a pusher that goes away must not cancel the
             # futures other pushes of the same call IDs wait on.
-            await asyncio.wait(waits)
+            await asyncio.wait(set(waits.values()))
         finally:
             self._waiters -= count_as_waiter
-        outcomes = {future.result() for future in waits}
+        outcomes = {answers.result()[call_id] for call_id, answers in waits.items()}
         return next((o.value for o in _WORST_FIRST if o in outcomes), _Outcome.PROCESSED.value)
 
     def _report_invalid(self, invalid: Sequence[InvalidPushRecord]) -> PushResponse:
@@ -432,10 +445,10 @@ class PushReceiver:
             timer.cancel()
 
 
-def _pass_on(answers: Sequence[asyncio.Future[_Outcome]], done: asyncio.Future[_Outcome]) -> None:
-    """Give each call ID of a batch the batch's answer."""
-    for answer in answers:
-        answer.set_result(done.result())
+def _answer_taken(answers: _Answers, outcomes: dict[str, _Outcome], job: _Job, done: asyncio.Future[_Outcome]) -> None:
+    """Complete a push's answers with the outcome of the batch of its call IDs it took."""
+    outcomes.update(dict.fromkeys((result.call_id or "" for result in job.results), done.result()))
+    answers.set_result(outcomes)
 
 
 def _outcome_of(call: asyncio.Future[None], count: int) -> _Outcome:
