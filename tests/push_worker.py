@@ -10,7 +10,10 @@ is counted in files of ``DIRECTORY``, not in their memory:
   ID the callback took (appended with ``O_APPEND``: one ``write`` per line, so lines
   from several processes never mix);
 - ``fail-CALLID``: a batch holding that call ID fails, once in total (the worker that
-  removes the file fails it).
+  removes the file fails it);
+- ``hold-CALLID``, a FIFO: the callback on that call ID opens it for reading and holds
+  its batch until the test, which opened it for writing (and so knows the callback
+  runs), closes it.
 
 It prints ``ready`` once it listens, and stops (closing its receiver) when its stdin closes.
 """
@@ -39,6 +42,10 @@ class Worker:
         os.write(self.log, f"{line}\n".encode())
 
     async def callback(self, results: Sequence[CallResult]) -> None:
+        for result in results:
+            hold = self.directory / f"hold-{result.call_id}"
+            if hold.exists():
+                await asyncio.get_running_loop().run_in_executor(None, hold.read_bytes)
         for result in results:
             try:
                 (self.directory / f"fail-{result.call_id}").unlink()

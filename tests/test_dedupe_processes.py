@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import select
 import socket
 import subprocess
@@ -119,6 +120,12 @@ async def push_until_accepted(url: str, body: bytes) -> list[int]:
     return statuses
 
 
+async def push_once(url: str, body: bytes) -> int:
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session, session.post(url, data=body) as response:
+        return response.status
+
+
 def records(count: int, start: int) -> list[dict[str, Any]]:
     return FakeISales().push_records(count=count, start=start)
 
@@ -154,4 +161,29 @@ async def test_concurrent_repushes_of_a_failing_batch_lose_nothing(workers: Work
     assert sum(statuses.count(500) for statuses in concurrent) >= 1
     assert all(set(statuses) <= {200, 500, 503} for statuses in concurrent)
     assert all(statuses[-1] == 200 for statuses in concurrent)
+    assert workers.calls(call_ids) == {call_id: 1 for call_id in call_ids}
+
+
+async def test_a_repush_while_another_worker_holds_the_claim_answers_503(workers: Workers) -> None:
+    pushed = records(count=3, start=150)
+    call_ids = [r["callId"] for r in pushed]
+    hold = workers.directory / f"hold-{call_ids[0]}"
+    os.mkfifo(hold)
+    body = orjson.dumps(pushed)
+    first = asyncio.ensure_future(push_once(workers.url, body))
+    # Opening the FIFO for writing returns once the callback, holding the claim, opened it.
+    gate = await asyncio.wait_for(asyncio.to_thread(hold.open, "wb"), START_BOUND)
+    try:
+        # A re-push on the holding worker waits for its batch; one on any other is answered
+        # at once. Of twelve, each on a new connection, one lands elsewhere but with
+        # probability 4**-12 (all on the holder): then nothing comes back and the bound fails.
+        repushes = [asyncio.ensure_future(push_once(workers.url, body)) for _ in range(12)]
+        done, _ = await asyncio.wait(repushes, timeout=START_BOUND, return_when=asyncio.FIRST_COMPLETED)
+        assert done
+        assert {task.result() for task in done} == {503}
+    finally:
+        gate.close()
+        hold.unlink()
+    assert await first == 200
+    assert set(await asyncio.gather(*repushes)) <= {200, 503}
     assert workers.calls(call_ids) == {call_id: 1 for call_id in call_ids}

@@ -122,8 +122,8 @@ def _milliseconds(seconds: float) -> int:
 def _connect(url: str, timeout: float) -> redis.asyncio.Redis:
     try:
         import redis.asyncio
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
     except ImportError:
         raise ImportError('RedisDedupeStore needs redis-py: pip install "isales-async[redis]"') from None
     try:
