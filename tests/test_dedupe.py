@@ -158,27 +158,29 @@ def push_body(count: int = 3, start: int = 0) -> bytes:
     return orjson.dumps(FakeISales().push_records(count=count, start=start))
 
 
-async def test_a_repush_to_another_worker_is_dropped(make_store: MakeStore) -> None:
-    a, b = Calls(), Calls()
-    first, second = (
-        PushReceiver(a, token="t", dedupe_store=make_store()),
-        PushReceiver(b, token="t", dedupe_store=make_store()),
-    )
+Workers = list[tuple[Calls, PushReceiver]]
+
+
+@pytest_asyncio.fixture
+async def workers(make_store: MakeStore) -> AsyncIterator[Workers]:
+    """Two receivers, each standing for a worker, with their callbacks, sharing one store's entries."""
+    pair = [(calls, PushReceiver(calls, token="t", dedupe_store=make_store())) for calls in (Calls(), Calls())]
+    yield pair
+    for _, receiver in pair:
+        await receiver.aclose()
+
+
+async def test_a_repush_to_another_worker_is_dropped(workers: Workers) -> None:
+    (a, first), (b, second) = workers
     body = push_body()
     assert (await first.handle(body, token="t")).status == 200
     assert (await second.handle(body, token="t")).status == 200
     assert len(a.batches[0]) == 3 and b.batches == []
-    await first.aclose()
-    await second.aclose()
 
 
-async def test_a_repush_while_another_worker_holds_the_claim_answers_503(make_store: MakeStore) -> None:
-    a, b = Calls(), Calls()
+async def test_a_repush_while_another_worker_holds_the_claim_answers_503(workers: Workers) -> None:
+    (a, first), (b, second) = workers
     a.gate = asyncio.Event()
-    first, second = (
-        PushReceiver(a, token="t", dedupe_store=make_store()),
-        PushReceiver(b, token="t", dedupe_store=make_store()),
-    )
     body = push_body()
     running = asyncio.ensure_future(first.handle(body, token="t"))
     await a.entered.wait()
@@ -188,35 +190,23 @@ async def test_a_repush_while_another_worker_holds_the_claim_answers_503(make_st
     assert (await running).status == 200
     assert (await second.handle(body, token="t")).status == 200
     assert len(a.batches) == 1 and b.batches == []
-    await first.aclose()
-    await second.aclose()
 
 
-async def test_a_failed_callback_releases_its_claim_and_the_repush_is_processed_once(make_store: MakeStore) -> None:
-    a, b = Calls(), Calls()
+async def test_a_failed_callback_releases_its_claim_and_the_repush_is_processed_once(workers: Workers) -> None:
+    (a, first), (b, second) = workers
     a.fail = True
-    first, second = (
-        PushReceiver(a, token="t", dedupe_store=make_store()),
-        PushReceiver(b, token="t", dedupe_store=make_store()),
-    )
     body = push_body()
     assert (await first.handle(body, token="t")).status == 500
     assert (await second.handle(body, token="t")).status == 200
     assert (await first.handle(body, token="t")).status == 200
     assert a.batches == [] and len(b.batches) == 1
-    await first.aclose()
-    await second.aclose()
 
 
 async def test_a_push_with_some_call_ids_held_elsewhere_processes_the_others_and_answers_503(
-    make_store: MakeStore,
+    workers: Workers,
 ) -> None:
-    a, b = Calls(), Calls()
+    (a, first), (b, second) = workers
     a.gate = asyncio.Event()
-    first, second = (
-        PushReceiver(a, token="t", dedupe_store=make_store()),
-        PushReceiver(b, token="t", dedupe_store=make_store()),
-    )
     running = asyncio.ensure_future(first.handle(push_body(count=2), token="t"))
     await a.entered.wait()
     assert (await second.handle(push_body(count=4), token="t")).status == 503
@@ -225,8 +215,6 @@ async def test_a_push_with_some_call_ids_held_elsewhere_processes_the_others_and
     assert (await running).status == 200
     assert (await second.handle(push_body(count=4), token="t")).status == 200  # the re-push: all four taken now
     assert len(b.batches) == 1
-    await first.aclose()
-    await second.aclose()
 
 
 async def test_a_claim_lasts_the_callback_timeout_and_a_grace_so_a_dead_workers_claim_frees_itself() -> None:
