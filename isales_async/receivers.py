@@ -11,10 +11,28 @@ Both read the optional ``?token=`` from the URL and the peer address, and answer
 so nothing needs a startup event; shutting down (:meth:`PushReceiver.aclose`) drains
 the queued pushes and answers the rest 503, so it should run while the server still
 holds their connections: in aiohttp's ``on_shutdown``, in the ASGI app's lifespan.
+
+Several workers (gunicorn or uvicorn workers, pods) share their memory of processed
+call IDs through a :class:`DedupeStore` passed as ``PushReceiver(dedupe_store=...)``:
+:class:`SqliteDedupeStore` for the processes of one host, :class:`RedisDedupeStore`
+(``pip install "isales-async[redis]"``) for several hosts; :class:`MemoryDedupeStore`,
+the default, serves one process.
 """
 
 from __future__ import annotations
 
 from .push._adapters import AsgiPushApp, aiohttp_app, aiohttp_handler
+from .push._dedupe import Claim, DedupeStore, MemoryDedupeStore
+from .push._dedupe_redis import RedisDedupeStore
+from .push._dedupe_sqlite import SqliteDedupeStore
 
-__all__ = ["AsgiPushApp", "aiohttp_app", "aiohttp_handler"]
+__all__ = [
+    "AsgiPushApp",
+    "Claim",
+    "DedupeStore",
+    "MemoryDedupeStore",
+    "RedisDedupeStore",
+    "SqliteDedupeStore",
+    "aiohttp_app",
+    "aiohttp_handler",
+]

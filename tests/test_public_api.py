@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import isales_async
+import isales_async.receivers
 import isales_async.testing
 
 
 def test_all_names_exist_and_are_public() -> None:
-    for module in (isales_async, isales_async.testing):
+    for module in (isales_async, isales_async.receivers, isales_async.testing):
         for name in module.__all__:
             assert hasattr(module, name), name
             assert not name.startswith("_")

@@ -30,7 +30,6 @@ from isales_async import (
     parse_push,
     parse_push_batch,
 )
-from isales_async.push._parsing import RecentIds
 from isales_async.push._receiver import _address_allowed, _networks
 from isales_async.receivers import AsgiPushApp, aiohttp_app
 from isales_async.testing import FakeClock, FakeISales
@@ -144,15 +143,6 @@ def test_an_async_on_invalid_is_refused() -> None:
     with pytest.raises(ValidationError) as caught:
         PushReceiver(Calls(), token="t", on_invalid=on_invalid)  # type: ignore[arg-type]
     assert caught.value.field == "on_invalid"
-
-
-def test_recent_ids_expire_after_the_window() -> None:
-    recent = RecentIds(window=10)
-    recent.add("a", now=0)
-    recent.expire(now=9.9)
-    assert "a" in recent
-    recent.expire(now=10)
-    assert "a" not in recent
 
 
 class Calls:

@@ -1,4 +1,4 @@
-"""Reading a pushed body, pure: the call results, the records that are not, and the call IDs seen lately.
+"""Reading a pushed body, pure: the call results, and the records that are not.
 
 A malformed record cannot become well formed by being pushed again, so it is set apart
 (:class:`InvalidPushRecord`) and does not hold back the push's good records.
@@ -6,7 +6,6 @@ A malformed record cannot become well formed by being pushed again, so it is set
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +16,7 @@ import orjson
 from .._errors import PushFormatError
 from .._models import CallResult, _camel, converter
 
-__all__ = ["InvalidPushRecord", "PushBatch", "RecentIds", "log_invalid_record", "parse_push", "parse_push_batch"]
+__all__ = ["InvalidPushRecord", "PushBatch", "log_invalid_record", "parse_push", "parse_push_batch"]
 
 logger = logging.getLogger("isales_async.push")
 
@@ -122,25 +121,3 @@ def log_invalid_record(record: InvalidPushRecord) -> None:
         record.reason,
         orjson.dumps(record.raw).decode(),
     )
-
-
-class RecentIds:
-    """Call IDs processed within the last ``window`` seconds (pure: time is passed in)."""
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self._seen: dict[str, float] = {}
-        self._order: collections.deque[tuple[float, str]] = collections.deque()
-
-    def __contains__(self, call_id: object) -> bool:
-        return call_id in self._seen
-
-    def add(self, call_id: str, now: float) -> None:
-        self._seen[call_id] = now
-        self._order.append((now, call_id))
-
-    def expire(self, now: float) -> None:
-        while self._order and self._order[0][0] <= now - self.window:
-            when, call_id = self._order.popleft()
-            if self._seen.get(call_id) == when:
-                del self._seen[call_id]

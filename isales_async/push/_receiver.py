@@ -5,21 +5,29 @@ pushes again (at once, then every 10 minutes, at most 6 times) unless answered 2
 So the receiver answers 200 only once the user's callback has taken the batch, answers
 non-200 when it failed, timed out or the receiver is full or closing (the server's
 re-push is the retry), and drops call IDs already processed within a window, or
-repeated inside one push. A malformed record cannot become well formed by being pushed
-again, so it is handed to ``on_invalid`` and does not hold back the push's good records.
+repeated inside one push. Which call IDs were processed, and which are being processed,
+lives in a :class:`~isales_async.receivers.DedupeStore` (this process's memory by
+default; a SQLite file or Redis to share it between workers): a call ID is claimed there
+before its callback runs, so it reaches the callback once across all the workers that
+share the store; a re-push that finds another worker's claim is answered 503. A
+malformed record cannot become well formed by being pushed again, so it is handed to
+``on_invalid`` and does not hold back the push's good records.
 
-The parsing and de-duplication are pure (``push._parsing``); :class:`PushReceiver` adds the
-bounded queue, the workers and their deadlines; ``push._adapters`` fits it to aiohttp and ASGI.
+The parsing is pure (``push._parsing``); the stores are in ``push._dedupe*``;
+:class:`PushReceiver` adds the claims, the bounded queue, the workers and their deadlines;
+``push._adapters`` fits it to aiohttp and ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import hmac
 import inspect
 import ipaddress
 import logging
+import secrets
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
@@ -29,12 +37,16 @@ from .._clock import Clock, SystemClock
 from .._errors import PushFormatError, ValidationError
 from .._models import CallResult
 from .._validation import check_clock
-from ._parsing import InvalidPushRecord, RecentIds, log_invalid_record, parse_push_batch
+from ._dedupe import Claim, DedupeStore, MemoryDedupeStore, check_seconds
+from ._parsing import InvalidPushRecord, log_invalid_record, parse_push_batch
 
 __all__ = ["PushReceiver", "PushResponse"]
 
 logger = logging.getLogger("isales_async.push")
 
+
+#: How long a claim outlives the callback timeout: the time to cancel the callback and release it.
+CLAIM_GRACE = 60.0
 
 PushCallback = Callable[[Sequence[CallResult]], Awaitable[None]]
 InvalidRecordHandler = Callable[[InvalidPushRecord], None]
@@ -55,15 +67,36 @@ class _Outcome(enum.Enum):
     FAILED = PushResponse(500, "the batch was not processed; push again")
     TIMED_OUT = PushResponse(503, "the batch was not processed in time; push again")
     CLOSED = PushResponse(503, "the receiver is shutting down; push again")
+    BUSY = PushResponse(503, "busy: push again later")
+    HELD = PushResponse(503, "another worker is processing these call IDs; push again later")
+    UNAVAILABLE = PushResponse(503, "the de-duplication store is unreachable; push again later")
+
+
+#: The answers of one push's fresh call IDs, each call ID to its outcome, once all are known.
+_Answers = asyncio.Future[dict[str, _Outcome]]
 
 
 @attrs.define
 class _Job:
     results: list[CallResult]
+    token: str  # of the claims on the results' call IDs
     done: asyncio.Future[_Outcome]
 
 
-_WORST_FIRST = (_Outcome.FAILED, _Outcome.TIMED_OUT, _Outcome.CLOSED)
+_WORST_FIRST = (
+    _Outcome.FAILED,
+    _Outcome.TIMED_OUT,
+    _Outcome.CLOSED,
+    _Outcome.BUSY,
+    _Outcome.HELD,
+    _Outcome.UNAVAILABLE,
+)
+#: The answer for a call ID the store did not let us take (None: the store failed).
+_ANSWER_OF_CLAIM: dict[Claim | None, _Outcome] = {
+    Claim.PROCESSED: _Outcome.PROCESSED,
+    Claim.HELD: _Outcome.HELD,
+    None: _Outcome.UNAVAILABLE,
+}
 
 
 class PushReceiver:
@@ -75,6 +108,12 @@ class PushReceiver:
         queue_size: batches waiting for a worker; beyond it a push is answered 503.
         workers: callbacks running at once; they start with the first push.
         dedupe_window: seconds a processed ``callId`` is remembered; re-pushes within it are dropped.
+        dedupe_store: where processed and claimed call IDs are kept (default: a
+            :class:`~isales_async.receivers.MemoryDedupeStore` on ``clock``, for one
+            process). While it is unreachable every push is answered 503 and nothing is
+            processed. A claim lasts ``callback_timeout`` plus :data:`CLAIM_GRACE`
+            seconds (at most the window; the window when there is no timeout), so a
+            worker that dies holding one frees it then. :meth:`aclose` closes it.
         token: a shared secret expected as ``?token=`` in the callback URL (not empty).
         allowed_ips: addresses or networks allowed to push (IPv4 ones also match their
             IPv4-mapped IPv6 form, as dual-stack servers report them).
@@ -101,6 +140,7 @@ class PushReceiver:
         queue_size: int = 100,
         workers: int = 4,
         dedupe_window: float = 24 * 3600,
+        dedupe_store: DedupeStore | None = None,
         token: str | None = None,
         allowed_ips: Iterable[str] | None = None,
         on_invalid: InvalidRecordHandler = log_invalid_record,
@@ -114,8 +154,10 @@ class PushReceiver:
         self._queue_size = _at_least("queue_size", queue_size, 1)
         self._workers_wanted = _at_least("workers", workers, 1)
         self._workers: list[asyncio.Task[None]] = []
-        self._recent = RecentIds(dedupe_window)
-        self._pending: dict[str, asyncio.Future[_Outcome]] = {}
+        self._window = check_seconds("dedupe_window", dedupe_window)
+        self._pending: dict[str, _Answers] = {}  # each call ID in progress here, to the answers it will be in
+        self._intakes: set[asyncio.Future[None]] = set()  # claims being taken
+        self._settling: set[asyncio.Future[None]] = set()  # batches whose timed-out callback ended, being recorded
         self._token = _checked_token(token)
         self._networks = _networks(allowed_ips) if allowed_ips is not None else None
         if inspect.iscoroutinefunction(on_invalid):
@@ -124,11 +166,15 @@ class PushReceiver:
         if callback_timeout is not None and not callback_timeout > 0:
             raise ValidationError("callback_timeout", f"must be positive seconds or None, got {callback_timeout!r}")
         self._callback_timeout = callback_timeout
+        self._claim_ttl = (
+            self._window if callback_timeout is None else min(self._window, callback_timeout + CLAIM_GRACE)
+        )
         self._max_waiters = _at_least("max_waiters", max_waiters, 0)
         self._waiters = 0
         self._closed = False
         check_clock("clock", clock)
         self._clock = clock or SystemClock()
+        self._store: DedupeStore = MemoryDedupeStore(self._clock) if dedupe_store is None else dedupe_store
         if token is None and self._networks is None:
             warnings.warn(
                 "PushReceiver has neither a token nor an IP allow-list: anyone who can reach it can push", stacklevel=2
@@ -155,52 +201,86 @@ class PushReceiver:
         fresh, in_progress = self._split(batch.results)
         if in_progress and self._waiters >= self._max_waiters:
             return PushResponse(503, "too many pushes wait for batches in progress; push again later")
-        waits = set(in_progress)
-        if fresh:
-            job = _Job(fresh, asyncio.get_running_loop().create_future())
-            try:
-                self._ensure_workers().put_nowait(job)
-            except asyncio.QueueFull:
-                return PushResponse(503, "busy: push again later")
-            for result in fresh:
-                self._pending[result.call_id or ""] = job.done
-            waits.add(job.done)
-        answer = await self._wait(waits, count_as_waiter=bool(in_progress))
+        answer = await self._wait({**in_progress, **self._take(fresh)}, count_as_waiter=bool(in_progress))
         if answer.status == 200 and batch.invalid:
             return self._report_invalid(batch.invalid)
         return answer
 
-    def _split(self, results: Sequence[CallResult]) -> tuple[list[CallResult], list[asyncio.Future[_Outcome]]]:
-        """The results to process, and the batches in progress that hold the others.
-
-        Drops call IDs processed within the window and repeats inside this push.
-        """
-        now = self._clock.monotonic()
-        self._recent.expire(now)
-        fresh, in_progress, seen = [], [], set()
+    def _split(self, results: Sequence[CallResult]) -> tuple[list[CallResult], dict[str, _Answers]]:
+        """The results to claim, and the call IDs already in progress in this process, with
+        the answers to wait for. Drops the repeats inside this push."""
+        fresh: list[CallResult] = []
+        in_progress: dict[str, _Answers] = {}
+        seen = set()
         for result in results:
             call_id = result.call_id or ""
-            if call_id in seen or call_id in self._recent:
+            if call_id in seen:
                 continue
             seen.add(call_id)
             pending = self._pending.get(call_id)
             if pending is not None:
-                in_progress.append(pending)
+                in_progress[call_id] = pending
             else:
                 fresh.append(result)
         return fresh, in_progress
 
-    async def _wait(self, waits: set[asyncio.Future[_Outcome]], *, count_as_waiter: bool) -> PushResponse:
+    def _take(self, fresh: list[CallResult]) -> dict[str, _Answers]:
+        """Mark ``fresh`` in progress here and start claiming it; return its call IDs, with
+        the answers to wait for.
+
+        The claim runs in a task of its own: a pusher that goes away must not cancel the
+        claim that other pushes of the same call IDs now wait on.
+        """
+        if not fresh:
+            return {}
+        answers: _Answers = asyncio.get_running_loop().create_future()
+        taking = dict.fromkeys((result.call_id or "" for result in fresh), answers)
+        self._pending.update(taking)
+        intake = asyncio.ensure_future(self._claim_and_queue(fresh, answers))
+        self._intakes.add(intake)
+        intake.add_done_callback(self._intakes.discard)
+        return taking
+
+    async def _claim_and_queue(self, fresh: list[CallResult], answers: _Answers) -> None:
+        """Claim the call IDs in the store and queue a batch of those taken; answer the others."""
+        call_ids = [result.call_id or "" for result in fresh]
+        token = secrets.token_hex(16)
+        try:
+            found = dict(zip(call_ids, await self._store.claim(call_ids, token, self._claim_ttl), strict=True))
+        except Exception:
+            logger.exception("the de-duplication store %r failed to claim a push; answering 503", self._store)
+            found = {}
+        outcomes = {}
+        for call_id in call_ids:
+            claim = found.get(call_id)
+            if claim is not Claim.TAKEN:
+                self._pending.pop(call_id, None)
+                outcomes[call_id] = _ANSWER_OF_CLAIM.get(claim, _Outcome.UNAVAILABLE)
+        taken = [result for result in fresh if found.get(result.call_id or "") is Claim.TAKEN]
+        if not taken:
+            answers.set_result(outcomes)
+            return
+        job = _Job(taken, token, asyncio.get_running_loop().create_future())
+        job.done.add_done_callback(functools.partial(_answer_taken, answers, outcomes, job))
+        if self._closed:
+            await self._settle(job, _Outcome.CLOSED)
+            return
+        try:
+            self._ensure_workers().put_nowait(job)
+        except asyncio.QueueFull:
+            await self._settle(job, _Outcome.BUSY)
+
+    async def _wait(self, waits: dict[str, _Answers], *, count_as_waiter: bool) -> PushResponse:
         if not waits:
             return _Outcome.PROCESSED.value
         self._waiters += count_as_waiter
         try:
             # asyncio.wait, not gather: a pusher that goes away must not cancel the
             # futures other pushes of the same call IDs wait on.
-            await asyncio.wait(waits)
+            await asyncio.wait(set(waits.values()))
         finally:
             self._waiters -= count_as_waiter
-        outcomes = {future.result() for future in waits}
+        outcomes = {answers.result()[call_id] for call_id, answers in waits.items()}
         return next((o.value for o in _WORST_FIRST if o in outcomes), _Outcome.PROCESSED.value)
 
     def _report_invalid(self, invalid: Sequence[InvalidPushRecord]) -> PushResponse:
@@ -232,7 +312,7 @@ class PushReceiver:
                 outcome = await self._run(job)
             finally:
                 if outcome is not None:
-                    self._settle(job, outcome)
+                    await self._settle(job, outcome)
                 queue.task_done()
 
     async def _run(self, job: _Job) -> _Outcome | None:
@@ -280,7 +360,9 @@ class PushReceiver:
             logger.warning(
                 "the push callback on %d results that timed out has ended: %s", len(job.results), outcome.name.lower()
             )
-            self._settle(job, outcome)
+            settling = asyncio.ensure_future(self._settle(job, outcome))
+            self._settling.add(settling)
+            settling.add_done_callback(self._settling.discard)
 
         call.add_done_callback(ended)
 
@@ -295,17 +377,28 @@ class PushReceiver:
             timer.cancel()
         return call.done()
 
-    def _settle(self, job: _Job, outcome: _Outcome) -> None:
-        """Record a batch's outcome: its call IDs leave "in progress" (and are remembered
-        when processed), and its pushes get their answer unless they already have one."""
-        if outcome is _Outcome.PROCESSED:
-            now = self._clock.monotonic()
-            for result in job.results:
-                self._recent.add(result.call_id or "", now)
-        for result in job.results:
-            self._pending.pop(result.call_id or "", None)
-        if not job.done.done():
-            job.done.set_result(outcome)
+    async def _settle(self, job: _Job, outcome: _Outcome) -> None:
+        """Record a batch's outcome: the store marks its call IDs processed, or releases
+        their claims so that a re-push is processed; then they leave "in progress" here,
+        and its pushes get their answer unless they already have one."""
+        call_ids = [result.call_id or "" for result in job.results]
+        try:
+            if outcome is _Outcome.PROCESSED:
+                await self._store.processed(call_ids, job.token, self._window)
+            else:
+                await self._store.release(call_ids, job.token)
+        except Exception:
+            logger.exception(
+                "the de-duplication store %r failed to record a batch %s; its claims expire in %s s",
+                self._store,
+                outcome.name.lower(),
+                self._claim_ttl,
+            )
+        finally:
+            for call_id in call_ids:
+                self._pending.pop(call_id, None)
+            if not job.done.done():
+                job.done.set_result(outcome)
 
     async def aclose(self, *, timeout: float = 10.0) -> None:
         """Refuse new pushes, drain the queue for at most ``timeout`` seconds, then stop.
@@ -314,12 +407,20 @@ class PushReceiver:
         this process once it restarts or to another). Batches already queued or running
         are processed while the drain lasts and answered as usual; what is still queued
         or running when it ends is cancelled and answered 503, and its call IDs are not
-        marked processed. Closing twice is harmless; a closed receiver stays closed.
+        marked processed. Then the de-duplication store is closed. Closing twice is
+        harmless; a closed receiver stays closed.
         """
         self._closed = True
+        if self._intakes:
+            await asyncio.wait(set(self._intakes))
         queue = self._queue
-        if queue is None:
-            return
+        if queue is not None:
+            await self._stop_workers(queue, timeout)
+        if self._settling:
+            await asyncio.wait(set(self._settling))
+        await self._store.aclose()
+
+    async def _stop_workers(self, queue: asyncio.Queue[_Job], timeout: float) -> None:
         if self._workers:
             await self._drain(queue, timeout)
         for task in self._workers:
@@ -331,7 +432,7 @@ class PushReceiver:
                 "%d push callbacks that timed out and were cancelled are still running", len(self._abandoned)
             )
         while not queue.empty():
-            self._settle(queue.get_nowait(), _Outcome.CLOSED)
+            await self._settle(queue.get_nowait(), _Outcome.CLOSED)
             queue.task_done()
 
     async def _drain(self, queue: asyncio.Queue[_Job], timeout: float) -> None:
@@ -342,6 +443,12 @@ class PushReceiver:
         finally:
             drained.cancel()
             timer.cancel()
+
+
+def _answer_taken(answers: _Answers, outcomes: dict[str, _Outcome], job: _Job, done: asyncio.Future[_Outcome]) -> None:
+    """Complete a push's answers with the outcome of the batch of its call IDs it took."""
+    outcomes.update(dict.fromkeys((result.call_id or "" for result in job.results), done.result()))
+    answers.set_result(outcomes)
 
 
 def _outcome_of(call: asyncio.Future[None], count: int) -> _Outcome:
