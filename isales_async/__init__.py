@@ -38,8 +38,9 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetryScheduled, log_event
-from ._limits import RouteLimit
+from ._limits import RouteLimit, SharedLimits
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
+from ._redis_limits import RedisLimits
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._signing import sign
@@ -106,6 +107,7 @@ __all__ = [
     "PushResponse",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RedisLimits",
     "RequestSent",
     "ResponseFormatError",
     "ResponseReceived",
@@ -116,6 +118,7 @@ __all__ = [
     "RouteLimit",
     "Secret",
     "ServerError",
+    "SharedLimits",
     "Status",
     "SystemClock",
     "TLSError",

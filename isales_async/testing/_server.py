@@ -19,6 +19,7 @@ import asyncio
 import collections
 import datetime as _dt
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -65,6 +66,8 @@ class RecordedRequest:
     host: str
     authorization: str
     body: str
+    #: When it arrived (``time.monotonic()``, one clock for every process of the host).
+    received_at: float = 0.0
 
 
 def _text_reply(status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -190,6 +193,8 @@ class FakeISales(Tenant):
         self.rejected_auth: int = 0
         self.in_flight: int = 0
         self.max_in_flight: int = 0
+        self._route_in_flight: collections.Counter[str] = collections.Counter()
+        self._route_peaks: dict[str, int] = {}
         self._release = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -303,6 +308,11 @@ class FakeISales(Tenant):
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.endpoint == endpoint]
 
+    def peak_in_flight(self, endpoint: str) -> int:
+        """The most requests to ``endpoint`` (e.g. ``"callresult"``) ever in process at once,
+        from every client together: what a tenant-wide flow limit is held to."""
+        return self._route_peaks.get(endpoint, 0)
+
     def state(self) -> dict[str, Any]:
         """The evidence as JSON-ready data: what was applied, how many requests and connections."""
         connections = (
@@ -316,6 +326,11 @@ class FakeISales(Tenant):
             "requests": len(self.requests),
             "rejected_auth": self.rejected_auth,
             "open_connections": connections,
+            "peak_in_flight": dict(self._route_peaks),
+            "received_at": {
+                endpoint: [r.received_at for r in self.requests if r.endpoint == endpoint]
+                for endpoint in sorted({r.endpoint for r in self.requests})
+            },
         }
 
     async def _state(self, request: web.Request) -> web.Response:
@@ -354,10 +369,26 @@ class FakeISales(Tenant):
         if isinstance(routed, Reply):
             return routed
         endpoint, vdn_text, params = routed
-        recorded = RecordedRequest(endpoint, method, raw_path, query, host, authorization, body)
+        recorded = RecordedRequest(endpoint, method, raw_path, query, host, authorization, body, time.monotonic())
         self.requests.append(recorded)
         for callback in self.on_request:
             callback(recorded)
+        self._route_in_flight[endpoint] += 1
+        self._route_peaks[endpoint] = max(self._route_peaks.get(endpoint, 0), self._route_in_flight[endpoint])
+        try:
+            return await self._process(endpoint, vdn_text, params, query, headers, body)
+        finally:
+            self._route_in_flight[endpoint] -= 1
+
+    async def _process(
+        self,
+        endpoint: str,
+        vdn_text: str,
+        params: dict[str, str],
+        query: tuple[tuple[str, str], ...],
+        headers: Mapping[str, str],
+        body: str,
+    ) -> Reply:
         fault = self._next_fault(endpoint)
         if fault is not None:
             early = await self._before(fault)
