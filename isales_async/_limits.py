@@ -100,8 +100,9 @@ class RouteGate:
 @runtime_checkable
 class SharedLimits(Protocol):
     """Route limits and a cool-down shared by every process of a tenant
-    (:class:`~isales_async.RedisLimits`); each method answers ``None`` (or nothing) when
-    the backend cannot, and the caller then keeps to its own process's limits."""
+    (:class:`~isales_async.RedisLimits`). When the backend cannot answer, :meth:`admit`
+    says ``None`` (the caller keeps to its own process's limits) and :meth:`cool_down_left` 0;
+    none of them raises for it."""
 
     async def admit(self, route: str, limit: RouteLimit | None, deadline_left: float | None) -> Admit | None:
         """Take a lease on ``route`` for one attempt (without ``limit``: check the cool-down only)."""

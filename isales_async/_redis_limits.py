@@ -201,15 +201,17 @@ class RedisLimits:
 
     async def aclose(self) -> None:
         """Stop renewing, finish the releases under way, and close the connections this
-        object opened in the running loop (a client given to it stays open)."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
-            self._renewer = None
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        object opened in the running loop (a client given to it stays open). From another
+        loop, what belongs to the loop that made it is let go (its leases expire)."""
+        renewer, self._renewer = self._renewer, None
+        background, self._background = self._background, set()
         connection, self._connection = self._connection, None
-        if connection is not None and connection.owned and connection.loop is asyncio.get_running_loop():
+        if connection is None or connection.loop is not asyncio.get_running_loop():
+            return
+        if renewer is not None:
+            renewer.cancel()
+        await asyncio.gather(*background, *([renewer] if renewer else []), return_exceptions=True)
+        if connection.owned:
             await connection.client.aclose()
 
     # -- I/O -------------------------------------------------------------------------

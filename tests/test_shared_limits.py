@@ -435,3 +435,45 @@ async def test_an_unreachable_redis_from_the_start_leaves_the_in_process_limits(
         with pytest.warns(RuntimeWarning, match="unix:///nonexistent/redis.sock"):
             await asyncio.wait_for(_hammer(client, 30), timeout=60)
     assert 1 < fake.peak_in_flight("callresult") <= LIMIT.concurrency
+
+
+def test_a_client_reopened_in_another_event_loop_shares_again(redis_url: str) -> None:
+    fake = FakeISales()
+    limits = RedisLimits(redis_url, tenant="t")
+    client = _client(fake, limits)
+
+    async def one_batch() -> None:
+        async with client:
+            await _hammer(client, 3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning, no unclosed connection
+        asyncio.run(one_batch())
+        asyncio.run(one_batch())
+    assert limits.available
+    assert len(fake.requests_to("callresult")) == 6
+
+
+# -- the fake's evidence -----------------------------------------------------------------
+
+
+async def test_the_fake_records_the_peak_in_flight_of_each_route() -> None:
+    fake = FakeISales()
+    fake.inject(Fault.hang(endpoint="callresult", times=3))
+    async with _client(fake, None) as client:
+        hung = [asyncio.ensure_future(client.call_results.page("1001", page_size=5)) for _ in range(3)]
+        for _ in range(500):  # bounded: until the three hang in the fake
+            if fake.in_flight == 3:
+                break
+            await asyncio.sleep(0.01)
+        await client.obs_result_codes.page()
+        assert (fake.peak_in_flight("callresult"), fake.peak_in_flight("queryOBSResultCode")) == (3, 1)
+        fake.release()
+        await asyncio.gather(*hung)
+        await client.call_results.page("1001", page_size=5)
+    assert fake.peak_in_flight("callresult") == 3
+    assert fake.peak_in_flight("callresultdetail") == 0
+    state = fake.state()
+    assert state["peak_in_flight"] == {"callresult": 3, "queryOBSResultCode": 1}
+    assert len(state["received_at"]["callresult"]) == 4
+    assert state["received_at"]["callresult"] == sorted(state["received_at"]["callresult"])
