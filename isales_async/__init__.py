@@ -49,8 +49,9 @@ from ._hooks import (
     RetryScheduled,
     log_event,
 )
-from ._limits import RouteLimit
+from ._limits import RouteLimit, SharedLimits
 from ._models import BusinessResult, CallResult, CallStatus, DefLevel, ExternalResult, ObsResultCode, Page
+from ._redis_limits import RedisLimits
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._signing import sign
@@ -124,6 +125,7 @@ __all__ = [
     "PushResponse",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RedisLimits",
     "RequestSent",
     "ResponseFormatError",
     "ResponseReceived",
@@ -134,6 +136,7 @@ __all__ = [
     "RouteLimit",
     "Secret",
     "ServerError",
+    "SharedLimits",
     "Status",
     "SystemClock",
     "TLSError",

@@ -19,6 +19,7 @@ from ._clock import Clock
 from ._endpoints import Endpoint
 from ._errors import ValidationError
 from ._hooks import Hook, RetryScheduled
+from ._limits import SharedLimits
 from ._retry import RetryBudget, RetryPolicy
 from ._secret import Secret
 from ._session import RouteLimit, Session, parse_base_url
@@ -82,6 +83,13 @@ def _check_hooks(field: str, hooks: Sequence[Hook] | None) -> None:
             raise ValidationError(field, f"must be callables, got {type(hook).__name__}")
 
 
+def _check_limits(field: str, limits: object) -> None:
+    if limits is not None and not isinstance(limits, SharedLimits):
+        raise ValidationError(
+            field, f"must be None (limits in this process) or an isales_async.RedisLimits, got {type(limits).__name__}"
+        )
+
+
 def _check_route_limits(field: str, route_limits: Mapping[str, RouteLimit]) -> None:
     if not isinstance(route_limits, Mapping):
         raise ValidationError(field, f"must be a mapping, got {type(route_limits).__name__}")
@@ -129,6 +137,10 @@ class ClientOptions:
             ``sleep()`` (tests use :class:`isales_async.testing.FakeClock`).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
+        limits: where the route limits and the cool-down after a ``Retry-After`` are kept:
+            ``None`` (the default) in this process; a :class:`~isales_async.RedisLimits`
+            shares them with every process that names the same tenant, which is what a
+            tenant's limit means once several workers or pods call it.
         retry_budget: the budget retries draw on, shared by every call of the client.
         trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY`` (lower case too),
             skipping the hosts ``NO_PROXY`` lists, as httpx and curl do; read once, when the
@@ -154,6 +166,7 @@ class ClientOptions:
     route_limits: Mapping[str, RouteLimit] = attrs.field(
         default=DEFAULT_ROUTE_LIMITS, validator=field_check(_check_route_limits)
     )
+    limits: SharedLimits | None = attrs.field(default=None, validator=field_check(_check_limits))
     retry_budget: RetryBudget | None = attrs.field(default=None, validator=_instance_of(RetryBudget))
     trust_env: bool = attrs.field(default=False, validator=field_check(check_bool))
     transport: Transport | None = None
@@ -247,6 +260,8 @@ class ISalesClient:
         clock: replaces the real clock (``monotonic()``, ``wall()``, ``sleep()``).
         max_response_bytes: larger response bodies are refused.
         route_limits: per-endpoint flow limits (default: the callresult limit).
+        limits: ``None`` to keep the limits in this process, or a :class:`RedisLimits`
+            to share them with every process of the tenant.
         retry_budget: the budget retries draw on, shared by every call of the client.
         trust_env: take the proxy from ``HTTP_PROXY``/``HTTPS_PROXY``, honouring ``NO_PROXY``.
         transport: what carries the signed requests instead of aiohttp.
@@ -272,6 +287,7 @@ class ISalesClient:
         clock: Clock | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         route_limits: Mapping[str, RouteLimit] = DEFAULT_ROUTE_LIMITS,
+        limits: SharedLimits | None = None,
         retry_budget: RetryBudget | None = None,
         trust_env: bool = False,
         transport: Transport | None = None,
@@ -295,6 +311,7 @@ class ISalesClient:
             clock=clock,
             max_response_bytes=max_response_bytes,
             route_limits=route_limits,
+            limits=limits,
             retry_budget=retry_budget,
             trust_env=trust_env,
             transport=transport,
@@ -337,6 +354,7 @@ class ISalesClient:
             max_response_bytes=options.max_response_bytes,
             route_limits=options.route_limits,
             retry_budget=options.retry_budget,
+            limits=options.limits,
         )
 
     def _bind_resources(self) -> None:

@@ -5,6 +5,11 @@ starts), for the client's shared cool-down after a ``Retry-After``, and for a sl
 the client-wide limit; no wait that would outlast the call's deadline is begun. Apart
 from these waits, :class:`Deadline` ends an attempt still running when the deadline
 passes. The session holds one :class:`Admission` and decides nothing else here.
+
+With :class:`SharedLimits` (``limits=RedisLimits(...)``), the route limits and the
+cool-down hold for every process of the tenant: an attempt takes a lease from the
+shared backend, and a cool-down this process learns is published to all of them. When
+the backend cannot answer, the attempt keeps to this process's own limits instead.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -21,9 +27,10 @@ import attrs
 from ._clock import Alarm, Clock, set_alarm
 from ._errors import DeadlineExceededError
 from ._retry import RetryState
+from ._shared_limits import Admit, AdmitKind, busy_delay
 from ._validation import check_int_range, check_number, field_check
 
-__all__ = ["Admission", "Deadline", "RouteGate", "RouteLimit", "check_wait"]
+__all__ = ["Admission", "Deadline", "RouteGate", "RouteLimit", "SharedLimits", "check_wait"]
 
 
 @attrs.frozen
@@ -60,7 +67,18 @@ class RouteGate:
         self._limit = limit
         self._clock = clock
 
-    def _reserve(self, endpoint: str, deadline: float | None) -> float:
+    @property
+    def limit(self) -> RouteLimit:
+        return self._limit
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """This process's share of the route's concurrency: a shared backend still never lets
+        one process hold more than the limit."""
+        return self._limiter
+
+    def reserve(self, endpoint: str, deadline: float | None) -> float:
+        """Reserve this process's next start of the route; the seconds to wait for it."""
         now = self._clock.monotonic()
         start = now
         if len(self._starts) == self._limit.concurrency:
@@ -73,16 +91,45 @@ class RouteGate:
     @contextlib.asynccontextmanager
     async def slot(self, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
         async with self._limiter:
-            wait = self._reserve(endpoint, deadline)
+            wait = self.reserve(endpoint, deadline)
             if wait > 0:
                 await self._clock.sleep(wait)
             yield
 
 
+@runtime_checkable
+class SharedLimits(Protocol):
+    """Route limits and a cool-down shared by every process of a tenant
+    (:class:`~isales_async.RedisLimits`). When the backend cannot answer, :meth:`admit`
+    says ``None`` (the caller keeps to its own process's limits) and :meth:`cool_down_left` 0;
+    none of them raises for it."""
+
+    async def admit(self, route: str, limit: RouteLimit | None, deadline_left: float | None) -> Admit | None:
+        """Take a lease on ``route`` for one attempt (without ``limit``: check the cool-down only)."""
+        ...
+
+    async def cool_down_left(self) -> float:
+        """Seconds left of the tenant's cool-down."""
+        ...
+
+    def release(self, route: str, lease: str) -> None:
+        """Give back a lease taken by :meth:`admit`."""
+        ...
+
+    def publish_cool_down(self, seconds: float) -> None:
+        """Pause every process of the tenant for ``seconds``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of what the backend holds in the running loop."""
+        ...
+
+
 class Admission:
     """The client's flow limits: one client-wide limit of ``max_concurrency`` attempts on
     the wire, a :class:`RouteGate` per limited route, and the shared cool-down that
-    ``retry_state`` keeps (the same state the session's retry decisions feed).
+    ``retry_state`` keeps (the same state the session's retry decisions feed); with
+    ``shared``, the route limits and the cool-down are the tenant's (see :class:`SharedLimits`).
     """
 
     def __init__(
@@ -91,10 +138,14 @@ class Admission:
         route_limits: Mapping[str, RouteLimit],
         clock: Clock,
         retry_state: RetryState,
+        shared: SharedLimits | None = None,
     ) -> None:
         self._max_concurrency = max_concurrency
         self._clock = clock
         self._retry_state = retry_state
+        self._shared = shared
+        if shared is not None:
+            retry_state.cool_down.listener = shared.publish_cool_down
         # asyncio's semaphore, not anyio's CapacityLimiter: the latter adds an event-loop
         # round trip to every acquire, which measured about 15% of throughput; aiohttp
         # ties us to asyncio anyway.
@@ -108,8 +159,73 @@ class Admission:
 
     def route_slot(self, endpoint: str, deadline: float | None) -> AbstractAsyncContextManager[None]:
         """Hold ``endpoint``'s flow limit, if it has one, for one attempt."""
+        if self._shared is not None:
+            return self._shared_slot(self._shared, endpoint, deadline)
         gate = self._routes.get(endpoint)
         return gate.slot(endpoint, deadline) if gate is not None else contextlib.nullcontext()
+
+    @contextlib.asynccontextmanager
+    async def _shared_slot(self, shared: SharedLimits, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
+        """The tenant's flow limit for one attempt, within this process's share of it."""
+        gate = self._routes.get(endpoint)
+        async with gate.limiter if gate is not None else contextlib.nullcontext():
+            lease = await self._shared_lease(shared, endpoint, gate, deadline)
+            try:
+                yield
+            finally:
+                if lease:
+                    shared.release(endpoint, lease)
+
+    async def _shared_lease(
+        self, shared: SharedLimits, endpoint: str, gate: RouteGate | None, deadline: float | None
+    ) -> str:
+        """A lease of the tenant's flow limit once its start has come, or ``""`` when none is
+        needed or the backend cannot answer (then this process's own spacing is kept)."""
+        polls = 0
+        while True:
+            now = self._clock.monotonic()
+            admit = await shared.admit(endpoint, gate.limit if gate else None, _left(deadline, now))
+            if admit is None:
+                if gate is not None:
+                    await self._sleep(gate.reserve(endpoint, deadline))
+                return ""
+            if admit.kind is AdmitKind.BUSY:
+                polls += 1
+                await self._sleep(busy_delay(polls, admit.seconds))
+            elif admit.kind is AdmitKind.COOLING:
+                await self._wait_cool_down(endpoint, admit.seconds, deadline)
+            elif admit.kind is AdmitKind.LATE:
+                check_wait(endpoint, f"the tenant's {endpoint} flow limit's spacing", admit.seconds, now, deadline)
+            elif await self._started(shared, endpoint, admit, deadline):
+                return admit.lease
+
+    async def _started(self, shared: SharedLimits, endpoint: str, admit: Admit, deadline: float | None) -> bool:
+        """Wait for the lease's reserved start; ``False`` (the lease given back) when a
+        cool-down began meanwhile, so the attempt is admitted again after it."""
+        try:
+            if admit.seconds == 0:
+                return True
+            await self._sleep(admit.seconds)
+            left = await shared.cool_down_left()
+        except BaseException:
+            shared.release(endpoint, admit.lease)
+            raise
+        if left > 0:
+            shared.release(endpoint, admit.lease)
+            await self._wait_cool_down(endpoint, left, deadline)
+            return False
+        return True
+
+    async def _wait_cool_down(self, endpoint: str, seconds: float, deadline: float | None) -> None:
+        """Wait out the tenant's cool-down, which this process now keeps too."""
+        now = self._clock.monotonic()
+        self._retry_state.cool_down.adopt(now, seconds)
+        check_wait(endpoint, "the tenant's cool-down after a Retry-After", seconds, now, deadline)
+        await self._sleep(seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._clock.sleep(seconds)
 
     async def acquire(self, endpoint: str, deadline: float | None) -> None:
         """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a
@@ -130,6 +246,15 @@ class Admission:
     def release(self) -> None:
         """Give back the client-wide slot taken by :meth:`acquire`."""
         self._limiter.release()
+
+    async def aclose(self) -> None:
+        """Let go of the shared backend's connections of the running loop, if there is one."""
+        if self._shared is not None:
+            await self._shared.aclose()
+
+
+def _left(deadline: float | None, now: float) -> float | None:
+    return None if deadline is None else max(0.0, deadline - now)
 
 
 class Deadline:

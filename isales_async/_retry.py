@@ -175,13 +175,23 @@ class CoolDown:
     until: float = 0.0
     #: The hint that set ``until``: ``until - now`` can exceed it by a rounding error.
     length: float = 0.0
+    #: Told the length of each pause taken (shared limits publish it to the tenant's other processes).
+    listener: Callable[[float], None] | None = attrs.field(default=None, eq=False, repr=False)
 
     def pause(self, now: float, seconds: float | None, cap: float) -> bool:
         """Pause until ``now + seconds`` (unless already paused longer); whether it was taken."""
         if seconds is None or not 0 < seconds <= cap:
             return False
-        if now + seconds > self.until:
-            self.until, self.length = now + seconds, seconds
+        if self.adopt(now, seconds) and self.listener is not None:
+            self.listener(seconds)
+        return True
+
+    def adopt(self, now: float, seconds: float) -> bool:
+        """Pause until ``now + seconds`` unless already paused longer (a pause another process
+        learned, already capped there); whether it lengthened the pause."""
+        if now + seconds <= self.until:
+            return False
+        self.until, self.length = now + seconds, seconds
         return True
 
     def wait(self, now: float) -> float:

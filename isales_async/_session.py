@@ -46,7 +46,7 @@ from ._hooks import (
     log_event,
     logger,
 )
-from ._limits import Admission, Deadline, RouteLimit
+from ._limits import Admission, Deadline, RouteLimit, SharedLimits
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
 from ._signing import enc, format_timestamp, sign
@@ -146,6 +146,7 @@ class Session:
         max_response_bytes: int,
         route_limits: Mapping[str, RouteLimit],
         retry_budget: RetryBudget | None,
+        limits: SharedLimits | None = None,
     ) -> None:
         self._origin = str(url.origin())
         self._prefix = url.raw_path.rstrip("/") + f"{API_PREFIX}/{vdn_id}/"
@@ -165,7 +166,7 @@ class Session:
         self._max_response_bytes = max_response_bytes
         self.in_flight = 0
         self._retry_state = RetryState(retry_budget if retry_budget is not None else RetryBudget())
-        self._admission = Admission(max_concurrency, route_limits, self.clock, self._retry_state)
+        self._admission = Admission(max_concurrency, route_limits, self.clock, self._retry_state, limits)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -192,6 +193,7 @@ class Session:
         was_open, self._open = self._open, False
         if not was_open:
             return
+        await self._admission.aclose()
         try:
             await self._transport.aclose()
         except RuntimeError:

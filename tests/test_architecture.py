@@ -26,9 +26,10 @@ PURE_CORE = (
     "isales_async.batch._writeback",
     "isales_async.batch._definitions",
     "isales_async._transport",
+    "isales_async._shared_limits",
 )
 #: Not pure (they wait and cancel), but transport-agnostic: aiohttp stays behind the seam.
-TRANSPORT_AGNOSTIC = ("isales_async._session", "isales_async._limits")
+TRANSPORT_AGNOSTIC = ("isales_async._session", "isales_async._limits", "isales_async._redis_limits")
 
 
 def _module_names() -> dict[str, Path]:
@@ -143,6 +144,13 @@ def test_the_pure_core_never_imports_aiohttp(module: str) -> None:
     for name in reachable(module, graph):
         third_party = {target.split(".")[0] for target in imported(name, modules[name])}
         assert "aiohttp" not in third_party, f"{module} reaches aiohttp through {name}"
+
+
+def test_redis_is_imported_by_the_redis_backends_alone() -> None:
+    # Everything else, the session, its admission and the receiver included, works without the extra.
+    modules = module_names()
+    importers = {name for name, path in modules.items() if "redis" in {t.split(".")[0] for t in imported(name, path)}}
+    assert importers == {"isales_async._redis_limits", "isales_async.push._dedupe_redis"}
 
 
 # -- one spelling per fact ------------------------------------------------------------------

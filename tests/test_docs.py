@@ -52,7 +52,9 @@ GUIDES = sorted((DOCS / "guides").glob("*.md"))
 NOT_RUN: dict[str, str] = {
     "fastapi": "FastAPI is not a test dependency; the Starlette block before it (FastAPI is built on"
     " Starlette) runs the same AsgiPushApp and lifespan, and tests/test_push.py serves it over HTTP",
-    "redis": "it needs a Redis server; tests/test_dedupe.py and tests/test_dedupe_processes.py run the"
+    "redis": "it needs a Redis server, which the guide examples' fake server does not bring;"
+    " tests/test_shared_limits_processes.py runs the same client in four worker processes on a real one",
+    "redis-dedupe": "it needs a Redis server; tests/test_dedupe.py and tests/test_dedupe_processes.py run the"
     " Redis store against a real one, the latter in four receiver processes",
 }
 

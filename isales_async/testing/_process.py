@@ -6,22 +6,24 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 
+from ._faults import Fault
 from ._server import STATE_PATH
 
 __all__ = ["fake_server_process", "fetch_state"]
 
 
-def _serve(ready: Any, options: dict[str, Any]) -> None:
+def _serve(ready: Any, options: dict[str, Any], faults: Sequence[Fault]) -> None:
     from ._server import FakeISales
 
     async def main() -> None:
         server = FakeISales(**options)
+        server.inject(*faults)
         ready.send(await server.start())
         await asyncio.Event().wait()
 
@@ -29,11 +31,13 @@ def _serve(ready: Any, options: dict[str, Any]) -> None:
 
 
 @contextmanager
-def fake_server_process(**options: Any) -> Iterator[str]:
-    """Run ``FakeISales(**options)`` in a child process; yields its base URL."""
+def fake_server_process(*, faults: Sequence[Fault] = (), **options: Any) -> Iterator[str]:
+    """Run ``FakeISales(**options)`` in a child process, ``faults`` injected before it
+    listens; yields its base URL. Its evidence (:meth:`FakeISales.state`: the applied
+    writes, the peak in flight per route, when each request arrived) is :func:`fetch_state`'s."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=_serve, args=(child, options), daemon=True)
+    process = ctx.Process(target=_serve, args=(child, options, tuple(faults)), daemon=True)
     process.start()
     try:
         if not parent.poll(60):

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import datetime as _dt
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -65,6 +66,8 @@ class RecordedRequest:
     host: str
     authorization: str
     body: str
+    #: When it arrived (``time.monotonic()``, one clock for every process of the host).
+    received_at: float = 0.0
 
 
 def _text_reply(status: int, text: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -312,6 +315,11 @@ class FakeISales(Tenant):
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.endpoint == endpoint]
 
+    def peak_in_flight(self, endpoint: str) -> int:
+        """The most requests to ``endpoint`` (e.g. ``"callresult"``) ever in process at once,
+        from every client together: what a tenant-wide flow limit is held to."""
+        return self.route_peak[endpoint]
+
     def state(self) -> dict[str, Any]:
         """The evidence as JSON-ready data: what was applied, how many requests and connections."""
         connections = (
@@ -325,6 +333,11 @@ class FakeISales(Tenant):
             "requests": len(self.requests),
             "rejected_auth": self.rejected_auth,
             "open_connections": connections,
+            "peak_in_flight": dict(self.route_peak),
+            "received_at": {
+                endpoint: [r.received_at for r in self.requests if r.endpoint == endpoint]
+                for endpoint in sorted({r.endpoint for r in self.requests})
+            },
         }
 
     async def _state(self, request: web.Request) -> web.Response:
@@ -363,7 +376,7 @@ class FakeISales(Tenant):
         if isinstance(routed, Reply):
             return routed
         endpoint, vdn_text, params = routed
-        recorded = RecordedRequest(endpoint, method, raw_path, query, host, authorization, body)
+        recorded = RecordedRequest(endpoint, method, raw_path, query, host, authorization, body, time.monotonic())
         self.requests.append(recorded)
         for callback in self.on_request:
             callback(recorded)

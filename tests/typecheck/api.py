@@ -19,6 +19,7 @@ from isales_async import (
     LimitChange,
     ObsResultCode,
     Page,
+    RedisLimits,
     RetryPolicy,
     Status,
     Timeouts,
@@ -58,8 +59,25 @@ async def usage() -> None:
         await client.with_options(retry=RetryPolicy(attempts=1)).call_results.get(def_id or "1-1")
         tuned: ClientOptions = client.with_options(timeouts=Timeouts(read=1)).options
         same = ISalesClient("https://h:1", ak="a", sk="s", vdn_id=1, options=ClientOptions(max_concurrency=5))
+        shared = ClientOptions(limits=RedisLimits("redis://cache:6379/0", tenant="vdn-1", lease_seconds=10))
+        available: bool = shared.limits is not None
         concurrency: int = tuned.max_concurrency + same.options.max_concurrency
-        del code, total, children, call, calls, ids, errors, known, level, states, concurrency, settled, changes
+        del (
+            code,
+            total,
+            children,
+            call,
+            calls,
+            ids,
+            errors,
+            known,
+            level,
+            states,
+            concurrency,
+            settled,
+            changes,
+            available,
+        )
 
 
 async def traced_usage() -> None:
