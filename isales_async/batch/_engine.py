@@ -1,7 +1,10 @@
 """Batch writeback: many business results written back concurrently, each accounted for once.
 
 Input is streamed: ``concurrency`` workers each take the next record only when they are
-free, so at most ``concurrency`` records are read ahead, whatever the input's size.
+free, so at most ``concurrency`` records are read ahead, whatever the input's size (with
+a journal, a plain iterable is read in chunks of ``concurrency``, each looked up in one
+query; a record read ahead and not yet taken when the batch stops is in no count, as if
+never read). Each worker loops over take, decide and claim, send: no task per record.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -22,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import attrs
+import anyio.lowlevel
 
 from .._errors import (
     BusinessError,
@@ -98,30 +101,29 @@ _END = object()
 
 
 class _NotSent(Exception):
-    """Raised from ``on_send`` to keep an attempt off the wire (the batch stopped, or the journal failed)."""
-
-    def __init__(self, error: JournalError | None = None) -> None:
-        super().__init__(error)
-        self.error = error
+    """Raised from ``on_send`` to keep an attempt off the wire: the batch stopped."""
 
 
-class _InProgress:
-    """A record between its claim and its outcome; ``sent``: its journal says it may be on the server."""
+class _InFlight:
+    """A record between its claim and its outcome; ``sent``: it may be on the server."""
 
-    __slots__ = ("scope", "sent")
+    __slots__ = ("batch", "scope", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, batch: _Batch) -> None:
+        self.batch = batch
         self.scope = anyio.CancelScope()
         self.sent = False
 
+    def on_send(self) -> None:
+        """Called as each attempt goes on the wire (its intent is durable by then)."""
+        if not self.batch.sending_allowed:
+            raise _NotSent
+        self.sent = True
 
-async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
-    if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield record
-    else:
-        for record in records:
-            yield record
+
+async def _aiter(records: AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
+    async for record in records:
+        yield record
 
 
 def _drop_tracebacks(error: BaseException | None) -> None:
@@ -195,10 +197,14 @@ class _Batch:
         self.sending_allowed = True  # attempts may go on the wire
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
-        self.in_progress: set[_InProgress] = set()
+        self.in_progress: set[_InFlight] = set()
         self.take_scope: anyio.CancelScope | None = None
         self.take_lock = anyio.Lock()
         self.progress_failed = False
+        self.iterator: Iterator[Any] | None = None  # a plain iterable's records, read without awaiting
+        self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
+        self.chunk = 1  # records read (and looked up in the journal) at once
+        self.read_ahead: deque[_Taken] = deque()  # read and looked up, not yet taken
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -229,48 +235,115 @@ class _Batch:
     # -- the workers ---------------------------------------------------------------------------
 
     async def run(self, records: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> BatchReport:
-        source = _aiter(records)
-        async with contextlib.aclosing(source), anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(self.worker, source)
+        """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
+
+        A store that looks records up is given the records in chunks of ``concurrency``
+        (read from a plain iterable at once; an async one is awaited record by record), so
+        one read of the journal serves a chunk; without a journal, a worker reads the next
+        record of a plain iterable directly, with no lock and no await.
+        """
+        if self.store.looks_up and not isinstance(records, AsyncIterable):
+            self.chunk = concurrency
+        self.store.start(self.journal_failed)
+        try:
+            if isinstance(records, AsyncIterable):
+                self.source = _aiter(records)
+                async with contextlib.aclosing(self.source), anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(self.worker)
+            else:
+                self.iterator = iter(records)
+                async with anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(self.worker)
+            await self.store.flush()
+        finally:
+            self.store.close()
         return self.report()
 
-    async def worker(self, source: AsyncGenerator[Any, None]) -> None:
+    async def worker(self) -> None:
         while True:
-            record = await self.take(source)
-            if record is _END:
+            taken = await self.take()
+            if taken is None:
                 return
-            await self.process(record)
+            sending = self.admit(*taken)  # no await between taking and claiming: the read is still true
+            if sending is None:
+                await anyio.lowlevel.checkpoint()  # a record settled at once must not starve the others
+            else:
+                await self.send(*sending)
 
-    async def take(self, source: AsyncGenerator[Any, None]) -> Any:
+    async def take(self) -> _Taken | None:
+        """The next record (and, if it was prepared with its chunk, its preparation); ``None``: no more."""
+        if not self.taking:
+            return None
+        if self.read_ahead:
+            return self.read_ahead.popleft()
+        if self.iterator is not None and not self.store.looks_up:  # nothing to look up: no lock, no await
+            record = self.next_record(self.iterator)
+            return None if record is _END else (record, None)
         async with self.take_lock:
-            if not self.taking:
-                return _END
-            with anyio.CancelScope() as self.take_scope:  # halt() cancels a wait on a slow input
-                try:
-                    return await anext(source, _END)
-                except Exception as exc:  # the input itself broke: no record's fault, and no more records
-                    self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
-                finally:
-                    self.take_scope = None
+            if not self.read_ahead and self.taking:
+                await self.read_chunk()
+            return self.read_ahead.popleft() if self.read_ahead and self.taking else None
+
+    def next_record(self, iterator: Iterator[Any]) -> Any:
+        try:
+            return next(iterator, _END)
+        except Exception as exc:  # the input itself broke: no record's fault, and no more records
+            self.input_failed(exc)
             return _END
 
-    async def process(self, record: Any) -> None:
-        """Prepare, decide and check one record, then send it (or, in a dry run, count it).
+    async def next_async_record(self, source: AsyncGenerator[Any, None]) -> Any:
+        with anyio.CancelScope() as self.take_scope:  # halt() cancels a wait on a slow input
+            try:
+                return await anext(source, _END)
+            except Exception as exc:
+                self.input_failed(exc)
+            finally:
+                self.take_scope = None
+        return _END
 
-        Everything before the send is synchronous, so the decision and the claim that
-        follows it are never interleaved with another worker's.
+    def input_failed(self, exc: Exception) -> None:
+        self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
+
+    async def read_chunk(self) -> None:
+        """Read the next chunk of records, prepare them, and have the store look up their keys at once."""
+        if self.iterator is not None:
+            records: list[Any] = []
+            while len(records) < self.chunk and (record := self.next_record(self.iterator)) is not _END:
+                records.append(record)
+        else:
+            assert self.source is not None
+            record = await self.next_async_record(self.source)
+            records = [] if record is _END else [record]
+        taken = [(record, _prepared(record)) for record in records]
+        if not self.store.looks_up:
+            self.read_ahead.extend(taken)
+            return
+        keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
+        try:
+            await self.store.prefetch(keys)
+        except JournalError as exc:  # nothing of the chunk was taken: it is in no count
+            self.abort(exc)
+            return
+        self.read_ahead.extend(taken)
+
+    def admit(self, record: Any, prepared: PreparedWriteback | Exception | None) -> _Sending | None:
+        """Prepare, decide and check one record: what to send, or ``None`` if it settled here.
+
+        All synchronous, so the decision and the claim that follows it are never
+        interleaved with another worker's. A dry run counts what it would send instead.
         """
         data_id = getattr(record, "data_id", "")
-        try:
-            prepared = prepare(record)
-        except Exception as exc:  # ValidationError, or a record that breaks the checks themselves
-            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(exc)), None)
-            return
-        outcome = Outcome(data_id, record, OutcomeKind.NOT_SENT, key=prepared.key)
+        if prepared is None:
+            prepared = _prepared(record)
+        if isinstance(prepared, Exception):  # ValidationError, or a record that breaks the checks themselves
+            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(prepared)), None)
+            return None
+        key = prepared.key
         if not self.sending_allowed:  # taken just as the batch stopped
-            self.settle(outcome, None)
-            return
+            self.settle(Outcome(data_id, record, OutcomeKind.NOT_SENT, key=key), None)
+            return None
         try:
             refusal = self.refusal(prepared)
             decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
@@ -278,15 +351,11 @@ class _Batch:
                 refusal = None  # skipped: what the tenant defines does not matter
             if decision.skip != DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
-        except JournalError as exc:
-            self.abort(exc)
-            self.settle(attrs.evolve(outcome, error=exc), None)
-            return
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=_typed(exc)), None)
-            return
+            self.settle(Outcome(data_id, record, OutcomeKind.FAILED, _typed(exc), key), None)
+            return None
         if decision.skip == DUPLICATE:
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
+            self.settle(Outcome(data_id, record, OutcomeKind.FAILED, DuplicateRecordError(key), key), None)
         elif decision.skip is not None:
             self.skipped[decision.skip] += 1
             self.report_progress()
@@ -294,14 +363,15 @@ class _Batch:
             # Not applied, and refused only for what the tenant defines today: a re-run checks it
             # again. A new row says so (not sent); a known one keeps what the journal knew.
             self.settle(
-                attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=refusal),
+                Outcome(data_id, record, OutcomeKind.FAILED, refusal, key),
                 None if decision.known else Status.NOT_SENT,
             )
         elif self.dry_run:
             self.would_send += 1
             self.would_resend += decision.known
         else:
-            await self.send(outcome, prepared, decision)
+            return record, prepared, decision
+        return None
 
     def refusal(self, prepared: PreparedWriteback) -> UndefinedResultError | None:
         """Why the tenant's definitions refuse the record, if they were asked for and do."""
@@ -309,30 +379,23 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: Decision) -> None:
-        assert isinstance(outcome.record, Writeback)
-        record = outcome.record
-        state = _InProgress()
-
-        def on_send() -> None:
-            if not self.sending_allowed:
-                raise _NotSent
-            try:
-                self.store.sending(prepared, record, decision.known)
-            except JournalError as exc:  # what the journal cannot record is not sent
-                self.abort(exc)
-                raise _NotSent(exc) from exc
-            state.sent = True
-
+    async def send(self, record: Writeback, prepared: PreparedWriteback, decision: Decision) -> None:
+        """Record the intent to send, wait until it is durable, then send; settle what came of it."""
+        intent = self.store.intend(prepared, record, decision)
+        state = _InFlight(self)
         result: tuple[OutcomeKind, ISalesError | None] | None = None
         self.in_progress.add(state)
         try:
             with state.scope:
                 try:
-                    await self.write(prepared.key, prepared.body, on_send=on_send)
-                except _NotSent as refused:
+                    if intent is not None:
+                        await intent
+                    await self.write(prepared.key, prepared.body, on_send=state.on_send)
+                except _NotSent:
                     # A write is retried only when provably not applied, so a refused attempt means not applied.
-                    result = (OutcomeKind.NOT_SENT, refused.error)
+                    result = (OutcomeKind.NOT_SENT, None)
+                except JournalError as exc:  # its intent could not be recorded, so it was not sent
+                    result, intent = (OutcomeKind.NOT_SENT, exc), None
                 except ISalesError as exc:
                     result = self.classify(exc)
                 except Exception as exc:  # a bug in one record's processing: that record alone pays
@@ -345,8 +408,18 @@ class _Batch:
             self.in_progress.discard(state)
         if result is None:  # cancelled by halt() (not yet sent) or abandon()
             result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
+        if intent is not None and not state.sent:
+            self.store.unsent(prepared, record, decision)
         kind, error = result
-        self.settle(attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, decision))
+        self.settle(
+            Outcome(record.data_id, record, kind, error, prepared.key),
+            _journal_status(kind, error, state.sent, decision),
+        )
+
+    def journal_failed(self, error: JournalError, successes: list[Outcome]) -> None:
+        """A group of journal writes failed: the batch stops; the successes it held are reported all the same."""
+        self.abort(error)
+        self.unrecorded.extend(successes)
 
     def classify(self, error: ISalesError) -> tuple[OutcomeKind, ISalesError]:
         if isinstance(error, OutcomeUnknownError):
@@ -361,12 +434,7 @@ class _Batch:
         _drop_tracebacks(outcome.error)
         self.counts[outcome.kind] += 1
         if status is not None:
-            try:
-                self.store.finish(outcome, status)
-            except JournalError as exc:
-                self.abort(exc)
-                if outcome.ok:
-                    self.unrecorded.append(outcome)
+            self.store.finish(outcome, status)
         if outcome.kind is OutcomeKind.FAILED:
             self.failed.append(outcome)
         elif outcome.kind is OutcomeKind.UNKNOWN:
@@ -414,6 +482,19 @@ class _Batch:
             stop_reason=self.stop_reason,
             journal_run=self.store.run,
         )
+
+
+#: A record taken, with its preparation when it was prepared with its chunk (``None``: not yet).
+_Taken = tuple[Any, PreparedWriteback | Exception | None]
+#: A record to send, prepared, and what its store decided.
+_Sending = tuple[Writeback, PreparedWriteback, Decision]
+
+
+def _prepared(record: object) -> PreparedWriteback | Exception:
+    try:
+        return prepare(record)
+    except Exception as exc:  # the record's own failure, reported when it is taken
+        return exc
 
 
 def _as_record(record: object) -> Writeback | None:
