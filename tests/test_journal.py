@@ -19,6 +19,7 @@ import pytest
 
 from isales_async import (
     BatchAbortedError,
+    BatchControl,
     BatchReport,
     BusinessError,
     ISalesClient,
@@ -35,6 +36,7 @@ from isales_async.batch._writeback import prepare
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, Fault
 
 from . import legacy_journal_v0
+from .conftest import MakeClient
 from .server_thread import server_in_thread
 from .test_batch import WB, assert_server_agrees, good, sent_keys
 
@@ -334,6 +336,43 @@ async def test_the_run_lock_holds_while_the_journal_thread_owns_the_connection(
     assert len((await batch).succeeded) == 3
     with Journal(path) as journal:
         assert journal.begin_run() == 2  # the lock went with the batch
+
+
+async def test_a_known_record_stopped_after_its_intent_keeps_the_row_the_earlier_run_left(
+    make_client: MakeClient, server: FakeISales, tmp_path: Path
+) -> None:
+    path = tmp_path / "put-back.journal"
+    async with make_client() as client:
+        first = await client.business_results.write_back_many([Writeback(i, "B01") for i in range(1, 4)], journal=path)
+    changed = [Writeback(i, "B02") for i in range(1, 4)]  # each sent again: its payload changed
+    arrived = asyncio.Event()
+    server.inject(Fault.hang(endpoint=WB, times=1))
+    server.on_request.append(lambda _: arrived.set())
+    control = BatchControl()
+    async with make_client(max_concurrency=1) as client:  # one on the wire; two recorded as leaving, waiting
+        batch = asyncio.ensure_future(
+            client.business_results.write_back_many(changed, concurrency=3, journal=path, control=control)
+        )
+        await arrived.wait()
+        for _ in range(1000):  # bounded: until the three intents are committed
+            with Journal(path, readonly=True) as reader:
+                if reader.count(Status.SENDING) == 3:
+                    break
+            await asyncio.sleep(0.005)
+        control.stop()
+        server.release()
+        report = await batch
+    assert len(report.succeeded) == 1 and len(report.not_sent) == 2
+    (sent,) = [o.key for o in report.succeeded]
+    with Journal(path, readonly=True) as journal:
+        rows = {e.key: e for e in journal.entries()}
+        earlier = sorted(key for key, _ in journal.succeeded_in(first.journal_run))  # type: ignore[arg-type]
+    for key in {"1", "2", "3"} - {sent}:  # put back: applied by the first run, with its payload
+        row = rows[key]
+        assert (row.status, row.run, row.record["busiResult"]) == (Status.SUCCEEDED, first.journal_run, "B01")
+        assert row.fingerprint == prepare(Writeback(int(key), "B01")).fingerprint
+    assert (rows[sent].status, rows[sent].record["busiResult"]) == (Status.SUCCEEDED, "B02")
+    assert earlier == ["1", "2", "3"]  # the first run's successes, each once
 
 
 # -- point 10: journal faults are typed, stop the batch, and nothing unrecorded is sent ------------------

@@ -23,6 +23,7 @@ journal without writing it, so the plan and the run cannot disagree.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import warnings
 from collections import Counter, deque
@@ -199,7 +200,7 @@ class _Batch:
         self.fatal: BaseException | None = None
         self.in_progress: set[_InFlight] = set()
         self.take_scope: anyio.CancelScope | None = None
-        self.take_lock = anyio.Lock()
+        self.take_lock = asyncio.Lock()  # anyio's yields even when free: a turn of the loop a chunk per worker
         self.progress_failed = False
         self.iterator: Iterator[Any] | None = None  # a plain iterable's records, read without awaiting
         self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
@@ -317,15 +318,13 @@ class _Batch:
             record = await self.next_async_record(self.source)
             records = [] if record is _END else [record]
         taken = [(record, _prepared(record)) for record in records]
-        if not self.store.looks_up:
-            self.read_ahead.extend(taken)
-            return
         keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
-        try:
-            await self.store.prefetch(keys)
-        except JournalError as exc:  # nothing of the chunk was taken: it is in no count
-            self.abort(exc)
-            return
+        if keys and self.store.looks_up:
+            try:
+                await self.store.prefetch(keys)
+            except JournalError as exc:  # nothing of the chunk was taken: it is in no count
+                self.abort(exc)
+                return
         self.read_ahead.extend(taken)
 
     def admit(self, record: Any, prepared: PreparedWriteback | Exception | None) -> _Sending | None:
