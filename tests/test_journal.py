@@ -22,6 +22,7 @@ from isales_async import (
     BatchControl,
     BatchReport,
     BusinessError,
+    DuplicateRecordError,
     ISalesClient,
     Journal,
     JournalError,
@@ -373,6 +374,22 @@ async def test_a_known_record_stopped_after_its_intent_keeps_the_row_the_earlier
         assert row.fingerprint == prepare(Writeback(int(key), "B01")).fingerprint
     assert (rows[sent].status, rows[sent].record["busiResult"]) == (Status.SUCCEEDED, "B02")
     assert earlier == ["1", "2", "3"]  # the first run's successes, each once
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+async def test_a_duplicate_at_any_distance_is_caught_across_the_chunks_a_journal_reads(
+    client: ISalesClient, server: FakeISales, tmp_path: Path, concurrency: int
+) -> None:
+    keys = list(range(1, 41))
+    records = [Writeback(key, "B01") for key in keys]
+    for distance in range(1, 25):  # each a dataId again, `distance` records after its first
+        records.insert(min(len(records), 2 * distance + distance), Writeback(keys[2 * distance % 40], "B01"))
+    report = await client.business_results.write_back_many(
+        records, concurrency=concurrency, journal=tmp_path / f"dup{concurrency}.journal"
+    )
+    duplicates = [o for o in report.failed if isinstance(o.error, DuplicateRecordError)]
+    assert len(report.succeeded) == 40 and len(duplicates) == len(records) - 40 == report.total - 40
+    assert server.applied_counts() == {str(key): 1 for key in keys}
 
 
 # -- point 10: journal faults are typed, stop the batch, and nothing unrecorded is sent ------------------

@@ -3,8 +3,9 @@
 Input is streamed: ``concurrency`` workers each take the next record only when they are
 free, so at most ``concurrency`` records are read ahead, whatever the input's size (with
 a journal, a plain iterable is read in chunks of ``concurrency``, each looked up in one
-query; a record read ahead and not yet taken when the batch stops is in no count, as if
-never read). Each worker loops over take, decide and claim, send: no task per record.
+query while the chunk before it is taken, so up to twice that; a record read ahead and
+not yet taken when the batch stops is in no count, as if never read). Each worker loops
+over take, decide and claim, send: no task per record.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -46,7 +47,7 @@ from .._errors import (
 )
 from .._hooks import logger
 from .._validation import check_int_range
-from ._journal import Journal
+from ._journal import Journal, JournalRow
 from ._rerun import Status
 from ._writeback import PreparedWriteback, Writeback, prepare
 
@@ -206,6 +207,7 @@ class _Batch:
         self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
         self.chunk = 1  # records read (and looked up in the journal) at once
         self.read_ahead: deque[_Taken] = deque()  # read and looked up, not yet taken
+        self.upcoming: _Chunk | None = None  # the chunk after it, being looked up
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -239,9 +241,10 @@ class _Batch:
         """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
 
         A store that looks records up is given the records in chunks of ``concurrency``
-        (read from a plain iterable at once; an async one is awaited record by record), so
-        one read of the journal serves a chunk; without a journal, a worker reads the next
-        record of a plain iterable directly, with no lock and no await.
+        (read from a plain iterable at once, the next chunk looked up while one is taken; an
+        async one is awaited record by record), so one read of the journal serves a chunk;
+        without a journal, a worker reads the next record of a plain iterable directly,
+        with no lock and no await.
         """
         if self.store.looks_up and not isinstance(records, AsyncIterable):
             self.chunk = concurrency
@@ -259,6 +262,7 @@ class _Batch:
                         group.start_soon(self.worker)
             await self.store.flush()
         finally:
+            self.forget_upcoming()
             self.store.close()
         return self.report()
 
@@ -308,24 +312,53 @@ class _Batch:
         self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
 
     async def read_chunk(self) -> None:
-        """Read the next chunk of records, prepare them, and have the store look up their keys at once."""
-        if self.iterator is not None:
-            records: list[Any] = []
-            while len(records) < self.chunk and (record := self.next_record(self.iterator)) is not _END:
-                records.append(record)
+        """Make the next chunk of records the one taken: read, prepared, its keys looked up at once.
+
+        From a plain iterable, the chunk after it is read and looked up at once too, while
+        this one is taken, so a worker rarely waits for the journal to answer.
+        """
+        if self.source is not None:
+            taken, rows = await self.next_async_chunk(self.source)
         else:
-            assert self.source is not None
-            record = await self.next_async_record(self.source)
-            records = [] if record is _END else [record]
-        taken = [(record, _prepared(record)) for record in records]
-        keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
-        if keys and self.store.looks_up:
+            (taken, rows), self.upcoming = self.upcoming or self.next_chunk(), None
+        if rows is not None:
             try:
-                await self.store.prefetch(keys)
+                self.store.begin_chunk(await rows)
             except JournalError as exc:  # nothing of the chunk was taken: it is in no count
                 self.abort(exc)
                 return
         self.read_ahead.extend(taken)
+        if taken and self.iterator is not None and self.store.looks_up:
+            self.upcoming = self.next_chunk()
+
+    def next_chunk(self) -> _Chunk:
+        """Records read and prepared, and (for a store that looks up) the future rows of their keys."""
+        records: list[Any] = []
+        if self.iterator is not None:
+            while len(records) < self.chunk and (record := self.next_record(self.iterator)) is not _END:
+                records.append(record)
+        taken: list[_Taken] = [(record, _prepared(record)) for record in records]
+        keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
+        return taken, self.store.look_up(keys) if keys and self.store.looks_up else None
+
+    async def next_async_chunk(self, source: AsyncGenerator[Any, None]) -> _Chunk:
+        """One record of an async input (waiting for more would hold back the first): its own chunk."""
+        record = await self.next_async_record(source)
+        if record is _END:
+            return [], None
+        prepared = _prepared(record)
+        if isinstance(prepared, PreparedWriteback) and self.store.looks_up:
+            return [(record, prepared)], self.store.look_up([prepared.key])
+        return [(record, prepared)], None
+
+    def forget_upcoming(self) -> None:
+        """The batch is over: a chunk read ahead is never taken, and its rows never wanted."""
+        if self.upcoming is not None and self.upcoming[1] is not None:
+            rows = self.upcoming[1]
+            if rows.done() and not rows.cancelled():
+                rows.exception()  # retrieved: no "never retrieved" warning for a failed read
+            rows.cancel()
+        self.upcoming = None
 
     def admit(self, record: Any, prepared: PreparedWriteback | Exception | None) -> _Sending | None:
         """Prepare, decide and check one record: what to send, or ``None`` if it settled here.
@@ -485,6 +518,8 @@ class _Batch:
 
 #: A record taken, with its preparation when it was prepared with its chunk (``None``: not yet).
 _Taken = tuple[Any, PreparedWriteback | Exception | None]
+#: Records read and prepared, and the rows of their keys to come (``None``: nothing to look up).
+_Chunk = tuple[list[_Taken], "asyncio.Future[dict[str, JournalRow]] | None"]
 #: A record to send, prepared, and what its store decided.
 _Sending = tuple[Writeback, PreparedWriteback, Decision]
 

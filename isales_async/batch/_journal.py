@@ -91,25 +91,27 @@ _OPS_VIEW = (
     "(op, data_id, status, run, record, fingerprint, error_type, code, message, updated) "
     "AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0"
 )
-_OPS_TRIGGER = """CREATE TEMP TRIGGER IF NOT EXISTS journal_write INSTEAD OF INSERT ON journal_writes BEGIN
-INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated)
-    SELECT NEW.data_id, NEW.status, NEW.run, NEW.run, CAST(NEW.record AS BLOB), NEW.fingerprint, NEW.updated
-    WHERE NEW.op = 'mark'
+# One trigger a kind of write, each run only for its own (``WHEN``).
+_OPS_TRIGGERS = (
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_mark INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'mark' BEGIN
+    INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated)
+    SELECT NEW.data_id, NEW.status, NEW.run, NEW.run, CAST(NEW.record AS BLOB), NEW.fingerprint, NEW.updated WHERE true
     ON CONFLICT (data_id) DO UPDATE SET status = excluded.status, run = excluded.run, claimed = excluded.claimed,
     record = COALESCE(excluded.record, records.record),
     fingerprint = COALESCE(excluded.fingerprint, records.fingerprint), updated = excluded.updated,
-    error_type = NULL, code = NULL, message = NULL;
-UPDATE records SET claimed = NEW.run WHERE NEW.op = 'touch' AND data_id = NEW.data_id;
-UPDATE records SET status = NEW.status, run = NEW.run, claimed = NEW.run, error_type = NEW.error_type,
-    code = NEW.code, message = NEW.message, updated = NEW.updated
-    WHERE NEW.op = 'finish' AND data_id = NEW.data_id;
-UPDATE records SET status = NEW.status, run = NEW.run, record = CAST(NEW.record AS BLOB),
+    error_type = NULL, code = NULL, message = NULL; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_touch INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'touch' BEGIN
+    UPDATE records SET claimed = NEW.run WHERE data_id = NEW.data_id; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_finish INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'finish' BEGIN
+    UPDATE records SET status = NEW.status, run = NEW.run, claimed = NEW.run, error_type = NEW.error_type,
+    code = NEW.code, message = NEW.message, updated = NEW.updated WHERE data_id = NEW.data_id; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_restore INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'restore'
+    BEGIN
+    UPDATE records SET status = NEW.status, run = NEW.run, record = CAST(NEW.record AS BLOB),
     fingerprint = NEW.fingerprint, error_type = NEW.error_type, code = NEW.code, message = NEW.message,
-    updated = NEW.updated
-    WHERE NEW.op = 'restore' AND data_id = NEW.data_id;
-DELETE FROM earlier_successes
-    WHERE NEW.op = 'restore' AND NEW.status = 'succeeded' AND run = NEW.run AND data_id = NEW.data_id;
-END"""
+    updated = NEW.updated WHERE data_id = NEW.data_id;
+    DELETE FROM earlier_successes WHERE NEW.status = 'succeeded' AND run = NEW.run AND data_id = NEW.data_id; END""",
+)
 _APPLY = (
     "INSERT INTO journal_writes SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, "
     "value->>6, value->>7, value->>8, value->>9 FROM json_each(?) ORDER BY key"
@@ -490,8 +492,8 @@ class Journal:
         """Apply ``writes`` in order, in one transaction committed at once: all or nothing."""
         try:
             if not self._writes_ready:
-                self._db.execute(_OPS_VIEW)
-                self._db.execute(_OPS_TRIGGER)
+                for statement in (_OPS_VIEW, *_OPS_TRIGGERS):
+                    self._db.execute(statement)
                 self._writes_ready = True
             self._db.execute(_APPLY, (orjson.dumps(writes),))
         except sqlite3.Error as exc:

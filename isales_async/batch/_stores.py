@@ -6,6 +6,7 @@ any write, so a run and its dry run decide alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
@@ -61,8 +62,9 @@ class Store:
 
     A store first :meth:`decide` s, changing nothing, then :meth:`claim` s the record
     unless it is a duplicate; both are synchronous, so no await comes between the two.
-    A store that :attr:`looks_up` rows needs :meth:`prefetch` awaited for the keys of a
-    chunk of records before it decides them.
+    A store that :attr:`looks_up` rows is asked for the rows of a chunk of records
+    (:meth:`look_up`), then given them as the chunk's records are taken
+    (:meth:`begin_chunk`); a chunk may be looked up while the one before it is taken.
     """
 
     looks_up = False
@@ -85,8 +87,13 @@ class Store:
     def close(self) -> None:
         """The batch is over (or cancelled): finish recording, and let go of the journal."""
 
-    async def prefetch(self, keys: Sequence[str]) -> None:
-        """Read what earlier runs left for ``keys``, the next records to :meth:`decide`."""
+    def look_up(self, keys: Sequence[str]) -> asyncio.Future[dict[str, JournalRow]]:
+        """What earlier runs left for ``keys`` (those of a chunk of records), as the store's
+        writes queued so far leave it."""
+        raise NotImplementedError  # only a store that looks_up is asked
+
+    def begin_chunk(self, rows: dict[str, JournalRow]) -> None:
+        """The records of the chunk whose ``rows`` were looked up are taken (and decided) next."""
 
     def decide(self, prepared: PreparedWriteback, defined_now: bool) -> Decision:
         """What to do with the record; ``defined_now``: this run checked it against the
@@ -124,8 +131,11 @@ class JournalStore(Store):
         self.journal = journal  # replaces the in-memory state
         self._retry_failed = retry_failed
         self._resend_unknown = resend_unknown
-        self._rows: dict[str, JournalRow] = {}  # the rows of the records prefetched last
-        self._taken: set[str] = set()  # ... and the keys of those taken since: their claims come after the read
+        self._rows: dict[str, JournalRow] = {}  # the rows of the chunk being taken
+        # The keys taken from it, and from the chunk before it: the chunk's rows were read
+        # while the one before was taken, so their claims may have come after the read.
+        self._taken: set[str] = set()
+        self._taken_before: set[str] = set()
         self._writer: JournalWriter[Outcome] | None = None
 
     @property
@@ -148,11 +158,14 @@ class JournalStore(Store):
         if writer is not None:
             writer.close()
 
-    async def prefetch(self, keys: Sequence[str]) -> None:
-        self._rows, self._taken = await self.writer.lookup(keys), set()
+    def look_up(self, keys: Sequence[str]) -> asyncio.Future[dict[str, JournalRow]]:
+        return self.writer.lookup(keys)
+
+    def begin_chunk(self, rows: dict[str, JournalRow]) -> None:
+        self._rows, self._taken_before, self._taken = rows, self._taken, set()
 
     def decide(self, prepared: PreparedWriteback, defined_now: bool) -> Decision:
-        if prepared.key in self._taken:  # taken from the same chunk already
+        if prepared.key in self._taken or prepared.key in self._taken_before:  # claimed after the read
             return DUPLICATE_DECISION
         row = self._rows.get(prepared.key)
         if row is None:
@@ -211,8 +224,17 @@ class PlanStore(Store):
         self._resend_unknown = resend_unknown
         self._rows: dict[str, JournalRow] = {}
 
-    async def prefetch(self, keys: Sequence[str]) -> None:
-        self._rows = self.journal.lookup_many(keys) if self.journal is not None else {}
+    def look_up(self, keys: Sequence[str]) -> asyncio.Future[dict[str, JournalRow]]:
+        """Read at once: a plan writes nothing, so the rows cannot change before they are used."""
+        future: asyncio.Future[dict[str, JournalRow]] = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(self.journal.lookup_many(keys) if self.journal is not None else {})
+        except JournalError as exc:
+            future.set_exception(exc)
+        return future
+
+    def begin_chunk(self, rows: dict[str, JournalRow]) -> None:
+        self._rows = rows
 
     def decide(self, prepared: PreparedWriteback, defined_now: bool) -> Decision:
         if prepared.key in self._seen:
