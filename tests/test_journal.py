@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import sqlite3
 import subprocess
@@ -18,7 +19,10 @@ import pytest
 
 from isales_async import (
     BatchAbortedError,
+    BatchControl,
+    BatchReport,
     BusinessError,
+    DuplicateRecordError,
     ISalesClient,
     Journal,
     JournalError,
@@ -30,9 +34,11 @@ from isales_async import (
 from isales_async.batch._journal import SCHEMA_VERSION
 from isales_async.batch._rerun import SKIP_FAILED, SKIP_SUCCEEDED, SKIP_UNKNOWN
 from isales_async.batch._writeback import prepare
-from isales_async.testing import FakeISales, Fault
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, Fault
 
 from . import legacy_journal_v0
+from .conftest import MakeClient
+from .server_thread import server_in_thread
 from .test_batch import WB, assert_server_agrees, good, sent_keys
 
 # -- point 4: one run per journal at a time ------------------------------------------------------------
@@ -231,6 +237,159 @@ async def test_a_journal_of_the_previous_version_is_migrated_in_place(
     assert report.skipped == {SKIP_SUCCEEDED: 2, SKIP_FAILED: 1, SKIP_UNKNOWN: 3}
     with Journal(path) as journal:
         assert journal.schema_version() == SCHEMA_VERSION  # a second open leaves it as it is
+
+
+# -- issue 15: the journal's commits grouped on its own thread, the crash guarantee unchanged ---------------
+
+KILLED_IN_COMMIT = """
+import asyncio, sys
+from isales_async import ISalesClient, Writeback
+from isales_async.batch._journal import Journal
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK
+
+apply = Journal.apply
+
+def announced(self, writes):
+    if any(write[0] == "mark" and write[2] == "sending" for write in writes):
+        print("committing intents", flush=True)
+    return apply(self, writes)
+
+Journal.apply = announced
+
+def records():
+    print("reading", flush=True)
+    sys.stdin.readline()  # the test takes the journal's write lock meanwhile
+    yield from (Writeback(i, "B01") for i in range(1, 101))
+
+async def main():
+    async with ISalesClient(sys.argv[1], ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
+        await client.business_results.write_back_many(records(), concurrency=4, journal=sys.argv[2])
+
+asyncio.run(main())
+"""
+
+
+def test_a_kill_while_intents_are_queued_and_not_yet_committed_sent_none_of_them(tmp_path: Path) -> None:
+    path = tmp_path / "killed.journal"
+    with server_in_thread() as server:
+        child = subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", KILLED_IN_COMMIT, server.base_url, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        blocker = None
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            assert child.stdout.readline() == "reading\n"  # the run has begun; nothing taken yet
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # the journal's write lock: the batch's commit waits for it
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "committing intents\n"
+            child.kill()  # SIGKILL in the middle of the grouped commit of the first intents
+            child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate(timeout=30)
+            if blocker is not None:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+        assert server.requests_to(WB) == []  # no request left before its intent was durable
+        with Journal(path, readonly=True) as journal:
+            assert journal.runs()[0] == 1 and sum(journal.counts().values()) == 0  # and nothing is in doubt
+
+        async def rerun() -> BatchReport:
+            async with ISalesClient(server.base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
+                return await client.business_results.write_back_many(good(100), concurrency=4, journal=path)
+
+        report = asyncio.run(rerun())
+        assert len(report.succeeded) == 100 and report.skipped == {}
+        assert server.applied_counts() == {str(i): 1 for i in range(1, 101)}
+
+
+LOCKED_OUT = """
+import sys
+from isales_async import Journal, JournalLockedError
+
+try:
+    Journal(sys.argv[1]).begin_run()
+except JournalLockedError as exc:
+    print("refused by", exc.holder)
+"""
+
+
+async def test_the_run_lock_holds_while_the_journal_thread_owns_the_connection(
+    client: ISalesClient, server: FakeISales, tmp_path: Path
+) -> None:
+    path = tmp_path / "threaded.journal"
+    arrived = asyncio.Event()
+    server.inject(Fault.hang(endpoint=WB))
+    server.on_request.append(lambda _: arrived.set())
+    batch = asyncio.ensure_future(client.business_results.write_back_many(good(3), journal=path))
+    await arrived.wait()  # the batch runs, its journal written from the journal's thread
+    other = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", LOCKED_OUT, str(path)], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.startswith(f"refused by pid {os.getpid()} on {socket.gethostname()}")
+    server.release()
+    assert len((await batch).succeeded) == 3
+    with Journal(path) as journal:
+        assert journal.begin_run() == 2  # the lock went with the batch
+
+
+async def test_a_known_record_stopped_after_its_intent_keeps_the_row_the_earlier_run_left(
+    make_client: MakeClient, server: FakeISales, tmp_path: Path
+) -> None:
+    path = tmp_path / "put-back.journal"
+    async with make_client() as client:
+        first = await client.business_results.write_back_many([Writeback(i, "B01") for i in range(1, 4)], journal=path)
+    changed = [Writeback(i, "B02") for i in range(1, 4)]  # each sent again: its payload changed
+    arrived = asyncio.Event()
+    server.inject(Fault.hang(endpoint=WB, times=1))
+    server.on_request.append(lambda _: arrived.set())
+    control = BatchControl()
+    async with make_client(max_concurrency=1) as client:  # one on the wire; two recorded as leaving, waiting
+        batch = asyncio.ensure_future(
+            client.business_results.write_back_many(changed, concurrency=3, journal=path, control=control)
+        )
+        await arrived.wait()
+        for _ in range(1000):  # bounded: until the three intents are committed
+            with Journal(path, readonly=True) as reader:
+                if reader.count(Status.SENDING) == 3:
+                    break
+            await asyncio.sleep(0.005)
+        control.stop()
+        server.release()
+        report = await batch
+    assert len(report.succeeded) == 1 and len(report.not_sent) == 2
+    (sent,) = [o.key for o in report.succeeded]
+    with Journal(path, readonly=True) as journal:
+        rows = {e.key: e for e in journal.entries()}
+        earlier = sorted(key for key, _ in journal.succeeded_in(first.journal_run))  # type: ignore[arg-type]
+    for key in {"1", "2", "3"} - {sent}:  # put back: applied by the first run, with its payload
+        row = rows[key]
+        assert (row.status, row.run, row.record["busiResult"]) == (Status.SUCCEEDED, first.journal_run, "B01")
+        assert row.fingerprint == prepare(Writeback(int(key), "B01")).fingerprint
+    assert (rows[sent].status, rows[sent].record["busiResult"]) == (Status.SUCCEEDED, "B02")
+    assert earlier == ["1", "2", "3"]  # the first run's successes, each once
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+async def test_a_duplicate_at_any_distance_is_caught_across_the_chunks_a_journal_reads(
+    client: ISalesClient, server: FakeISales, tmp_path: Path, concurrency: int
+) -> None:
+    keys = list(range(1, 41))
+    records = [Writeback(key, "B01") for key in keys]
+    for distance in range(1, 25):  # each a dataId again, `distance` records after its first
+        records.insert(min(len(records), 2 * distance + distance), Writeback(keys[2 * distance % 40], "B01"))
+    report = await client.business_results.write_back_many(
+        records, concurrency=concurrency, journal=tmp_path / f"dup{concurrency}.journal"
+    )
+    duplicates = [o for o in report.failed if isinstance(o.error, DuplicateRecordError)]
+    assert len(report.succeeded) == 40 and len(duplicates) == len(records) - 40 == report.total - 40
+    assert server.applied_counts() == {str(key): 1 for key in keys}
 
 
 # -- point 10: journal faults are typed, stop the batch, and nothing unrecorded is sent ------------------

@@ -1,7 +1,11 @@
 """Batch writeback: many business results written back concurrently, each accounted for once.
 
 Input is streamed: ``concurrency`` workers each take the next record only when they are
-free, so at most ``concurrency`` records are read ahead, whatever the input's size.
+free, so at most ``concurrency`` records are read ahead, whatever the input's size (with
+a journal, a plain iterable is read in chunks of ``concurrency``, each looked up in one
+query while the chunk before it is taken, so up to twice that; a record read ahead and
+not yet taken when the batch stops is in no count, as if never read). Each worker loops
+over take, decide and claim, send: no task per record.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -20,15 +24,16 @@ journal without writing it, so the plan and the run cannot disagree.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import warnings
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import attrs
+import anyio.lowlevel
 
 from .._errors import (
     BusinessError,
@@ -44,7 +49,7 @@ from .._hooks import logger
 from .._validation import check_int_range
 from ._adaptive import MAX_CONCURRENCY_BOUND, ConcurrencyReport
 from ._concurrency import AdaptiveConcurrency, SendWriteback
-from ._journal import Journal
+from ._journal import Journal, JournalRow
 from ._rerun import Status
 from ._writeback import PreparedWriteback, Writeback, prepare
 
@@ -100,30 +105,29 @@ _END = object()
 
 
 class _NotSent(Exception):
-    """Raised from ``on_send`` to keep an attempt off the wire (the batch stopped, or the journal failed)."""
-
-    def __init__(self, error: JournalError | None = None) -> None:
-        super().__init__(error)
-        self.error = error
+    """Raised from ``on_send`` to keep an attempt off the wire: the batch stopped."""
 
 
-class _InProgress:
-    """A record between its claim and its outcome; ``sent``: its journal says it may be on the server."""
+class _InFlight:
+    """A record between its claim and its outcome; ``sent``: it may be on the server."""
 
-    __slots__ = ("scope", "sent")
+    __slots__ = ("batch", "scope", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, batch: _Batch) -> None:
+        self.batch = batch
         self.scope = anyio.CancelScope()
         self.sent = False
 
+    def on_send(self) -> None:
+        """Called as each attempt goes on the wire (its intent is durable by then)."""
+        if not self.batch.sending_allowed:
+            raise _NotSent
+        self.sent = True
 
-async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
-    if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield record
-    else:
-        for record in records:
-            yield record
+
+async def _aiter(records: AsyncIterable[Any]) -> AsyncGenerator[Any, None]:
+    async for record in records:
+        yield record
 
 
 def _drop_tracebacks(error: BaseException | None) -> None:
@@ -192,11 +196,16 @@ class _Batch:
         self.sending_allowed = True  # attempts may go on the wire
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
-        self.in_progress: set[_InProgress] = set()
+        self.in_progress: set[_InFlight] = set()
         self.take_scope: anyio.CancelScope | None = None
-        self.take_lock = anyio.Lock()
+        self.take_lock = asyncio.Lock()  # anyio's yields even when free: a turn of the loop a chunk per worker
         self.progress_failed = False
         self.workers = 0
+        self.iterator: Iterator[Any] | None = None  # a plain iterable's records, read without awaiting
+        self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
+        self.chunk = 1  # records read (and looked up in the journal) at once
+        self.read_ahead: deque[_Taken] = deque()  # read and looked up, not yet taken
+        self.upcoming: _Chunk | None = None  # the chunk after it, being looked up
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -227,51 +236,156 @@ class _Batch:
     # -- the workers ---------------------------------------------------------------------------
 
     async def run(self, records: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> BatchReport:
-        """Process ``records`` with ``concurrency`` workers (with an adaptive limit: its maximum)."""
-        self.workers = concurrency
-        source = _aiter(records)
-        async with contextlib.aclosing(source), anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(self.worker, source)
+        """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
+
+        A store that looks records up is given the records in chunks of ``concurrency``
+        (read from a plain iterable at once, the next chunk looked up while one is taken; an
+        async one is awaited record by record), so one read of the journal serves a chunk;
+        without a journal, a worker reads the next record of a plain iterable directly,
+        with no lock and no await.
+        """
+        self.workers = concurrency  # with an adaptive limit: its maximum
+        if self.store.looks_up and not isinstance(records, AsyncIterable):
+            self.chunk = concurrency
+        self.store.start(self.journal_failed)
+        try:
+            if isinstance(records, AsyncIterable):
+                self.source = _aiter(records)
+                async with contextlib.aclosing(self.source), anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(self.worker)
+            else:
+                self.iterator = iter(records)
+                async with anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(self.worker)
+            await self.store.flush()
+        finally:
+            self.forget_upcoming()
+            self.store.close()
         return self.report()
 
-    async def worker(self, source: AsyncGenerator[Any, None]) -> None:
+    async def worker(self) -> None:
         while True:
-            async with self.adaptive.slot() if self.adaptive is not None else contextlib.nullcontext():
-                record = await self.take(source)
-                if record is _END:
+            if self.adaptive is None:
+                if not await self.take_and_send():
                     return
-                await self.process(record)
+                continue
+            async with self.adaptive.slot():  # taken before the record, so none waits unsent in hand
+                if not await self.take_and_send():
+                    return
 
-    async def take(self, source: AsyncGenerator[Any, None]) -> Any:
+    async def take_and_send(self) -> bool:
+        """Take the next record and settle or send it; False once there is none to take."""
+        taken = await self.take()
+        if taken is None:
+            return False
+        sending = self.admit(*taken)  # no await between taking and claiming: the read is still true
+        if sending is None:
+            await anyio.lowlevel.checkpoint()  # a record settled at once must not starve the others
+        else:
+            await self.send(*sending)
+        return True
+
+    async def take(self) -> _Taken | None:
+        """The next record (and, if it was prepared with its chunk, its preparation); ``None``: no more."""
+        if not self.taking:
+            return None
+        if self.read_ahead:
+            return self.read_ahead.popleft()
+        if self.iterator is not None and not self.store.looks_up:  # nothing to look up: no lock, no await
+            record = self.next_record(self.iterator)
+            return None if record is _END else (record, None)
         async with self.take_lock:
-            if not self.taking:
-                return _END
-            with anyio.CancelScope() as self.take_scope:  # halt() cancels a wait on a slow input
-                try:
-                    return await anext(source, _END)
-                except Exception as exc:  # the input itself broke: no record's fault, and no more records
-                    self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
-                finally:
-                    self.take_scope = None
+            if not self.read_ahead and self.taking:
+                await self.read_chunk()
+            return self.read_ahead.popleft() if self.read_ahead and self.taking else None
+
+    def next_record(self, iterator: Iterator[Any]) -> Any:
+        try:
+            return next(iterator, _END)
+        except Exception as exc:  # the input itself broke: no record's fault, and no more records
+            self.input_failed(exc)
             return _END
 
-    async def process(self, record: Any) -> None:
-        """Prepare, decide and check one record, then send it (or, in a dry run, count it).
+    async def next_async_record(self, source: AsyncGenerator[Any, None]) -> Any:
+        with anyio.CancelScope() as self.take_scope:  # halt() cancels a wait on a slow input
+            try:
+                return await anext(source, _END)
+            except Exception as exc:
+                self.input_failed(exc)
+            finally:
+                self.take_scope = None
+        return _END
 
-        Everything before the send is synchronous, so the decision and the claim that
-        follows it are never interleaved with another worker's.
+    def input_failed(self, exc: Exception) -> None:
+        self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
+
+    async def read_chunk(self) -> None:
+        """Make the next chunk of records the one taken: read, prepared, its keys looked up at once.
+
+        From a plain iterable, the chunk after it is read and looked up at once too, while
+        this one is taken, so a worker rarely waits for the journal to answer.
+        """
+        if self.source is not None:
+            taken, rows = await self.next_async_chunk(self.source)
+        else:
+            (taken, rows), self.upcoming = self.upcoming or self.next_chunk(), None
+        if rows is not None:
+            try:
+                self.store.begin_chunk(await rows)
+            except JournalError as exc:  # nothing of the chunk was taken: it is in no count
+                self.abort(exc)
+                return
+        self.read_ahead.extend(taken)
+        if taken and self.iterator is not None and self.store.looks_up:
+            self.upcoming = self.next_chunk()
+
+    def next_chunk(self) -> _Chunk:
+        """Records read and prepared, and (for a store that looks up) the future rows of their keys."""
+        records: list[Any] = []
+        if self.iterator is not None:
+            while len(records) < self.chunk and (record := self.next_record(self.iterator)) is not _END:
+                records.append(record)
+        taken: list[_Taken] = [(record, _prepared(record)) for record in records]
+        keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
+        return taken, self.store.look_up(keys) if keys and self.store.looks_up else None
+
+    async def next_async_chunk(self, source: AsyncGenerator[Any, None]) -> _Chunk:
+        """One record of an async input (waiting for more would hold back the first): its own chunk."""
+        record = await self.next_async_record(source)
+        if record is _END:
+            return [], None
+        prepared = _prepared(record)
+        if isinstance(prepared, PreparedWriteback) and self.store.looks_up:
+            return [(record, prepared)], self.store.look_up([prepared.key])
+        return [(record, prepared)], None
+
+    def forget_upcoming(self) -> None:
+        """The batch is over: a chunk read ahead is never taken, and its rows never wanted."""
+        if self.upcoming is not None and self.upcoming[1] is not None:
+            rows = self.upcoming[1]
+            if rows.done() and not rows.cancelled():
+                rows.exception()  # retrieved: no "never retrieved" warning for a failed read
+            rows.cancel()
+        self.upcoming = None
+
+    def admit(self, record: Any, prepared: PreparedWriteback | Exception | None) -> _Sending | None:
+        """Prepare, decide and check one record: what to send, or ``None`` if it settled here.
+
+        All synchronous, so the decision and the claim that follows it are never
+        interleaved with another worker's. A dry run counts what it would send instead.
         """
         data_id = getattr(record, "data_id", "")
-        try:
-            prepared = prepare(record)
-        except Exception as exc:  # ValidationError, or a record that breaks the checks themselves
-            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(exc)), None)
-            return
-        outcome = Outcome(data_id, record, OutcomeKind.NOT_SENT, key=prepared.key)
+        if prepared is None:
+            prepared = _prepared(record)
+        if isinstance(prepared, Exception):  # ValidationError, or a record that breaks the checks themselves
+            self.settle(Outcome(data_id, _as_record(record), OutcomeKind.FAILED, _typed(prepared)), None)
+            return None
+        key = prepared.key
         if not self.sending_allowed:  # taken just as the batch stopped
-            self.settle(outcome, None)
-            return
+            self.settle(Outcome(data_id, record, OutcomeKind.NOT_SENT, key=key), None)
+            return None
         try:
             refusal = self.refusal(prepared)
             decision = self.store.decide(prepared, defined_now=self.definitions is not None and refusal is None)
@@ -279,15 +393,11 @@ class _Batch:
                 refusal = None  # skipped: what the tenant defines does not matter
             if decision.skip != DUPLICATE:
                 self.store.claim(prepared, record, decision, sending=refusal is None and decision.skip is None)
-        except JournalError as exc:
-            self.abort(exc)
-            self.settle(attrs.evolve(outcome, error=exc), None)
-            return
         except Exception as exc:  # a record the journal cannot store (a bug): it fails alone, unsent
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=_typed(exc)), None)
-            return
+            self.settle(Outcome(data_id, record, OutcomeKind.FAILED, _typed(exc), key), None)
+            return None
         if decision.skip == DUPLICATE:
-            self.settle(attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=DuplicateRecordError(prepared.key)), None)
+            self.settle(Outcome(data_id, record, OutcomeKind.FAILED, DuplicateRecordError(key), key), None)
         elif decision.skip is not None:
             self.skipped[decision.skip] += 1
             self.report_progress()
@@ -295,14 +405,15 @@ class _Batch:
             # Not applied, and refused only for what the tenant defines today: a re-run checks it
             # again. A new row says so (not sent); a known one keeps what the journal knew.
             self.settle(
-                attrs.evolve(outcome, kind=OutcomeKind.FAILED, error=refusal),
+                Outcome(data_id, record, OutcomeKind.FAILED, refusal, key),
                 None if decision.known else Status.NOT_SENT,
             )
         elif self.dry_run:
             self.would_send += 1
             self.would_resend += decision.known
         else:
-            await self.send(outcome, prepared, decision)
+            return record, prepared, decision
+        return None
 
     def refusal(self, prepared: PreparedWriteback) -> UndefinedResultError | None:
         """Why the tenant's definitions refuse the record, if they were asked for and do."""
@@ -310,30 +421,23 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, outcome: Outcome, prepared: PreparedWriteback, decision: Decision) -> None:
-        assert isinstance(outcome.record, Writeback)
-        record = outcome.record
-        state = _InProgress()
-
-        def on_send() -> None:
-            if not self.sending_allowed:
-                raise _NotSent
-            try:
-                self.store.sending(prepared, record, decision.known)
-            except JournalError as exc:  # what the journal cannot record is not sent
-                self.abort(exc)
-                raise _NotSent(exc) from exc
-            state.sent = True
-
+    async def send(self, record: Writeback, prepared: PreparedWriteback, decision: Decision) -> None:
+        """Record the intent to send, wait until it is durable, then send; settle what came of it."""
+        intent = self.store.intend(prepared, record, decision)
+        state = _InFlight(self)
         result: tuple[OutcomeKind, ISalesError | None] | None = None
         self.in_progress.add(state)
         try:
             with state.scope:
                 try:
-                    await self.write(prepared.key, prepared.body, on_send=on_send)
-                except _NotSent as refused:
+                    if intent is not None:
+                        await intent
+                    await self.write(prepared.key, prepared.body, on_send=state.on_send)
+                except _NotSent:
                     # A write is retried only when provably not applied, so a refused attempt means not applied.
-                    result = (OutcomeKind.NOT_SENT, refused.error)
+                    result = (OutcomeKind.NOT_SENT, None)
+                except JournalError as exc:  # its intent could not be recorded, so it was not sent
+                    result, intent = (OutcomeKind.NOT_SENT, exc), None
                 except ISalesError as exc:
                     result = self.classify(exc)
                 except Exception as exc:  # a bug in one record's processing: that record alone pays
@@ -346,8 +450,18 @@ class _Batch:
             self.in_progress.discard(state)
         if result is None:  # cancelled by halt() (not yet sent) or abandon()
             result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
+        if intent is not None and not state.sent:
+            self.store.unsent(prepared, record, decision)
         kind, error = result
-        self.settle(attrs.evolve(outcome, kind=kind, error=error), _journal_status(kind, error, state.sent, decision))
+        self.settle(
+            Outcome(record.data_id, record, kind, error, prepared.key),
+            _journal_status(kind, error, state.sent, decision),
+        )
+
+    def journal_failed(self, error: JournalError, successes: list[Outcome]) -> None:
+        """A group of journal writes failed: the batch stops; the successes it held are reported all the same."""
+        self.abort(error)
+        self.unrecorded.extend(successes)
 
     def classify(self, error: ISalesError) -> tuple[OutcomeKind, ISalesError]:
         if isinstance(error, OutcomeUnknownError):
@@ -362,12 +476,7 @@ class _Batch:
         _drop_tracebacks(outcome.error)
         self.counts[outcome.kind] += 1
         if status is not None:
-            try:
-                self.store.finish(outcome, status)
-            except JournalError as exc:
-                self.abort(exc)
-                if outcome.ok:
-                    self.unrecorded.append(outcome)
+            self.store.finish(outcome, status)
         if outcome.kind is OutcomeKind.FAILED:
             self.failed.append(outcome)
         elif outcome.kind is OutcomeKind.UNKNOWN:
@@ -417,6 +526,21 @@ class _Batch:
             journal_run=self.store.run,
             concurrency=self.adaptive.report() if self.adaptive is not None else ConcurrencyReport.fixed(self.workers),
         )
+
+
+#: A record taken, with its preparation when it was prepared with its chunk (``None``: not yet).
+_Taken = tuple[Any, PreparedWriteback | Exception | None]
+#: Records read and prepared, and the rows of their keys to come (``None``: nothing to look up).
+_Chunk = tuple[list[_Taken], "asyncio.Future[dict[str, JournalRow]] | None"]
+#: A record to send, prepared, and what its store decided.
+_Sending = tuple[Writeback, PreparedWriteback, Decision]
+
+
+def _prepared(record: object) -> PreparedWriteback | Exception:
+    try:
+        return prepare(record)
+    except Exception as exc:  # the record's own failure, reported when it is taken
+        return exc
 
 
 def _as_record(record: object) -> Writeback | None:

@@ -1,11 +1,13 @@
 """The SQLite journal of a batch writeback: what each record's fate was, across runs.
 
-Every record gets a row, keyed by its canonical dataId, as soon as a worker takes it
-(``queued``), is marked ``sending`` (with the payload's fingerprint) just before its
-request goes on the wire, and gets its outcome when it completes. Each change is its own
-committed transaction in WAL mode, so the file survives ``kill -9`` of the process (not
-a power cut: ``synchronous=NORMAL`` skips the fsync that costs). A re-run decides from
-a row's state and fingerprint what to do (:mod:`._rerun`).
+Every record a batch takes gets a row, keyed by its canonical dataId: ``sending`` (with
+the payload and its fingerprint) before its request goes on the wire, then its outcome
+when it completes; a record taken and not sent is ``queued`` (or keeps the row an earlier
+run left). During a run one thread owns the connection (:mod:`._writer`) and commits the
+batch's statements in groups, in the order they were queued: a request leaves only once
+the group holding its ``sending`` row is committed. In WAL mode a commit survives
+``kill -9`` of the process (not a power cut: ``synchronous=NORMAL`` skips the fsync that
+costs). A re-run decides from a row's state and fingerprint what to do (:mod:`._rerun`).
 
 One run at a time: :meth:`Journal.begin_run` takes an exclusive operating-system lock on
 the journal file itself (``flock``; ``msvcrt.locking`` on Windows), which the OS drops
@@ -29,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import orjson
@@ -40,7 +42,7 @@ from ._lock import JournalFile
 from ._rerun import Status
 from ._writeback import Writeback, fingerprint, writeback_body
 
-__all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "Status"]
+__all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "JournalRow", "Status", "Write"]
 
 #: ``PRAGMA user_version`` of the journals this version writes (0: before fingerprints).
 SCHEMA_VERSION = 1
@@ -79,6 +81,61 @@ _SUCCEEDED_IN = (
 # keeps the most caution wins: in doubt, then succeeded, failed, not sent, queued.
 _RANK = "CASE {0} WHEN 'sending' THEN 5 WHEN 'unknown' THEN 5 WHEN 'succeeded' THEN 4 WHEN 'failed' THEN 3 WHEN 'not_sent' THEN 2 ELSE 1 END"
 _COLUMNS = "data_id, status, run, record, fingerprint, error_type, code, message, updated"
+_ROW_COLUMNS = "status, claimed, fingerprint, run, record, error_type, code, message, updated"
+_KEYS_PER_QUERY = 500  # well under SQLite's limit on the parameters of one statement
+# Every write of a record is one row inserted into this view, whose trigger applies it: so a
+# group of writes, in order, is one statement (one transaction, one call into SQLite) fed a
+# JSON array of rows (:meth:`Journal.apply`). Temporary: the journal's schema is unchanged.
+_OPS_VIEW = (
+    "CREATE TEMP VIEW IF NOT EXISTS journal_writes "
+    "(op, data_id, status, run, record, fingerprint, error_type, code, message, updated) "
+    "AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0"
+)
+# One trigger a kind of write, each run only for its own (``WHEN``).
+_OPS_TRIGGERS = (
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_mark INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'mark' BEGIN
+    INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated)
+    SELECT NEW.data_id, NEW.status, NEW.run, NEW.run, CAST(NEW.record AS BLOB), NEW.fingerprint, NEW.updated WHERE true
+    ON CONFLICT (data_id) DO UPDATE SET status = excluded.status, run = excluded.run, claimed = excluded.claimed,
+    record = COALESCE(excluded.record, records.record),
+    fingerprint = COALESCE(excluded.fingerprint, records.fingerprint), updated = excluded.updated,
+    error_type = NULL, code = NULL, message = NULL; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_touch INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'touch' BEGIN
+    UPDATE records SET claimed = NEW.run WHERE data_id = NEW.data_id; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_finish INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'finish' BEGIN
+    UPDATE records SET status = NEW.status, run = NEW.run, claimed = NEW.run, error_type = NEW.error_type,
+    code = NEW.code, message = NEW.message, updated = NEW.updated WHERE data_id = NEW.data_id; END""",
+    """CREATE TEMP TRIGGER IF NOT EXISTS journal_restore INSTEAD OF INSERT ON journal_writes WHEN NEW.op = 'restore'
+    BEGIN
+    UPDATE records SET status = NEW.status, run = NEW.run, record = CAST(NEW.record AS BLOB),
+    fingerprint = NEW.fingerprint, error_type = NEW.error_type, code = NEW.code, message = NEW.message,
+    updated = NEW.updated WHERE data_id = NEW.data_id;
+    DELETE FROM earlier_successes WHERE NEW.status = 'succeeded' AND run = NEW.run AND data_id = NEW.data_id; END""",
+)
+_APPLY = (
+    "INSERT INTO journal_writes SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, "
+    "value->>6, value->>7, value->>8, value->>9 FROM json_each(?) ORDER BY key"
+)
+
+#: One write of a record, for :meth:`Journal.apply`: what to do ("mark", "touch", "finish",
+#: "restore"), then the key and the columns it sets (the record as JSON text).
+Write = tuple[str, str, str | None, int, str | None, str | None, str | None, str | None, str | None, float | None]
+
+
+class JournalRow(NamedTuple):
+    """A record's row as a batch reads it to decide (see :meth:`Journal.lookup_many`)."""
+
+    status: Status
+    claimed: int  # the last run whose input had it
+    fingerprint: str | None
+    run: int  # the run that set its state
+    record: bytes | None
+    error_type: str | None
+    code: str | None
+    message: str | None
+    updated: float
+
+
 _MIGRATED_COLUMNS = "data_id, status, run, claimed, record, fingerprint, error_type, code, message, updated"
 
 
@@ -130,6 +187,7 @@ class Journal:
         self.path: str = str(path)
         self.readonly: bool = readonly
         self.run: int | None = None  # the current (or last) run of this object
+        self._writes_ready = False  # the temporary view :meth:`apply` writes through exists
         self._db = self._connect()
         try:
             with self._guard("cannot be opened"):
@@ -350,10 +408,18 @@ class Journal:
 
     def lookup(self, key: str) -> tuple[Status, int, str | None] | None:
         """The status, the last run that claimed it, and the fingerprint of ``key``'s row, if it has one."""
-        row = self._execute(
-            "cannot be read", "SELECT status, claimed, fingerprint FROM records WHERE data_id = ?", (key,)
-        ).fetchone()
-        return (Status(row[0]), int(row[1]), row[2]) if row else None
+        row = self.lookup_many([key]).get(key)
+        return (row.status, row.claimed, row.fingerprint) if row else None
+
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, JournalRow]:
+        """The rows of those of ``keys`` the journal has, read in one query a few hundred keys at a time."""
+        found: dict[str, JournalRow] = {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            sql = f"SELECT data_id, {_ROW_COLUMNS} FROM records WHERE data_id IN ({','.join('?' * len(chunk))})"
+            for key, status, *rest in self._execute("cannot be read", sql, chunk):
+                found[key] = JournalRow(Status(status), *rest)
+        return found
 
     def error_code(self, key: str) -> str | None:
         """The server's code of the last failure recorded for ``key`` (``None``: none, or no row)."""
@@ -365,50 +431,73 @@ class Journal:
     ) -> None:
         """Set ``key``'s status in this run, clearing an earlier error; a given ``record`` and
         ``fingerprint`` replace the stored ones."""
-        run = self._current_run()
-        self._execute(
-            "cannot be written",
-            "INSERT INTO records (data_id, status, run, claimed, record, fingerprint, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (data_id) DO UPDATE SET status = excluded.status, run = excluded.run, claimed = excluded.claimed, "
-            "record = COALESCE(excluded.record, records.record), "
-            "fingerprint = COALESCE(excluded.fingerprint, records.fingerprint), updated = excluded.updated, "
-            "error_type = NULL, code = NULL, message = NULL",
-            (
-                key,
-                status.value,
-                run,
-                run,
-                orjson.dumps(record) if record is not None else None,
-                fingerprint,
-                time.time(),
-            ),
-        )
+        self.apply([self.marking(key, status, record, fingerprint)])
 
     def touch(self, key: str) -> None:
         """Claim ``key`` for this run and change nothing else: a later record with it is a duplicate,
         while its state (and the run that set it) stay as they were."""
-        run = self._current_run()
-        self._execute("cannot be written", "UPDATE records SET claimed = ? WHERE data_id = ?", (run, key))
+        self.apply([self.touching(key)])
 
     def finish(self, key: str, status: Status, error: BaseException | None = None) -> None:
         """Record the outcome of ``key`` in this run."""
+        self.apply([self.finishing(key, status, error)])
+
+    # -- writes, applied in groups -----------------------------------------------------------------
+    # Each builds what its method above applies, so a batch can queue them for the thread that
+    # applies them in groups (:class:`~isales_async.batch._writer.JournalWriter`).
+
+    def marking(
+        self, key: str, status: Status, record: dict[str, object] | None = None, fingerprint: str | None = None
+    ) -> Write:
+        """The write of :meth:`mark`."""
+        payload = orjson.dumps(record).decode() if record is not None else None
+        return ("mark", key, status.value, self._current_run(), payload, fingerprint, None, None, None, time.time())
+
+    def touching(self, key: str) -> Write:
+        """The write of :meth:`touch`."""
+        return ("touch", key, None, self._current_run(), None, None, None, None, None, None)
+
+    def finishing(self, key: str, status: Status, error: BaseException | None = None) -> Write:
+        """The write of :meth:`finish`."""
+        if error is None:
+            return ("finish", key, status.value, self._current_run(), None, None, None, None, None, time.time())
+        code = getattr(error, "code", None)
         run = self._current_run()
-        self._execute(
-            "cannot be written",
-            "UPDATE records SET status = ?, run = ?, claimed = ?, error_type = ?, code = ?, message = ?, "
-            "updated = ? WHERE data_id = ?",
-            (
-                status.value,
-                run,
-                run,
-                type(error).__name__ if error is not None else None,
-                getattr(error, "code", None),
-                str(error) if error is not None else None,
-                time.time(),
-                key,
-            ),
+        return ("finish", key, status.value, run, None, None, type(error).__name__, code, str(error), time.time())
+
+    def restoring(self, key: str, row: JournalRow) -> Write:
+        """The write that puts back ``key``'s row as :meth:`lookup_many` found it, still claimed
+        by this run: for a record whose intent to send was recorded, and that never left.
+
+        The intent set aside the row's success for its run (``earlier_successes``), which
+        the row itself holds again once put back.
+        """
+        self._current_run()
+        record = row.record.decode() if row.record is not None else None
+        status = row.status.value
+        return (
+            "restore",
+            key,
+            status,
+            row.run,
+            record,
+            row.fingerprint,
+            row.error_type,
+            row.code,
+            row.message,
+            row.updated,
         )
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Apply ``writes`` in order, in one transaction committed at once: all or nothing."""
+        try:
+            if not self._writes_ready:
+                for statement in (_OPS_VIEW, *_OPS_TRIGGERS):
+                    self._db.execute(statement)
+                self._writes_ready = True
+            self._db.execute(_APPLY, (orjson.dumps(writes),))
+        except sqlite3.Error as exc:
+            raise JournalError(self.path, f"cannot be written: {_describe(exc)}") from exc
 
     # -- reading ---------------------------------------------------------------------------
 
