@@ -11,7 +11,6 @@ translates its own failures into our hierarchy; cancellation passes through unto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,7 +34,7 @@ from ._hooks import Event, GaveUp, Hook, RequestSent, ResponseReceived, RetrySch
 from ._limits import Admission, Deadline, RouteLimit
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
-from ._signing import enc, format_timestamp, sign
+from ._signing import authorization, canonical_host_request, enc, format_timestamp, signing_key, signing_prefix
 from ._transport import Timeouts, Transport, TransportRequest
 from ._validation import check_path_param
 
@@ -100,14 +99,19 @@ def _encodes(value: Any) -> bool:
     return True
 
 
-@attrs.frozen
-class _Prepared:
+_JSON = "application/json; charset=UTF-8"
+
+
+@attrs.define
+class _Call:
+    """One call's request, built once and kept across its attempts: the exact path, URL and
+    body that are sent, and the canonical request each attempt is signed over afresh."""
+
     endpoint: Endpoint
     path: str
     url: str
-    query: Sequence[tuple[str, str]]
-    body_text: str
-    body_bytes: bytes | None
+    body: bytes | None
+    canonical: bytes
 
 
 class Session:
@@ -145,7 +149,8 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
-        self._stamp, self._stamp_second = "", -1
+        self._key: tuple[str, tuple[Any, Any]] = ("", (None, None))
+        self._key_second = -1
         self.clock: Clock = clock or SystemClock()
         self._max_response_bytes = max_response_bytes
         self.in_flight = 0
@@ -202,15 +207,17 @@ class Session:
         path_params: Mapping[str, str | int],
         query: Sequence[tuple[str, str]],
         body: Mapping[str, Any] | None,
-    ) -> _Prepared:
-        """Build the exact path, URL and body bytes that are both signed and sent."""
+    ) -> _Call:
+        """Build the exact path, URL and body bytes that are both signed and sent, and the
+        canonical request (which holds no timestamp) that every attempt signs."""
         encoded = {name: enc(check_path_param(name, value)) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
-        url = f"{self._origin}{path}{'?' + raw_query if raw_query else ''}"
+        url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
         body_bytes = _encode_body(endpoint.name, body) if body is not None else None
         body_text = body_bytes.decode() if body_bytes is not None else ""
-        return _Prepared(endpoint, path, url, tuple(query), body_text, body_bytes)
+        canonical = canonical_host_request(endpoint.method, path, query, self._host, body_text)
+        return _Call(endpoint, path, url, body_bytes, canonical.encode())
 
     async def request(
         self,
@@ -228,69 +235,104 @@ class Session:
         ``on_send`` is called each time an attempt is about to go on the wire, after the
         limiter is acquired: a batch journals "this write may have reached the server"
         there, and knows that a write cancelled before it was never sent.
+
+        The attempt is written out in this one loop, without a context manager or a nested
+        coroutine: it is the hot path of every call, and each of those cost measurably.
         """
         self._check_open(endpoint.name)
-        prepared = self.prepare(endpoint, path_params or {}, query, body)
+        call = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         attempt_timeouts = timeouts or self._default_timeouts
+        observed = self._observe_every_request()
+        admission = self._admission
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
         self._retry_state.first_attempt()
         attempt = 0
         previous: ISalesError | None = None
-        sent = False
-
-        def mark_sent() -> None:
-            nonlocal sent
-            sent = True
-            if on_send is not None:
-                on_send()
-
         while True:
             attempt += 1
             sent = False
             guard = Deadline(self.clock, deadline) if deadline is not None else None
+            gate = admission.route_gate(endpoint.name)
             try:
-                with guard if guard is not None else contextlib.nullcontext():
-                    async with self._admission.route_slot(endpoint.name, deadline):
-                        return await self._send(prepared, attempt, attempt_timeouts, mark_sent, deadline)
+                try:
+                    if gate is not None:
+                        await gate.enter(endpoint.name, deadline)
+                    try:
+                        if not admission.try_acquire():
+                            await admission.acquire(endpoint.name, deadline)
+                        self.in_flight += 1
+                        try:
+                            self._check_open(endpoint.name)  # the client may have closed while we waited
+                            request = self._signed(call, attempt_timeouts)
+                            sent = True
+                            if on_send is not None:
+                                on_send()
+                            if observed:
+                                self._emit(RequestSent(endpoint.name, endpoint.method, call.path, attempt))
+                                sent_at = self.clock.monotonic()
+                            response = await self._transport.send(request)
+                        finally:
+                            self.in_flight -= 1
+                            admission.release()
+                    finally:
+                        if gate is not None:
+                            gate.leave()
+                finally:
+                    if guard is not None:
+                        guard.disarm()
+                if observed:
+                    elapsed = self.clock.monotonic() - sent_at
+                    self._emit(ResponseReceived(endpoint.name, call.path, response.status, attempt, elapsed))
+                return decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
             except asyncio.CancelledError:
                 if guard is None or not guard.caught():
                     raise
-                exc = self._deadline_passed(prepared, policy, sent=sent)
-                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                exc = self._deadline_passed(call, policy, sent=sent)
+                self._give_up(call, attempt, "deadline", exc)
                 raise exc from previous
             except DeadlineExceededError as exc:
-                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
+                self._give_up(call, attempt, "deadline", exc)
                 raise exc from previous
             except ISalesError as exc:
                 previous = exc
-                now = self.clock.monotonic()
-                decision = self._retry_state.after_failure(
-                    policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
-                )
-                error_text = f"{type(exc).__name__}: {exc}"
-                if not decision.retry:
-                    self._emit(GaveUp(endpoint.name, prepared.path, attempt, decision.reason, error_text))
-                    if decision.unknown:
-                        raise OutcomeUnknownError(
-                            f"{endpoint.name} {prepared.path}: the write was sent but its outcome is "
-                            f"unknown ({error_text}); it was not resent",
-                            endpoint=endpoint.name,
-                        ) from exc
-                    raise
-                self._emit(
-                    RetryScheduled(endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text)
-                )
-            await self.clock.sleep(decision.delay)
+                delay = self._retry_delay(call, policy, exc, attempt=attempt, started=started)
+            await self.clock.sleep(delay)
 
-    def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
+    def _retry_delay(
+        self, call: _Call, policy: RetryPolicy, exc: ISalesError, *, attempt: int, started: float
+    ) -> float:
+        """How long to wait before retrying the attempt that failed with ``exc``; when it
+        is not retried, ``exc`` is raised (or :class:`OutcomeUnknownError` for a write that
+        may have been applied)."""
+        endpoint = call.endpoint
+        now = self.clock.monotonic()
+        decision = self._retry_state.after_failure(
+            policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
+        )
+        if decision.retry:
+            self._emit(RetryScheduled(endpoint.name, call.path, attempt, decision.delay, decision.reason, _text(exc)))
+            return decision.delay
+        self._give_up(call, attempt, decision.reason, exc)
+        if decision.unknown:
+            raise OutcomeUnknownError(
+                f"{endpoint.name} {call.path}: the write was sent but its outcome is "
+                f"unknown ({_text(exc)}); it was not resent",
+                endpoint=endpoint.name,
+            ) from exc
+        raise exc
+
+    def _give_up(self, call: _Call, attempt: int, reason: str, exc: ISalesError) -> None:
+        self._emit(GaveUp(call.endpoint.name, call.path, attempt, reason, _text(exc)))
+
+    def _deadline_passed(self, call: _Call, policy: RetryPolicy, *, sent: bool) -> ISalesError:
         """The error of an attempt ended by the call's deadline: a write that had left is of
         unknown outcome (and never resent); anything else simply ran out of time."""
-        name = prepared.endpoint.name
-        if sent and prepared.endpoint.write:
+        name = call.endpoint.name
+        if sent and call.endpoint.write:
             return OutcomeUnknownError(
-                f"{name} {prepared.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
+                f"{name} {call.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
                 "passed before its answer; its outcome is unknown and it was not resent",
                 endpoint=name,
             )
@@ -299,73 +341,27 @@ class Session:
             f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
         )
 
-    def _timestamp(self) -> str:
-        """The signing timestamp, formatted once per second."""
+    def _signing_key(self) -> tuple[str, tuple[Any, Any]]:
+        """The ``Authorization`` prefix of this second and its derived key, made once per second."""
         now = self.clock.wall()
         second = int(now.timestamp())
-        if second != self._stamp_second:
-            self._stamp, self._stamp_second = format_timestamp(now), second
-        return self._stamp
+        if second != self._key_second:
+            prefix = signing_prefix(self._ak, format_timestamp(now))
+            self._key, self._key_second = (prefix, signing_key(self._sk, prefix)), second
+        return self._key
 
-    def _signed(self, prepared: _Prepared, timeouts: Timeouts) -> TransportRequest:
+    def _signed(self, call: _Call, timeouts: Timeouts) -> TransportRequest:
         """The attempt as the transport sends it, signed now (a retry is signed again)."""
-        endpoint = prepared.endpoint
-        signed = sign(
-            method=endpoint.method,
-            path=prepared.path,
-            query=prepared.query,
-            host=self._host,
-            body=prepared.body_text,
-            ak=self._ak,
-            sk=self._sk,
-            timestamp=self._timestamp(),
-        )
+        prefix, key = self._signing_key()
+        endpoint = call.endpoint
         headers = {
             "Host": self._host,
-            "Authorization": signed.authorization,
-            "Content-Type": "application/json; charset=UTF-8",
+            "Authorization": authorization(prefix, key, call.canonical),
+            "Content-Type": _JSON,
         }
         return TransportRequest(
-            endpoint.name,
-            endpoint.method,
-            prepared.url,
-            headers,
-            prepared.body_bytes,
-            timeouts,
-            self._max_response_bytes,
+            endpoint.name, endpoint.method, call.url, headers, call.body, timeouts, self._max_response_bytes
         )
-
-    async def _send(
-        self,
-        prepared: _Prepared,
-        attempt: int,
-        timeouts: Timeouts,
-        on_send: Callable[[], None] | None,
-        deadline: float | None,
-    ) -> dict[str, Any]:
-        endpoint = prepared.endpoint
-        observed = self._observe_every_request()
-        await self._admission.acquire(endpoint.name, deadline)
-        self.in_flight += 1
-        try:
-            self._check_open(endpoint.name)  # the client may have closed while we waited
-            request = self._signed(prepared, timeouts)
-            if on_send is not None:
-                on_send()
-            if observed:
-                self._emit(RequestSent(endpoint.name, endpoint.method, prepared.path, attempt))
-            sent_at = self.clock.monotonic()
-            response = await self._transport.send(request)
-        finally:
-            self.in_flight -= 1
-            self._admission.release()
-        if observed:
-            self._emit(
-                ResponseReceived(
-                    endpoint.name, prepared.path, response.status, attempt, self.clock.monotonic() - sent_at
-                )
-            )
-        return decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
 
     def _observe_every_request(self) -> bool:
         """Whether anyone listens to per-request events: a custom hook, or DEBUG logging.
@@ -381,3 +377,7 @@ class Session:
                 hook(event)
             except Exception:  # a broken hook must not break the request it observes
                 logger.exception("hook %r failed on %s", hook, type(event).__name__)
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

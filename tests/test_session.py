@@ -36,7 +36,7 @@ from isales_async import (
     Timeouts,
     ValidationError,
 )
-from isales_async._aiohttp import _translate_errors
+from isales_async._aiohttp import translated
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -190,8 +190,7 @@ async def test_every_kind_of_timeout_is_a_typed_read_timeout(
 
 def test_asyncio_timeout_error_is_translated_on_every_python() -> None:
     for error in (asyncio.TimeoutError(), TimeoutError(), aiohttp.ServerTimeoutError("slow")):
-        with pytest.raises(ReadTimeoutError), _translate_errors("queryOBSResultCode"):
-            raise error
+        assert isinstance(translated(error, "queryOBSResultCode"), ReadTimeoutError)
 
 
 async def test_write_timeout_is_unknown(make_client: MakeClient, server: FakeISales) -> None:
