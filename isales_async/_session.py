@@ -214,8 +214,9 @@ class Session:
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
         url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
-        body_bytes = _encode_body(endpoint.name, body) if body is not None else None
-        body_text = body_bytes.decode() if body_bytes is not None else ""
+        body_text = _encode_body(endpoint.name, body).decode() if body is not None else ""
+        # Encoded again: orjson's bytes keep a 4 KiB buffer, which every write in flight held.
+        body_bytes = body_text.encode() if body is not None else None
         canonical = canonical_host_request(endpoint.method, path, query, self._host, body_text)
         return _Call(endpoint, path, url, body_bytes, canonical.encode())
 
