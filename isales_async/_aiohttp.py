@@ -1,6 +1,6 @@
 """The default transport: one aiohttp ``ClientSession``, its pool, TLS, proxy and body bounds.
 
-aiohttp exceptions are translated to our hierarchy in one place, :func:`_translate_errors`;
+aiohttp exceptions are translated to our hierarchy in one place, :func:`translated`;
 cancellation passes through untouched.
 """
 
@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import ssl as _ssl
 import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import aiohttp
 import yarl
@@ -24,27 +23,27 @@ from ._errors import (
     ReadTimeoutError,
     ResponseTooLargeError,
     TLSError,
+    TransportError,
 )
 from ._transport import Timeouts, TransportRequest, TransportResponse
 
 __all__ = ["AiohttpTransport", "proxy_from_env"]
 
 
-@contextlib.contextmanager
-def _translate_errors(endpoint: str) -> Iterator[None]:
-    """Map aiohttp and socket failures to the most specific error we can name."""
-    try:
-        yield
-    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-        raise TLSError(f"{endpoint}: TLS failed: {exc}{_plain_http_hint(exc)}") from exc
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        raise ConnectError(f"{endpoint}: could not connect: {exc}") from exc
-    # Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not
-    # the builtin TimeoutError.
-    except (TimeoutError, asyncio.TimeoutError) as exc:
-        raise ReadTimeoutError(f"{endpoint}: no response in time") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}") from exc
+#: What :func:`translated` maps; anything else (cancellation too) passes through untouched.
+# Before 3.11, asyncio.TimeoutError (what aiohttp raises for a total timeout) is not the builtin TimeoutError.
+_TRANSLATED = (aiohttp.ClientError, OSError, TimeoutError, asyncio.TimeoutError)
+
+
+def translated(exc: BaseException, endpoint: str) -> TransportError:
+    """The most specific error we can name for an aiohttp or socket failure (one of :data:`_TRANSLATED`)."""
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return TLSError(f"{endpoint}: TLS failed: {exc}{_plain_http_hint(exc)}")
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return ConnectError(f"{endpoint}: could not connect: {exc}")
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return ReadTimeoutError(f"{endpoint}: no response in time")
+    return ConnectionLostError(f"{endpoint}: connection lost: {type(exc).__name__}: {exc}")
 
 
 # What OpenSSL reports when the other end answers a TLS handshake in plain HTTP.
@@ -80,6 +79,9 @@ def proxy_from_env(url: yarl.URL) -> tuple[yarl.URL | None, Mapping[str, str] | 
         return proxy_url, None
     credentials = base64.b64encode(f"{proxy_url.user}:{proxy_url.password or ''}".encode()).decode("ascii")
     return proxy_url.with_user(None), {"Proxy-Authorization": f"Basic {credentials}"}
+
+
+_URL_CACHE_SIZE = 1024
 
 
 def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -123,6 +125,7 @@ class AiohttpTransport:
             )
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     async def open(self) -> None:
         if self._session is None:
@@ -157,13 +160,24 @@ class AiohttpTransport:
             converted = self._timeouts[timeouts] = _client_timeout(timeouts)
         return converted
 
+    def _url(self, url: str) -> yarl.URL:
+        """``url`` as an encoded ``yarl.URL``, kept for the next request to it: aiohttp reads
+        its host, port and path, which a new object would compute again."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # one page of writes' unique paths must not grow it forever
+            parsed = self._urls[url] = yarl.URL(url, encoded=True)
+        return parsed
+
     async def send(self, request: TransportRequest) -> TransportResponse:
         session = self._open_session(request.endpoint)
         headers = {**request.headers, **self._request_proxy_headers} if self._request_proxy_headers else request.headers
-        with _translate_errors(request.endpoint):
-            async with session.request(
+        # Awaited, read and released in one try, not two context managers: the hot path.
+        try:
+            response = await session.request(
                 request.method,
-                yarl.URL(request.url, encoded=True),
+                self._url(request.url),
                 data=request.body,
                 headers=headers,
                 timeout=self._client_timeout(request.timeouts),
@@ -171,9 +185,14 @@ class AiohttpTransport:
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
                 allow_redirects=False,
-            ) as response:
+            )
+            try:
                 body = await _read_body(response, request.endpoint, request.max_response_bytes)
-                return TransportResponse(response.status, response.headers, body)
+            finally:
+                response.release()
+        except _TRANSLATED as exc:
+            raise translated(exc, request.endpoint) from exc
+        return TransportResponse(response.status, response.headers, body)
 
 
 async def _read_body(response: aiohttp.ClientResponse, endpoint: str, cap: int) -> bytes:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -30,7 +29,7 @@ from ._retry import RetryState
 from ._shared_limits import Admit, AdmitKind, busy_delay
 from ._validation import check_int_range, check_number, field_check
 
-__all__ = ["Admission", "Deadline", "RouteGate", "RouteLimit", "SharedLimits", "check_wait"]
+__all__ = ["Admission", "Deadline", "RouteGate", "RouteHold", "RouteLimit", "SharedLimits", "Slots", "check_wait"]
 
 
 @attrs.frozen
@@ -88,13 +87,30 @@ class RouteGate:
         self._starts.append(start)
         return start - now
 
-    @contextlib.asynccontextmanager
-    async def slot(self, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
-        async with self._limiter:
+    async def enter(self, endpoint: str, deadline: float | None) -> None:
+        """Take a place in the flow limit and wait for the start reserved; :meth:`leave` gives it back."""
+        await self._limiter.acquire()
+        try:
             wait = self.reserve(endpoint, deadline)
             if wait > 0:
                 await self._clock.sleep(wait)
-            yield
+        except BaseException:
+            self._limiter.release()
+            raise
+
+    def leave(self) -> None:
+        """Give back the place taken by :meth:`enter`."""
+        self._limiter.release()
+
+
+class RouteHold(Protocol):
+    """What holds a route's flow limit for one attempt: :meth:`enter` before it goes on the
+    wire, :meth:`leave` once it is over (the session's hot path calls them without a
+    context manager)."""
+
+    async def enter(self, endpoint: str, deadline: float | None) -> None: ...
+
+    def leave(self) -> None: ...
 
 
 @runtime_checkable
@@ -125,6 +141,56 @@ class SharedLimits(Protocol):
         ...
 
 
+class Slots:
+    """The client-wide limit: ``total`` slots, waiters served first come, first served.
+
+    A freed slot is handed straight to the oldest waiter, so nobody overtakes a queue;
+    :meth:`take` is the synchronous fast path when a slot is free and nobody waits. Unlike
+    an asyncio semaphore it binds to no event loop (each waiter's future is the running
+    loop's) and acquiring a free slot costs no coroutine.
+    """
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def locked(self) -> bool:
+        """Whether an :meth:`acquire` would wait."""
+        return not self._free or bool(self._waiters)
+
+    def take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in line for one."""
+        if self.take():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: the next one in line gets it
+            else:
+                with contextlib.suppress(ValueError):  # already dropped by release()
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the oldest waiter still waiting, else to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class Admission:
     """The client's flow limits: one client-wide limit of ``max_concurrency`` attempts on
     the wire, a :class:`RouteGate` per limited route, and the shared cool-down that
@@ -146,35 +212,24 @@ class Admission:
         self._shared = shared
         if shared is not None:
             retry_state.cool_down.listener = shared.publish_cool_down
-        # asyncio's semaphore, not anyio's CapacityLimiter: the latter adds an event-loop
-        # round trip to every acquire, which measured about 15% of throughput; aiohttp
-        # ties us to asyncio anyway.
-        self._limiter = asyncio.Semaphore(max_concurrency)
+        # Our own Slots, not anyio's CapacityLimiter: the latter adds an event-loop round
+        # trip to every acquire, which measured about 15% of throughput.
+        self._limiter = Slots(max_concurrency)
         self._routes = {name: RouteGate(limit, clock) for name, limit in route_limits.items()}
 
     def renew_limiter(self) -> None:
-        """A fresh client-wide limit, for a client reopened in a new event loop (an asyncio
-        primitive binds to the loop that first waits on it); only while none is held."""
-        self._limiter = asyncio.Semaphore(self._max_concurrency)
+        """A fresh client-wide limit, for a client reopened in a new event loop (no waiter of
+        the old loop is left in line); only while none is held."""
+        self._limiter = Slots(self._max_concurrency)
 
-    def route_slot(self, endpoint: str, deadline: float | None) -> AbstractAsyncContextManager[None]:
-        """Hold ``endpoint``'s flow limit, if it has one, for one attempt."""
+    def route_gate(self, endpoint: str) -> RouteHold | None:
+        """What holds ``endpoint``'s flow limit for one attempt, or ``None`` when nothing
+        needs holding: in process, the route's :class:`RouteGate` (if it has a limit); with
+        :class:`SharedLimits`, a hold of the tenant's limit and cool-down for every route."""
+        gate = self._routes.get(endpoint)
         if self._shared is not None:
-            return self._shared_slot(self._shared, endpoint, deadline)
-        gate = self._routes.get(endpoint)
-        return gate.slot(endpoint, deadline) if gate is not None else contextlib.nullcontext()
-
-    @contextlib.asynccontextmanager
-    async def _shared_slot(self, shared: SharedLimits, endpoint: str, deadline: float | None) -> AsyncIterator[None]:
-        """The tenant's flow limit for one attempt, within this process's share of it."""
-        gate = self._routes.get(endpoint)
-        async with gate.limiter if gate is not None else contextlib.nullcontext():
-            lease = await self._shared_lease(shared, endpoint, gate, deadline)
-            try:
-                yield
-            finally:
-                if lease:
-                    shared.release(endpoint, lease)
+            return _SharedHold(self, self._shared, gate)
+        return gate
 
     async def _shared_lease(
         self, shared: SharedLimits, endpoint: str, gate: RouteGate | None, deadline: float | None
@@ -227,6 +282,11 @@ class Admission:
         if seconds > 0:
             await self._clock.sleep(seconds)
 
+    def try_acquire(self) -> bool:
+        """Take a client-wide slot at once if one is free and no cool-down runs (the common
+        case, without a coroutine); ``False`` when the caller must :meth:`acquire` instead."""
+        return self._retry_state.cool_down_wait(self._clock.monotonic()) == 0 and self._limiter.take()
+
     async def acquire(self, endpoint: str, deadline: float | None) -> None:
         """Wait out the shared cool-down (or give up if it outlasts ``deadline``), then take a
         client-wide slot, to be given back with :meth:`release`; never hold one while sleeping."""
@@ -257,29 +317,58 @@ def _left(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else max(0.0, deadline - now)
 
 
+class _SharedHold:
+    """One attempt's hold of the tenant's flow limit (a lease of the shared backend),
+    within this process's own share of it (the route's :class:`RouteGate` limiter)."""
+
+    __slots__ = ("_admission", "_endpoint", "_gate", "_lease", "_shared")
+
+    def __init__(self, admission: Admission, shared: SharedLimits, gate: RouteGate | None) -> None:
+        self._admission = admission
+        self._shared = shared
+        self._gate = gate
+        self._endpoint = ""
+        self._lease = ""
+
+    async def enter(self, endpoint: str, deadline: float | None) -> None:
+        gate = self._gate
+        if gate is not None:
+            await gate.limiter.acquire()
+        try:
+            self._lease = await self._admission._shared_lease(self._shared, endpoint, gate, deadline)
+        except BaseException:
+            if gate is not None:
+                gate.limiter.release()
+            raise
+        self._endpoint = endpoint
+
+    def leave(self) -> None:
+        if self._lease:
+            self._shared.release(self._endpoint, self._lease)
+        if self._gate is not None:
+            self._gate.limiter.release()
+
+
 class Deadline:
     """Ends the attempt of the running task when the clock passes the call's deadline.
 
-    The alarm cancels the task (like ``asyncio.timeout``, on our clock); :meth:`caught`
-    then tells that cancellation from any other, which passes through untouched.
+    Armed when made, disarmed by :meth:`disarm` when the attempt ends. The alarm cancels
+    the task (like ``asyncio.timeout``, on our clock); :meth:`caught` then tells that
+    cancellation from any other, which passes through untouched.
     """
 
+    __slots__ = ("_alarm", "_cancelling", "_expired", "_task")
+
     def __init__(self, clock: Clock, deadline: float) -> None:
-        self._clock = clock
-        self._deadline = deadline
         self._task = asyncio.current_task()
         self._expired = False
-        self._alarm: Alarm | None = None
         cancelling = getattr(self._task, "cancelling", None)  # Python 3.11+
         self._cancelling: int = cancelling() if cancelling is not None else 0
+        self._alarm: Alarm = set_alarm(clock, deadline, self._expire)
 
-    def __enter__(self) -> Deadline:
-        self._alarm = set_alarm(self._clock, self._deadline, self._expire)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._alarm is not None:
-            self._alarm.cancel()
+    def disarm(self) -> None:
+        """The attempt is over: the alarm will not ring."""
+        self._alarm.cancel()
 
     def _expire(self) -> None:
         if self._task is not None and not self._task.done():

@@ -46,10 +46,14 @@ class Pager(Generic[T]):
     key: Callable[[T], object]
     max_page_size: int
 
-    async def page(self, page_num: int, page_size: int) -> Page[T]:
-        """Fetch one page, as the server sent it (no stop rule applies to a single page)."""
+    def check_page(self, page_num: int, page_size: int) -> None:
+        """Refuse a single page's arguments before anything is sent."""
         check_int_range("page_num", page_num, 1)
         check_int_range("page_size", page_size, 1, self.max_page_size)
+
+    async def page(self, page_num: int, page_size: int) -> Page[T]:
+        """Fetch one page, as the server sent it (no stop rule applies to a single page)."""
+        self.check_page(page_num, page_size)
         return await self.fetch(page_num, page_size)
 
     def pages(

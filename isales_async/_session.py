@@ -11,7 +11,6 @@ translates its own failures into our hierarchy; cancellation passes through unto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -49,7 +48,7 @@ from ._hooks import (
 from ._limits import Admission, Deadline, RouteLimit, SharedLimits
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
-from ._signing import enc, format_timestamp, sign
+from ._signing import authorization, canonical_host_request, enc, format_timestamp, signing_key, signing_prefix
 from ._transport import Timeouts, Transport, TransportRequest
 from ._validation import check_path_param
 
@@ -114,14 +113,19 @@ def _encodes(value: Any) -> bool:
     return True
 
 
-@attrs.frozen
-class _Prepared:
+_JSON = "application/json; charset=UTF-8"
+
+
+@attrs.define
+class _Call:
+    """One call's request, built once and kept across its attempts: the exact path, URL and
+    body that are sent, and the canonical request each attempt is signed over afresh."""
+
     endpoint: Endpoint
     path: str
     url: str
-    query: Sequence[tuple[str, str]]
-    body_text: str
-    body_bytes: bytes | None
+    body: bytes | None
+    canonical: bytes
 
 
 class Session:
@@ -161,7 +165,8 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the client was opened in
         self._hooks: tuple[Hook, ...] = tuple(hooks) if hooks is not None else (log_event,)
         self._custom_hooks = self._hooks != (log_event,)
-        self._stamp, self._stamp_second = "", -1
+        self._key: tuple[str, tuple[Any, Any]] = ("", (None, None))
+        self._key_second = -1
         self.clock: Clock = clock or SystemClock()
         self._max_response_bytes = max_response_bytes
         self.in_flight = 0
@@ -219,15 +224,18 @@ class Session:
         path_params: Mapping[str, str | int],
         query: Sequence[tuple[str, str]],
         body: Mapping[str, Any] | None,
-    ) -> _Prepared:
-        """Build the exact path, URL and body bytes that are both signed and sent."""
+    ) -> _Call:
+        """Build the exact path, URL and body bytes that are both signed and sent, and the
+        canonical request (which holds no timestamp) that every attempt signs."""
         encoded = {name: enc(check_path_param(name, value)) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
-        url = f"{self._origin}{path}{'?' + raw_query if raw_query else ''}"
-        body_bytes = _encode_body(endpoint.name, body) if body is not None else None
-        body_text = body_bytes.decode() if body_bytes is not None else ""
-        return _Prepared(endpoint, path, url, tuple(query), body_text, body_bytes)
+        url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
+        body_text = _encode_body(endpoint.name, body).decode() if body is not None else ""
+        # Encoded again: orjson's bytes keep a 4 KiB buffer, which every write in flight held.
+        body_bytes = body_text.encode() if body is not None else None
+        canonical = canonical_host_request(endpoint.method, path, query, self._host, body_text)
+        return _Call(endpoint, path, url, body_bytes, canonical.encode())
 
     async def request(
         self,
@@ -247,120 +255,133 @@ class Session:
         limiter is acquired: a batch journals "this write may have reached the server"
         there, and knows that a write cancelled before it was never sent. ``on_retry``
         sees this call's :class:`RetryScheduled` events as the hooks do: an adaptive
-        batch learns of the 429s and 503s the session retries there.
+        batch learns of the 429s and 503s the session retries there. A custom hook also
+        sees the call begin and end (:class:`CallStarted`, :class:`CallFinished`).
+
+        The attempt is written out in this one loop, without a context manager or a nested
+        coroutine: it is the hot path of every call, and each of those cost measurably.
         """
         self._check_open(endpoint.name)
-        prepared = self.prepare(endpoint, path_params or {}, query, body)
+        call = self.prepare(endpoint, path_params or {}, query, body)
         policy = retry or self.retry
         attempt_timeouts = timeouts or self._default_timeouts
-        if self._custom_hooks:
-            return await self._observed_call(prepared, policy, attempt_timeouts, on_send, on_retry)
-        return await self._attempts(prepared, policy, attempt_timeouts, on_send, on_retry)
-
-    async def _observed_call(
-        self,
-        prepared: _Prepared,
-        policy: RetryPolicy,
-        timeouts: Timeouts,
-        on_send: Callable[[], None] | None,
-        on_retry: Callable[[RetryScheduled], None] | None,
-    ) -> dict[str, Any]:
-        """The call's attempts between a :class:`CallStarted` and a :class:`CallFinished`
-        event, for a custom hook; the attempts themselves run as they do unobserved."""
-        endpoint = prepared.endpoint
-        route = self._prefix + endpoint.path
-        self._emit(CallStarted(endpoint.name, endpoint.method, prepared.path, route, *self._server, endpoint.write))
-        sent = 0
-
-        def count_send() -> None:
-            nonlocal sent
-            sent += 1
-            if on_send is not None:
-                on_send()
-
-        try:
-            data = await self._attempts(prepared, policy, timeouts, count_send, on_retry)
-        except BaseException as exc:
-            code = exc.code if isinstance(exc, BusinessError) else None
-            unknown = isinstance(exc, OutcomeUnknownError)
-            self._emit(CallFinished(endpoint.name, prepared.path, sent, code, unknown, type(exc).__name__))
-            raise
-        self._emit(CallFinished(endpoint.name, prepared.path, sent, SUCCESS, False, None))
-        return data
-
-    async def _attempts(
-        self,
-        prepared: _Prepared,
-        policy: RetryPolicy,
-        attempt_timeouts: Timeouts,
-        on_send: Callable[[], None] | None,
-        on_retry: Callable[[RetryScheduled], None] | None,
-    ) -> dict[str, Any]:
-        """Attempt the call until it succeeds or a decision gives up (see :meth:`request`)."""
-        endpoint = prepared.endpoint
+        observed = self._observe_every_request()
+        traced = self._custom_hooks
+        admission = self._admission
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
         self._retry_state.first_attempt()
-        attempt = 0
+        attempt = sends = 0
         previous: ISalesError | None = None
-        sent = False
+        if traced:
+            route = self._prefix + endpoint.path
+            self._emit(CallStarted(endpoint.name, endpoint.method, call.path, route, *self._server, endpoint.write))
+        try:
+            while True:
+                attempt += 1
+                sent = False
+                guard = Deadline(self.clock, deadline) if deadline is not None else None
+                gate = admission.route_gate(endpoint.name)
+                try:
+                    try:
+                        if gate is not None:
+                            await gate.enter(endpoint.name, deadline)
+                        try:
+                            if not admission.try_acquire():
+                                await admission.acquire(endpoint.name, deadline)
+                            self.in_flight += 1
+                            try:
+                                self._check_open(endpoint.name)  # the client may have closed while we waited
+                                request = self._signed(call, attempt_timeouts)
+                                sent = True
+                                sends += 1
+                                if on_send is not None:
+                                    on_send()
+                                if observed:
+                                    self._emit(RequestSent(endpoint.name, endpoint.method, call.path, attempt))
+                                    sent_at = self.clock.monotonic()
+                                response = await self._transport.send(request)
+                            finally:
+                                self.in_flight -= 1
+                                admission.release()
+                        finally:
+                            if gate is not None:
+                                gate.leave()
+                    finally:
+                        if guard is not None:
+                            guard.disarm()
+                    if observed:
+                        elapsed = self.clock.monotonic() - sent_at
+                        self._emit(ResponseReceived(endpoint.name, call.path, response.status, attempt, elapsed))
+                    data = decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
+                    if traced:
+                        self._emit(CallFinished(endpoint.name, call.path, sends, SUCCESS, False, None))
+                    return data
+                except asyncio.CancelledError:
+                    if guard is None or not guard.caught():
+                        raise
+                    exc = self._deadline_passed(call, policy, sent=sent)
+                    self._give_up(call, attempt, "deadline", exc)
+                    raise exc from previous
+                except DeadlineExceededError as exc:
+                    self._give_up(call, attempt, "deadline", exc)
+                    raise exc from previous
+                except ISalesError as exc:
+                    previous = exc
+                    delay = self._retry_delay(call, policy, exc, attempt=attempt, started=started, on_retry=on_retry)
+                await self.clock.sleep(delay)
+        except BaseException as exc:
+            if traced:
+                code = exc.code if isinstance(exc, BusinessError) else None
+                unknown = isinstance(exc, OutcomeUnknownError)
+                self._emit(CallFinished(endpoint.name, call.path, sends, code, unknown, type(exc).__name__))
+            raise
 
-        def mark_sent() -> None:
-            nonlocal sent
-            sent = True
-            if on_send is not None:
-                on_send()
+    def _retry_delay(
+        self,
+        call: _Call,
+        policy: RetryPolicy,
+        exc: ISalesError,
+        *,
+        attempt: int,
+        started: float,
+        on_retry: Callable[[RetryScheduled], None] | None,
+    ) -> float:
+        """How long to wait before retrying the attempt that failed with ``exc``; when it
+        is not retried, ``exc`` is raised (or :class:`OutcomeUnknownError` for a write that
+        may have been applied)."""
+        endpoint = call.endpoint
+        now = self.clock.monotonic()
+        decision = self._retry_state.after_failure(
+            policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
+        )
+        if decision.cool_down and isinstance(exc, HTTPStatusError):
+            self._emit(CoolDownStarted(endpoint.name, call.path, exc.status, decision.cool_down))
+        if decision.retry:
+            scheduled = RetryScheduled(endpoint.name, call.path, attempt, decision.delay, decision.reason, _text(exc))
+            self._emit(scheduled)
+            if on_retry is not None:
+                on_retry(scheduled)
+            return decision.delay
+        self._give_up(call, attempt, decision.reason, exc)
+        if decision.unknown:
+            raise OutcomeUnknownError(
+                f"{endpoint.name} {call.path}: the write was sent but its outcome is "
+                f"unknown ({_text(exc)}); it was not resent",
+                endpoint=endpoint.name,
+            ) from exc
+        raise exc
 
-        while True:
-            attempt += 1
-            sent = False
-            guard = Deadline(self.clock, deadline) if deadline is not None else None
-            try:
-                with guard if guard is not None else contextlib.nullcontext():
-                    async with self._admission.route_slot(endpoint.name, deadline):
-                        return await self._send(prepared, attempt, attempt_timeouts, mark_sent, deadline)
-            except asyncio.CancelledError:
-                if guard is None or not guard.caught():
-                    raise
-                exc = self._deadline_passed(prepared, policy, sent=sent)
-                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
-                raise exc from previous
-            except DeadlineExceededError as exc:
-                self._emit(GaveUp(endpoint.name, prepared.path, attempt, "deadline", f"{type(exc).__name__}: {exc}"))
-                raise exc from previous
-            except ISalesError as exc:
-                previous = exc
-                now = self.clock.monotonic()
-                decision = self._retry_state.after_failure(
-                    policy, exc, attempt=attempt, write=endpoint.write, now=now, elapsed=now - started
-                )
-                error_text = f"{type(exc).__name__}: {exc}"
-                if decision.cool_down and isinstance(exc, HTTPStatusError):
-                    self._emit(CoolDownStarted(endpoint.name, prepared.path, exc.status, decision.cool_down))
-                if not decision.retry:
-                    self._emit(GaveUp(endpoint.name, prepared.path, attempt, decision.reason, error_text))
-                    if decision.unknown:
-                        raise OutcomeUnknownError(
-                            f"{endpoint.name} {prepared.path}: the write was sent but its outcome is "
-                            f"unknown ({error_text}); it was not resent",
-                            endpoint=endpoint.name,
-                        ) from exc
-                    raise
-                scheduled = RetryScheduled(
-                    endpoint.name, prepared.path, attempt, decision.delay, decision.reason, error_text
-                )
-                self._emit(scheduled)
-                if on_retry is not None:
-                    on_retry(scheduled)
-            await self.clock.sleep(decision.delay)
+    def _give_up(self, call: _Call, attempt: int, reason: str, exc: ISalesError) -> None:
+        self._emit(GaveUp(call.endpoint.name, call.path, attempt, reason, _text(exc)))
 
-    def _deadline_passed(self, prepared: _Prepared, policy: RetryPolicy, *, sent: bool) -> ISalesError:
+    def _deadline_passed(self, call: _Call, policy: RetryPolicy, *, sent: bool) -> ISalesError:
         """The error of an attempt ended by the call's deadline: a write that had left is of
         unknown outcome (and never resent); anything else simply ran out of time."""
-        name = prepared.endpoint.name
-        if sent and prepared.endpoint.write:
+        name = call.endpoint.name
+        if sent and call.endpoint.write:
             return OutcomeUnknownError(
-                f"{name} {prepared.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
+                f"{name} {call.path}: the write was sent, and the call's {policy.deadline:g}s deadline "
                 "passed before its answer; its outcome is unknown and it was not resent",
                 endpoint=name,
             )
@@ -369,73 +390,27 @@ class Session:
             f"{name}: the call's {policy.deadline:g}s deadline passed {where}", endpoint=name, wait=0.0
         )
 
-    def _timestamp(self) -> str:
-        """The signing timestamp, formatted once per second."""
+    def _signing_key(self) -> tuple[str, tuple[Any, Any]]:
+        """The ``Authorization`` prefix of this second and its derived key, made once per second."""
         now = self.clock.wall()
         second = int(now.timestamp())
-        if second != self._stamp_second:
-            self._stamp, self._stamp_second = format_timestamp(now), second
-        return self._stamp
+        if second != self._key_second:
+            prefix = signing_prefix(self._ak, format_timestamp(now))
+            self._key, self._key_second = (prefix, signing_key(self._sk, prefix)), second
+        return self._key
 
-    def _signed(self, prepared: _Prepared, timeouts: Timeouts) -> TransportRequest:
+    def _signed(self, call: _Call, timeouts: Timeouts) -> TransportRequest:
         """The attempt as the transport sends it, signed now (a retry is signed again)."""
-        endpoint = prepared.endpoint
-        signed = sign(
-            method=endpoint.method,
-            path=prepared.path,
-            query=prepared.query,
-            host=self._host,
-            body=prepared.body_text,
-            ak=self._ak,
-            sk=self._sk,
-            timestamp=self._timestamp(),
-        )
+        prefix, key = self._signing_key()
+        endpoint = call.endpoint
         headers = {
             "Host": self._host,
-            "Authorization": signed.authorization,
-            "Content-Type": "application/json; charset=UTF-8",
+            "Authorization": authorization(prefix, key, call.canonical),
+            "Content-Type": _JSON,
         }
         return TransportRequest(
-            endpoint.name,
-            endpoint.method,
-            prepared.url,
-            headers,
-            prepared.body_bytes,
-            timeouts,
-            self._max_response_bytes,
+            endpoint.name, endpoint.method, call.url, headers, call.body, timeouts, self._max_response_bytes
         )
-
-    async def _send(
-        self,
-        prepared: _Prepared,
-        attempt: int,
-        timeouts: Timeouts,
-        on_send: Callable[[], None] | None,
-        deadline: float | None,
-    ) -> dict[str, Any]:
-        endpoint = prepared.endpoint
-        observed = self._observe_every_request()
-        await self._admission.acquire(endpoint.name, deadline)
-        self.in_flight += 1
-        try:
-            self._check_open(endpoint.name)  # the client may have closed while we waited
-            request = self._signed(prepared, timeouts)
-            if on_send is not None:
-                on_send()
-            if observed:
-                self._emit(RequestSent(endpoint.name, endpoint.method, prepared.path, attempt))
-            sent_at = self.clock.monotonic()
-            response = await self._transport.send(request)
-        finally:
-            self.in_flight -= 1
-            self._admission.release()
-        if observed:
-            self._emit(
-                ResponseReceived(
-                    endpoint.name, prepared.path, response.status, attempt, self.clock.monotonic() - sent_at
-                )
-            )
-        return decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
 
     def _observe_every_request(self) -> bool:
         """Whether anyone listens to per-request events: a custom hook, or DEBUG logging.
@@ -451,3 +426,7 @@ class Session:
                 hook(event)
             except Exception:  # a broken hook must not break the request it observes
                 logger.exception("hook %r failed on %s", hook, type(event).__name__)
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -21,7 +21,17 @@ import attrs
 from ._errors import ValidationError
 from ._secret import Secret
 
-__all__ = ["SignedRequest", "canonical_request", "enc", "format_timestamp", "sign"]
+__all__ = [
+    "SignedRequest",
+    "authorization",
+    "canonical_host_request",
+    "canonical_request",
+    "enc",
+    "format_timestamp",
+    "sign",
+    "signing_key",
+    "signing_prefix",
+]
 
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 #: Each byte (as a latin-1 character) to itself when unreserved, else to ``%XX``.
@@ -82,11 +92,31 @@ def canonical_request(
     return text
 
 
-def _canonical_host_request(method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str) -> str:
-    """:func:`canonical_request` for the one signed header the client sends, ``host``, in one pass."""
+def canonical_host_request(method: str, path: str, query: Sequence[tuple[str, str]], host: str, body: str) -> str:
+    """:func:`canonical_request` for the one signed header the client sends, ``host``, in one pass.
+
+    It holds no timestamp, so a call builds it once and signs every attempt over it.
+    """
     query_line = f"{canonical_query(query)}\n" if query else ""
     text = f"{method.upper()}\n{path}\n{query_line}host\nhost:{enc(host)}\n"
     return text + enc(body) if body else text
+
+
+def signing_prefix(ak: str, timestamp: str) -> str:
+    """The ``Authorization`` value's start: what the signing key is derived from."""
+    return f"auth-v2/{ak}/{timestamp}/host"
+
+
+def signing_key(sk: str | Secret, prefix: str) -> tuple[Any, Any]:
+    """The derived key of ``prefix`` (see :func:`signing_prefix`), primed for :func:`authorization`;
+    cached, so every request of the same second reuses it."""
+    # The SK is revealed inline, never bound to a local that a traceback would record.
+    return _keyed_hashes(sk.reveal() if isinstance(sk, Secret) else sk, prefix)
+
+
+def authorization(prefix: str, key: tuple[Any, Any], canonical: bytes) -> str:
+    """The ``Authorization`` value of the UTF-8 ``canonical`` request, signed with ``key``."""
+    return f"{prefix}/{_hmac_hex(key, canonical)}"
 
 
 _INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
@@ -147,15 +177,14 @@ def sign(
     Text that UTF-8 cannot encode (a lone surrogate) is a :class:`ValidationError` naming
     the argument; the client refuses such values before it gets here.
     """
-    prefix = f"auth-v2/{ak}/{timestamp}/host"
+    prefix = signing_prefix(ak, timestamp)
     try:
-        canonical = _canonical_host_request(method, path, query, host, body)
-        # The SK is revealed inline, never bound to a local that a traceback would record.
-        signature = _hmac_hex(_keyed_hashes(sk.reveal() if isinstance(sk, Secret) else sk, prefix), canonical.encode())
+        canonical = canonical_host_request(method, path, query, host, body)
+        signed = authorization(prefix, signing_key(sk, prefix), canonical.encode())
     except UnicodeEncodeError:
         pass
     else:
-        return SignedRequest(f"{prefix}/{signature}", canonical)
+        return SignedRequest(signed, canonical)
     # Raised outside the handler, so no UnicodeEncodeError (whose repr quotes the text,
     # the SK included) hangs on as the context.
     raise _unencodable(method=method, path=path, query=query, host=host, body=body, ak=ak, sk=sk, timestamp=timestamp)

@@ -299,19 +299,19 @@ async def test_an_unexpected_error_in_one_record_fails_that_record_alone(
     failed (and was not sent); after, its outcome is unknown (and is never resent)."""
     import isales_async._session as session_module
 
-    real_sign, real_decipher = session_module.sign, session_module.decipher
+    real_authorization, real_decipher = session_module.authorization, session_module.decipher
 
-    def sign(**kwargs):  # type: ignore[no-untyped-def]
-        if kwargs["path"].endswith("/3"):
+    def authorization(prefix, key, canonical):  # type: ignore[no-untyped-def]
+        if canonical.split(b"\n")[1].endswith(b"/3"):  # the canonical request's path line
             raise RuntimeError("a bug before sending")
-        return real_sign(**kwargs)
+        return real_authorization(prefix, key, canonical)
 
     def decipher(endpoint, status, headers, body, now):  # type: ignore[no-untyped-def]
         if server.requests[-1].path.endswith("/4"):
             raise KeyError("a bug after sending")
         return real_decipher(endpoint, status, headers, body, now)
 
-    monkeypatch.setattr(session_module, "sign", sign)
+    monkeypatch.setattr(session_module, "authorization", authorization)
     monkeypatch.setattr(session_module, "decipher", decipher)
     path = tmp_path / "bugs.journal"
     report = await client.business_results.write_back_many(good(6), concurrency=1, journal=path)

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import yarl
 from multidict import CIMultiDict
 
 from isales_async import (
@@ -33,6 +34,7 @@ from isales_async import (
     ValidationError,
     Writeback,
 )
+from isales_async._aiohttp import _URL_CACHE_SIZE, AiohttpTransport
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales, Fault, MemoryTransport
 
 BASE_URL = "https://isales.test"
@@ -241,3 +243,17 @@ async def test_a_batch_writes_back_through_the_memory_transport(no_sockets: None
         )
     assert (len(report.succeeded), report.failed, report.unknown) == (20, [], [])
     assert sorted(server.applied_counts().items()) == sorted((str(i), 1) for i in range(1, 21))
+
+
+def test_the_transport_keeps_each_url_parsed_once_within_a_bound() -> None:
+    """A URL sent again is the same parsed object (aiohttp reads its parts once); unique
+    paths, as a batch of writes has, never grow the cache past its bound."""
+    transport = AiohttpTransport(
+        yarl.URL("http://127.0.0.1:1"), ssl=True, session=None, max_concurrency=1, trust_env=False
+    )
+    url = "http://127.0.0.1:1/rest/isales/v1/openapi/campaigns/1/queryOBSResultCode?pageSize=50&pageNum=1"
+    assert transport._url(url) is transport._url(url)
+    assert str(transport._url(url)) == url
+    for n in range(3 * _URL_CACHE_SIZE):
+        assert transport._url(f"http://127.0.0.1:1/callBusiResult/{n}").raw_path == f"/callBusiResult/{n}"
+        assert len(transport._urls) <= _URL_CACHE_SIZE
