@@ -1,0 +1,95 @@
+"""A hostile review of issue 17's points 2 (shared push de-duplication), 3 (OpenTelemetry)
+and 4 (adaptive writeback concurrency): each test is a defect found, failing before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from isales_async import CallResult, PushReceiver
+from isales_async.cli import cli
+from isales_async.cli._settings import Settings
+from isales_async.receivers import MemoryDedupeStore
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
+
+from .server_thread import server_in_thread
+
+# -- point 2: push de-duplication ------------------------------------------------------------
+
+
+class Blocking:
+    """A push callback that records its batches and, while ``gate`` is set to an unset
+    event, blocks in it."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = gate
+        self.entered = asyncio.Event()
+
+    async def __call__(self, results: Sequence[CallResult]) -> None:
+        self.batches.append([r.call_id or "" for r in results])
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+
+
+async def test_a_callback_that_outlasts_a_short_window_keeps_its_claim_against_another_worker() -> None:
+    """A claim was capped at ``dedupe_window``: with a window of 10 s and a callback that
+    may run 60 s, a re-push on another worker 20 s in took the expired claim and ran the
+    same call IDs beside the first."""
+    clock = FakeClock(autojump=False)
+    store = MemoryDedupeStore(clock)
+    gate = asyncio.Event()
+    slow, other = Blocking(gate), Blocking()
+    first = PushReceiver(slow, token="t", dedupe_store=store, dedupe_window=10, callback_timeout=60, clock=clock)
+    second = PushReceiver(other, token="t", dedupe_store=store, dedupe_window=10, callback_timeout=60, clock=clock)
+    body = orjson.dumps(FakeISales().push_records(count=2))
+    running = asyncio.ensure_future(first.handle(body, token="t"))
+    await slow.entered.wait()
+    clock.advance(20)  # past the window, well within the callback's timeout
+    assert (await second.handle(body, token="t")).status == 503
+    assert other.batches == []
+    gate.set()
+    assert (await running).status == 200
+    assert (await second.handle(body, token="t")).status == 200  # processed: dropped, not run again
+    assert other.batches == [] and len(slow.batches) == 1
+    await first.aclose()
+    await second.aclose()
+
+
+# -- point 4: adaptive writeback concurrency, and the CLI's client limit ----------------------
+
+
+def _env(server: FakeISales) -> dict[str, str]:
+    return {"ISALES_BASE_URL": server.base_url, "ISALES_AK": DEFAULT_AK, "ISALES_SK": DEFAULT_SK, "ISALES_VDN_ID": "1"}
+
+
+def test_cli_writeback_concurrency_is_not_capped_by_the_group_default_max_concurrency(tmp_path: Path) -> None:
+    """``isales writeback --concurrency 20`` ran 10 in flight: the group's
+    ``--max-concurrency`` default of 10 capped the client below the batch (and so capped
+    ``--concurrency auto`` at 10 whatever its ``--max-concurrency``)."""
+    source = tmp_path / "r.csv"
+    source.write_text(
+        "dataId,busiResult,subStatus,busiResultDesc,workNo\n" + "".join(f"{i},B01,,,\n" for i in range(1, 41))
+    )
+    with server_in_thread(latency=0.5) as server:
+        args = ["writeback", str(source), "--no-progress", "--no-journal", "--concurrency", "20", "--json"]
+        result = CliRunner().invoke(cli, args, env=_env(server), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert 10 < server.route_peak["callBusiResult"] <= 20
+        assert server.applied_counts() == {str(i): 1 for i in range(1, 41)}
+
+
+@pytest.mark.parametrize(("group", "needed", "expected"), [(10, 50, 50), (10, 1, 10), (30, 20, 30)])
+def test_the_cli_client_limit_is_at_least_what_the_command_needs(
+    monkeypatch: pytest.MonkeyPatch, group: int, needed: int, expected: int
+) -> None:
+    """What ``--concurrency auto`` (its ``--max-concurrency``, default 50) needs reaches the client too."""
+    monkeypatch.setenv("ISALES_SK", DEFAULT_SK)
+    settings = Settings("http://127.0.0.1:9", DEFAULT_AK, 1, None, False, group)
+    assert settings.client(concurrency_at_least=needed).options.max_concurrency == expected
