@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from isales_async import CallResult, PushReceiver
+from isales_async.batch._adaptive import AimdLimit
 from isales_async.cli import cli
 from isales_async.cli._settings import Settings
-from isales_async.receivers import MemoryDedupeStore
+from isales_async.receivers import Claim, DedupeStore, MemoryDedupeStore, RedisDedupeStore, SqliteDedupeStore
 from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeClock, FakeISales
 
 from .server_thread import server_in_thread
@@ -62,7 +63,82 @@ async def test_a_callback_that_outlasts_a_short_window_keeps_its_claim_against_a
     await second.aclose()
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+async def test_a_claim_resent_by_its_holder_is_taken_not_held(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The Redis store's client resends a command once after a connection error
+    (``Retry(NoBackoff(), 1)``): when the first claim ran but its answer was lost, the
+    resent one found the receiver's own claim and said HELD, so the push was answered
+    503 and its claim blocked every re-push for the claim's whole TTL."""
+    store: DedupeStore
+    if kind == "memory":
+        store = MemoryDedupeStore()
+    elif kind == "sqlite":
+        store = SqliteDedupeStore(tmp_path / "claims.sqlite")
+    else:
+        store = RedisDedupeStore(request.getfixturevalue("redis_url"))
+    try:
+        assert await store.claim(["a"], "t1", 60) == [Claim.TAKEN]
+        assert await store.claim(["a", "b"], "t1", 60) == [Claim.TAKEN, Claim.TAKEN]  # the resent claim
+        assert await store.claim(["a"], "t2", 60) == [Claim.HELD]  # another claimer is still held off
+        await store.processed(["a"], "t1", 600)
+        assert await store.claim(["a"], "t1", 60) == [Claim.PROCESSED]  # processed stays processed
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design: a claim is not renewed while a timed-out callback that ignores its "
+    "cancellation still runs; past callback_timeout + CLAIM_GRACE another worker runs the same call IDs",
+)
+async def test_a_timed_out_callback_that_runs_on_past_its_claim_is_not_run_again_elsewhere() -> None:
+    clock = FakeClock(autojump=False)
+    store = MemoryDedupeStore(clock)
+    stubborn_gate, finished = asyncio.Event(), asyncio.Event()
+
+    async def stubborn(results: Sequence[CallResult]) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await stubborn_gate.wait()  # its cleanup outlasts its claim
+            finished.set()
+
+    other = Blocking()
+    first = PushReceiver(stubborn, token="t", dedupe_store=store, callback_timeout=30, clock=clock)
+    second = PushReceiver(other, token="t", dedupe_store=store, callback_timeout=30, clock=clock)
+    body = orjson.dumps(FakeISales().push_records(count=1))
+    timing_out = asyncio.ensure_future(first.handle(body, token="t"))
+    await clock.wait_for_sleepers(1)
+    clock.advance(30)
+    assert (await timing_out).status == 503
+    clock.advance(90)  # past the claim's 30 + 60 s, the callback still running
+    try:
+        assert (await second.handle(body, token="t")).status == 503
+        assert other.batches == []
+    finally:
+        stubborn_gate.set()
+        await finished.wait()
+        await first.aclose()
+        await second.aclose()
+
+
 # -- point 4: adaptive writeback concurrency, and the CLI's client limit ----------------------
+
+
+def test_settled_counts_the_limit_a_success_was_sent_under_not_the_one_it_came_back_to() -> None:
+    """``ConcurrencyReport.settled`` is documented as the mean of the limits the successes
+    were sent under; it took the limit in force when each came back, so the records in
+    flight when a 429 halved the limit counted at the new half."""
+    limit = AimdLimit(16)
+    while limit.limit < 8:
+        limit.completed(limit.sent(0.0), 0.0)
+    in_flight = [limit.sent(1.0) for _ in range(8)]  # the whole limit of 8 on the wire
+    assert limit.throttled(in_flight[0], 1.1) is True and limit.limit == 4
+    for ticket in in_flight[1:]:
+        limit.completed(ticket, 1.2)
+    assert limit.settled() == 8.0  # seven successes, each sent under 8
 
 
 def _env(server: FakeISales) -> dict[str, str]:

@@ -11,7 +11,8 @@ Every store keeps one entry per call ID, in one of two states, each with an expi
   from then.
 
 :meth:`~DedupeStore.claim` takes the absent or expired IDs and says, for each, what it
-found; :meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the
+found (a call ID the caller's token already holds is taken: a store client that resends
+a claim whose answer was lost must not find its own claim held); :meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the
 caller's own claims (or on absent entries, for ``processed``), so a worker whose claim
 expired and was taken by another never overwrites the other's. The same semantics in
 every store keep one code path in the receiver: a store that must be shared between
@@ -86,6 +87,10 @@ class _Entry:
     expires: float
 
 
+def _found(entry: _Entry, token: str) -> Claim:
+    return Claim.PROCESSED if entry.token is None else Claim.TAKEN if entry.token == token else Claim.HELD
+
+
 class MemoryDedupeStore:
     """The default store: entries in this process's memory, on ``clock`` (its monotonic time).
 
@@ -111,7 +116,7 @@ class MemoryDedupeStore:
                 self._set(call_id, token, now + ttl)
                 found.append(Claim.TAKEN)
             else:
-                found.append(Claim.PROCESSED if entry.token is None else Claim.HELD)
+                found.append(_found(entry, token))
         return found
 
     async def processed(self, call_ids: Sequence[str], token: str, window: float) -> None:
