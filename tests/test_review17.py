@@ -11,7 +11,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from isales_async import CallResult, PushReceiver
+from isales_async import CallResult, PushReceiver, ValidationError
 from isales_async.batch._adaptive import AimdLimit
 from isales_async.cli import cli
 from isales_async.cli._settings import Settings
@@ -86,6 +86,39 @@ async def test_a_claim_resent_by_its_holder_is_taken_not_held(
         assert await store.claim(["a"], "t1", 60) == [Claim.PROCESSED]  # processed stays processed
     finally:
         await store.aclose()
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"dedupe_window": INF}, "dedupe_window"),  # a Redis claim of PX inf failed: every push 503, forever
+        ({"callback_timeout": INF}, "callback_timeout"),  # the same through the claim's TTL; None means no limit
+        ({"callback_timeout": True}, "callback_timeout"),  # was a 1 s timeout
+        ({"callback_timeout": "60"}, "callback_timeout"),  # was a TypeError, not a ValidationError
+        ({"callback_timeout": float("nan")}, "callback_timeout"),
+    ],
+)
+def test_a_receiver_refuses_seconds_that_are_infinite_a_bool_or_not_a_number(
+    options: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PushReceiver(Blocking(), token="t", **options)  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SqliteDedupeStore("x.sqlite", busy_timeout=INF),
+        lambda: RedisDedupeStore("redis://localhost", timeout=INF),
+    ],
+)
+def test_a_store_refuses_an_infinite_timeout(make: object) -> None:
+    with pytest.raises(ValidationError):
+        make()  # type: ignore[operator]
 
 
 @pytest.mark.xfail(

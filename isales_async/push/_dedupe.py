@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -75,9 +76,10 @@ class DedupeStore(Protocol):
 
 
 def check_seconds(field: str, value: float) -> float:
-    """``value`` if it is a positive number of seconds, else a :class:`ValidationError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
+    """``value`` if it is a positive, finite number of seconds, else a :class:`ValidationError`
+    naming ``field`` (an infinite one would be a Redis expiry that fails every push)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValidationError(field, f"must be a positive, finite number of seconds, got {value!r}")
     return float(value)
 
 

@@ -163,9 +163,9 @@ class PushReceiver:
         if inspect.iscoroutinefunction(on_invalid):
             raise ValidationError("on_invalid", "must be a plain function: it runs inside the request")
         self._on_invalid = on_invalid
-        if callback_timeout is not None and not callback_timeout > 0:
-            raise ValidationError("callback_timeout", f"must be positive seconds or None, got {callback_timeout!r}")
-        self._callback_timeout = callback_timeout
+        self._callback_timeout = (
+            None if callback_timeout is None else check_seconds("callback_timeout", callback_timeout)
+        )
         # Not capped at the window: a claim that expired while its callback still ran would
         # let another worker's re-push run the same call IDs beside it.
         self._claim_ttl = self._window if callback_timeout is None else callback_timeout + CLAIM_GRACE
