@@ -11,9 +11,10 @@ Every store keeps one entry per call ID, in one of two states, each with an expi
   from then.
 
 :meth:`~DedupeStore.claim` takes the absent or expired IDs and says, for each, what it
-found (a call ID the caller's token already holds is taken: a store client that resends
-a claim whose answer was lost must not find its own claim held); :meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the
-caller's own claims (or on absent entries, for ``processed``), so a worker whose claim
+found (an ID the caller's token already holds counts as taken: a store client that resends
+a claim whose answer was lost must not find its own claim held);
+:meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the caller's
+own claims (or on absent entries, for ``processed``), so a worker whose claim
 expired and was taken by another never overwrites the other's. The same semantics in
 every store keep one code path in the receiver: a store that must be shared between
 processes (:class:`~isales_async.receivers.SqliteDedupeStore` on one host,

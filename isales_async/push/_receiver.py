@@ -112,8 +112,8 @@ class PushReceiver:
             :class:`~isales_async.receivers.MemoryDedupeStore` on ``clock``, for one
             process). While it is unreachable every push is answered 503 and nothing is
             processed. A claim lasts ``callback_timeout`` plus :data:`CLAIM_GRACE`
-            seconds (the window when there is no timeout), so a
-            worker that dies holding one frees it then. :meth:`aclose` closes it.
+            seconds, even past a shorter window (the window when there is no
+            timeout), so a worker that dies holding one frees it then. :meth:`aclose` closes it.
         token: a shared secret expected as ``?token=`` in the callback URL (not empty).
         allowed_ips: addresses or networks allowed to push (IPv4 ones also match their
             IPv4-mapped IPv6 form, as dual-stack servers report them).
