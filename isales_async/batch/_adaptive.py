@@ -76,10 +76,12 @@ class AimdSettings:
 
 @attrs.frozen
 class Ticket:
-    """One attempt on the wire: the limit's ``epoch`` (decreases so far) when it was sent, and when."""
+    """One attempt on the wire: the limit's ``epoch`` (decreases so far) and the limit
+    when it was sent, and when."""
 
     epoch: int
     sent_at: float
+    limit: int
 
 
 @attrs.frozen
@@ -161,14 +163,14 @@ class AimdLimit:
         untested (TCP's congestion window validation, RFC 7661).
         """
         self.used = max(self.used, self.limit if in_flight is None else in_flight)
-        return Ticket(self.epoch, now)
+        return Ticket(self.epoch, now, self.limit)
 
     def completed(self, ticket: Ticket, now: float) -> bool:
         """The attempt of ``ticket`` succeeded at ``now``; whether the limit changed."""
         if self._latency_jumped(now - ticket.sent_at) and ticket.epoch == self.epoch:
             return self._decrease(now, LATENCY)
         if self.epoch:  # it has met the capacity
-            self._settled_sum += self.limit
+            self._settled_sum += ticket.limit
             self._settled_count += 1
         self.successes += 1
         if self.successes < self.limit:

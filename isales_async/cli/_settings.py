@@ -29,8 +29,13 @@ class Settings:
     max_concurrency: int
     trust_env: bool = True
 
-    def client(self) -> ISalesClient:
-        """A client from these settings; what is missing is named, a warning is one line on stderr."""
+    def client(self, *, concurrency_at_least: int = 1) -> ISalesClient:
+        """A client from these settings; what is missing is named, a warning is one line on stderr.
+
+        ``concurrency_at_least`` raises the client's ``max_concurrency`` for a command that
+        asks for more requests in flight (a writeback's ``--concurrency``), which the
+        group's default would otherwise cap silently.
+        """
         sk = _read_secret()
         missing = [
             name
@@ -55,7 +60,7 @@ class Settings:
                 vdn_id=self.vdn_id,
                 ca_file=self.ca_file,
                 insecure=self.insecure,
-                max_concurrency=self.max_concurrency,
+                max_concurrency=max(self.max_concurrency, concurrency_at_least),
                 trust_env=self.trust_env,
             )
         for message in dict.fromkeys(str(w.message) for w in caught):
@@ -93,7 +98,12 @@ def _read_secret() -> str | None:
     help="CA bundle for the server's certificate",
 )
 @click.option("--insecure", is_flag=True, help="do not verify TLS certificates (warns)")
-@click.option("--max-concurrency", default=10, show_default=True, help="requests in flight at once")
+@click.option(
+    "--max-concurrency",
+    default=10,
+    show_default=True,
+    help="requests in flight at once (writeback raises it to its --concurrency)",
+)
 @click.option(
     "--no-proxy",
     is_flag=True,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import BatchAbortedError, BatchControl, ISalesClient, Journal, JournalError, Outcome, Writeback, WritebackPlan
-from ..batch._engine import DEFAULT_MAX_CONCURRENCY
+from ..batch._engine import DEFAULT_MAX_CONCURRENCY, check_concurrency
 from ..batch._report import BatchReport, refusal_reason
 from ..batch._report import Progress as BatchProgress
 from ._files import (
@@ -317,8 +317,9 @@ def writeback(
     # definitions: a run that cannot start leaves the journal exactly as it was.
     async def run() -> tuple[BatchReport, BatchAbortedError | None]:
         control = BatchControl()
+        workers = check_concurrency(concurrency, max_concurrency)
         with signals.stopping(control):
-            async with settings.client() as client:
+            async with settings.client(concurrency_at_least=workers) as client:
                 try:
                     report = await run_writeback(
                         client,

@@ -11,8 +11,10 @@ Every store keeps one entry per call ID, in one of two states, each with an expi
   from then.
 
 :meth:`~DedupeStore.claim` takes the absent or expired IDs and says, for each, what it
-found; :meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the
-caller's own claims (or on absent entries, for ``processed``), so a worker whose claim
+found (an ID the caller's token already holds counts as taken: a store client that resends
+a claim whose answer was lost must not find its own claim held);
+:meth:`~DedupeStore.processed` and :meth:`~DedupeStore.release` act only on the caller's
+own claims (or on absent entries, for ``processed``), so a worker whose claim
 expired and was taken by another never overwrites the other's. The same semantics in
 every store keep one code path in the receiver: a store that must be shared between
 processes (:class:`~isales_async.receivers.SqliteDedupeStore` on one host,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -74,9 +77,10 @@ class DedupeStore(Protocol):
 
 
 def check_seconds(field: str, value: float) -> float:
-    """``value`` if it is a positive number of seconds, else a :class:`ValidationError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
+    """``value`` if it is a positive, finite number of seconds, else a :class:`ValidationError`
+    naming ``field`` (an infinite one would be a Redis expiry that fails every push)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValidationError(field, f"must be a positive, finite number of seconds, got {value!r}")
     return float(value)
 
 
@@ -84,6 +88,10 @@ def check_seconds(field: str, value: float) -> float:
 class _Entry:
     token: str | None  # None once processed
     expires: float
+
+
+def _found(entry: _Entry, token: str) -> Claim:
+    return Claim.PROCESSED if entry.token is None else Claim.TAKEN if entry.token == token else Claim.HELD
 
 
 class MemoryDedupeStore:
@@ -111,7 +119,7 @@ class MemoryDedupeStore:
                 self._set(call_id, token, now + ttl)
                 found.append(Claim.TAKEN)
             else:
-                found.append(Claim.PROCESSED if entry.token is None else Claim.HELD)
+                found.append(_found(entry, token))
         return found
 
     async def processed(self, call_ids: Sequence[str], token: str, window: float) -> None:

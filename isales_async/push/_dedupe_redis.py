@@ -23,10 +23,15 @@ local found = {}
 for i, key in ipairs(KEYS) do
     if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
         found[i] = 0
-    elseif redis.call('GET', key) == 'processed' then
-        found[i] = 1
     else
-        found[i] = 2
+        local holder = redis.call('GET', key)
+        if holder == 'processed' then
+            found[i] = 1
+        elseif holder == ARGV[1] then
+            found[i] = 0 -- our own claim: resent after its answer was lost
+        else
+            found[i] = 2
+        end
     end
 end
 return found

@@ -138,5 +138,5 @@ def _claim(db: sqlite3.Connection, call_ids: list[str], token: str, now: float, 
             found.append(Claim.TAKEN)
             continue
         (holder,) = db.execute("SELECT token FROM push_claims WHERE call_id = ?", (call_id,)).fetchone()
-        found.append(Claim.PROCESSED if holder is None else Claim.HELD)
+        found.append(Claim.PROCESSED if holder is None else Claim.TAKEN if holder == token else Claim.HELD)
     return found

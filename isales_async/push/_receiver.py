@@ -112,8 +112,8 @@ class PushReceiver:
             :class:`~isales_async.receivers.MemoryDedupeStore` on ``clock``, for one
             process). While it is unreachable every push is answered 503 and nothing is
             processed. A claim lasts ``callback_timeout`` plus :data:`CLAIM_GRACE`
-            seconds (at most the window; the window when there is no timeout), so a
-            worker that dies holding one frees it then. :meth:`aclose` closes it.
+            seconds, even past a shorter window (the window when there is no
+            timeout), so a worker that dies holding one frees it then. :meth:`aclose` closes it.
         token: a shared secret expected as ``?token=`` in the callback URL (not empty).
         allowed_ips: addresses or networks allowed to push (IPv4 ones also match their
             IPv4-mapped IPv6 form, as dual-stack servers report them).
@@ -163,12 +163,12 @@ class PushReceiver:
         if inspect.iscoroutinefunction(on_invalid):
             raise ValidationError("on_invalid", "must be a plain function: it runs inside the request")
         self._on_invalid = on_invalid
-        if callback_timeout is not None and not callback_timeout > 0:
-            raise ValidationError("callback_timeout", f"must be positive seconds or None, got {callback_timeout!r}")
-        self._callback_timeout = callback_timeout
-        self._claim_ttl = (
-            self._window if callback_timeout is None else min(self._window, callback_timeout + CLAIM_GRACE)
+        self._callback_timeout = (
+            None if callback_timeout is None else check_seconds("callback_timeout", callback_timeout)
         )
+        # Not capped at the window: a claim that expired while its callback still ran would
+        # let another worker's re-push run the same call IDs beside it.
+        self._claim_ttl = self._window if callback_timeout is None else callback_timeout + CLAIM_GRACE
         self._max_waiters = _at_least("max_waiters", max_waiters, 0)
         self._waiters = 0
         self._closed = False
