@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis.asyncio
 from click.testing import CliRunner
 
 from isales_async import CallResult, PushReceiver, ValidationError
@@ -124,12 +125,8 @@ def test_a_store_refuses_an_infinite_timeout(make: object) -> None:
         make()  # type: ignore[operator]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: a claim is not renewed while a timed-out callback that ignores its "
-    "cancellation still runs; past callback_timeout + CLAIM_GRACE another worker runs the same call IDs",
-)
 async def test_a_timed_out_callback_that_runs_on_past_its_claim_is_not_run_again_elsewhere() -> None:
+    """The receiver renews the claims of a timed-out callback until it ends."""
     clock = FakeClock(autojump=False)
     store = MemoryDedupeStore(clock)
     stubborn_gate, finished = asyncio.Event(), asyncio.Event()
@@ -160,6 +157,40 @@ async def test_a_timed_out_callback_that_runs_on_past_its_claim_is_not_run_again
         await second.aclose()
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+async def test_claiming_again_renews_the_holders_claim_in_every_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """How the receiver keeps a timed-out callback's claims: its holder claims them again."""
+    clock = FakeClock()
+    store: DedupeStore
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        store, raw = RedisDedupeStore(url), redis.asyncio.Redis.from_url(url)
+        try:
+            assert await store.claim(["a"], "t1", 10) == [Claim.TAKEN]
+            (key,) = await raw.keys("*")
+            assert 0 < await raw.pttl(key) <= 10_000
+            assert await store.claim(["a"], "t1", 100) == [Claim.TAKEN]
+            assert 10_000 < await raw.pttl(key) <= 100_000
+            assert await store.claim(["a"], "t2", 100) == [Claim.HELD]
+        finally:
+            await raw.aclose()
+            await store.aclose()
+        return
+    store = MemoryDedupeStore(clock) if kind == "memory" else SqliteDedupeStore(tmp_path / "c.sqlite", clock=clock)
+    try:
+        assert await store.claim(["a"], "t1", 10) == [Claim.TAKEN]
+        clock.advance(8)
+        assert await store.claim(["a"], "t1", 10) == [Claim.TAKEN]  # renewed: now until 18
+        clock.advance(8)  # 16: the first claim alone would have expired at 10
+        assert await store.claim(["a"], "t2", 10) == [Claim.HELD]
+        clock.advance(3)  # 19: past the renewed claim
+        assert await store.claim(["a"], "t2", 10) == [Claim.TAKEN]
+    finally:
+        await store.aclose()
+
+
 class ForgetfulStore(MemoryDedupeStore):
     """A shared store that fails once to record a batch processed (Redis unreachable for a moment)."""
 
@@ -174,12 +205,9 @@ class ForgetfulStore(MemoryDedupeStore):
         await super().processed(call_ids, token, window)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: when the store fails between the claim and 'processed', the push is answered "
-    "200 and the claim left to expire; a re-push (one answered 503 meanwhile) is then processed again",
-)
 async def test_a_store_that_fails_to_record_processed_does_not_let_a_later_repush_run_again() -> None:
+    """The receiver tells the store again, until it hears it, that the batch was processed;
+    meanwhile its claims hold (503 to re-pushes)."""
     clock = FakeClock(autojump=False)
     store = ForgetfulStore(clock)
     first, second = Blocking(), Blocking()
@@ -191,6 +219,43 @@ async def test_a_store_that_fails_to_record_processed_does_not_let_a_later_repus
         clock.advance(600)  # the server's next re-push of a push another worker answered 503
         await other.handle(body, token="t")
         assert second.batches == []
+    finally:
+        await one.aclose()
+        await other.aclose()
+
+
+class DownStore(MemoryDedupeStore):
+    """A shared store that cannot record anything processed while ``down``."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.down = True
+        self.attempts = 0
+
+    async def processed(self, call_ids: Sequence[str], token: str, window: float) -> None:
+        self.attempts += 1
+        if self.down:
+            raise ConnectionError("the store is unreachable")
+        await super().processed(call_ids, token, window)
+
+
+async def test_a_batch_the_store_has_not_heard_of_holds_its_claim_and_is_told_again_at_close() -> None:
+    clock = FakeClock(autojump=False)
+    store = DownStore(clock)
+    first, second = Blocking(), Blocking()
+    one = PushReceiver(first, token="t", dedupe_store=store, callback_timeout=30, clock=clock)
+    other = PushReceiver(second, token="t", dedupe_store=store, callback_timeout=30, clock=clock)
+    body = orjson.dumps(FakeISales().push_records(count=1))
+    try:
+        assert (await one.handle(body, token="t")).status == 200
+        for _ in range(2):  # the store still down: each retry fails; the claim holds (its 90 s)
+            clock.advance(30)
+            await asyncio.sleep(0)
+        assert store.attempts == 3  # recorded and failed, then one retry each time the clock moved
+        assert (await other.handle(body, token="t")).status == 503 and second.batches == []
+        store.down = False
+        await one.aclose()  # told once more, at once
+        assert await store.claim([first.batches[0][0]], "another", 60) == [Claim.PROCESSED]
     finally:
         await one.aclose()
         await other.aclose()

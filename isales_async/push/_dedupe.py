@@ -60,7 +60,9 @@ class DedupeStore(Protocol):
 
     async def claim(self, call_ids: Sequence[str], token: str, ttl: float) -> list[Claim]:
         """Claim each absent (or expired) call ID for ``token`` for ``ttl`` seconds; return
-        what was found for each, in order."""
+        what was found for each, in order. A call ID ``token`` already holds is taken
+        again, its claim renewed for ``ttl``: the receiver keeps the claims of a timed-out
+        callback that has not ended this way."""
         ...
 
     async def processed(self, call_ids: Sequence[str], token: str, window: float) -> None:
@@ -115,7 +117,7 @@ class MemoryDedupeStore:
         found = []
         for call_id in call_ids:
             entry = self._entries.get(call_id)
-            if entry is None:
+            if entry is None or entry.token == token:  # absent, or our own claim renewed
                 self._set(call_id, token, now + ttl)
                 found.append(Claim.TAKEN)
             else:

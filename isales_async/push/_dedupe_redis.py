@@ -28,7 +28,8 @@ for i, key in ipairs(KEYS) do
         if holder == 'processed' then
             found[i] = 1
         elseif holder == ARGV[1] then
-            found[i] = 0 -- our own claim: resent after its answer was lost
+            redis.call('PEXPIRE', key, ARGV[2]) -- our own claim, renewed (or resent after its answer was lost)
+            found[i] = 0
         else
             found[i] = 2
         end

@@ -138,5 +138,7 @@ def _claim(db: sqlite3.Connection, call_ids: list[str], token: str, now: float, 
             found.append(Claim.TAKEN)
             continue
         (holder,) = db.execute("SELECT token FROM push_claims WHERE call_id = ?", (call_id,)).fetchone()
+        if holder == token:  # our own claim, renewed (or resent after its answer was lost)
+            db.execute("UPDATE push_claims SET expires = ? WHERE call_id = ?", (expires, call_id))
         found.append(Claim.PROCESSED if holder is None else Claim.TAKEN if holder == token else Claim.HELD)
     return found

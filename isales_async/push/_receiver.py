@@ -45,6 +45,8 @@ __all__ = ["PushReceiver", "PushResponse"]
 logger = logging.getLogger("isales_async.push")
 
 
+#: The first and the longest wait between two attempts to record a processed batch the store failed to hear.
+RECORD_RETRY_FIRST, RECORD_RETRY_MAX = 1.0, 30.0
 #: How long a claim outlives the callback timeout: the time to cancel the callback and release it.
 CLAIM_GRACE = 60.0
 
@@ -150,6 +152,7 @@ class PushReceiver:
     ) -> None:
         self._callback = _checked_callback(callback)
         self._abandoned: set[asyncio.Future[None]] = set()  # timed-out callbacks that have not ended yet
+        self._keepers: set[asyncio.Future[None]] = set()  # renewing the claims of those callbacks
         self._queue: asyncio.Queue[_Job] | None = None
         self._queue_size = _at_least("queue_size", queue_size, 1)
         self._workers_wanted = _at_least("workers", workers, 1)
@@ -158,6 +161,7 @@ class PushReceiver:
         self._pending: dict[str, _Answers] = {}  # each call ID in progress here, to the answers it will be in
         self._intakes: set[asyncio.Future[None]] = set()  # claims being taken
         self._settling: set[asyncio.Future[None]] = set()  # batches whose timed-out callback ended, being recorded
+        self._unrecorded: dict[asyncio.Future[None], tuple[list[str], str]] = {}  # processed, the store not told yet
         self._token = _checked_token(token)
         self._networks = _networks(allowed_ips) if allowed_ips is not None else None
         if inspect.iscoroutinefunction(on_invalid):
@@ -353,9 +357,13 @@ class PushReceiver:
         job.done.set_result(_Outcome.TIMED_OUT)
         call.cancel()
         self._abandoned.add(call)
+        keeper = asyncio.ensure_future(self._keep_claimed(job))
+        self._keepers.add(keeper)
+        keeper.add_done_callback(self._keepers.discard)
 
         def ended(_: asyncio.Future[None]) -> None:
             self._abandoned.discard(call)
+            keeper.cancel()
             outcome = _outcome_of(call, len(job.results))
             logger.warning(
                 "the push callback on %d results that timed out has ended: %s", len(job.results), outcome.name.lower()
@@ -365,6 +373,19 @@ class PushReceiver:
             settling.add_done_callback(self._settling.discard)
 
         call.add_done_callback(ended)
+
+    async def _keep_claimed(self, job: _Job) -> None:
+        """Renew a timed-out batch's claims while its callback runs on, so that no other
+        worker runs the same call IDs beside it however long it takes to end."""
+        call_ids = [result.call_id or "" for result in job.results]
+        while True:
+            await self._clock.sleep(self._claim_ttl / 3)
+            try:
+                await self._store.claim(call_ids, job.token, self._claim_ttl)
+            except Exception as exc:
+                logger.warning(
+                    "the de-duplication store %r failed to renew a timed-out batch's claims: %s", self._store, exc
+                )
 
     async def _finishes_in_time(self, call: asyncio.Future[None]) -> bool:
         if self._callback_timeout is None:
@@ -389,16 +410,55 @@ class PushReceiver:
                 await self._store.release(call_ids, job.token)
         except Exception:
             logger.exception(
-                "the de-duplication store %r failed to record a batch %s; its claims expire in %s s",
+                "the de-duplication store %r failed to record a batch %s; its claims expire in %s s%s",
                 self._store,
                 outcome.name.lower(),
                 self._claim_ttl,
+                "; it is recorded again until the store answers" if outcome is _Outcome.PROCESSED else "",
             )
+            if outcome is _Outcome.PROCESSED:
+                self._record_later(call_ids, job.token)
         finally:
             for call_id in call_ids:
                 self._pending.pop(call_id, None)
             if not job.done.done():
                 job.done.set_result(outcome)
+
+    def _record_later(self, call_ids: list[str], token: str) -> None:
+        """Keep telling the store that ``call_ids`` were processed until it hears it.
+
+        Meanwhile their claims hold and every re-push of them is answered 503; were the
+        claims left to expire instead, a later re-push would run the callback again.
+        """
+        task = asyncio.ensure_future(self._record_processed(call_ids, token))
+        self._unrecorded[task] = (call_ids, token)
+        task.add_done_callback(self._unrecorded.pop)
+
+    async def _record_processed(self, call_ids: list[str], token: str) -> None:
+        delay = waited = 0.0
+        while waited < self._window:  # past the window, nothing is left to remember
+            delay = min(max(2 * delay, RECORD_RETRY_FIRST), RECORD_RETRY_MAX)
+            await self._clock.sleep(delay)
+            waited += delay
+            try:
+                await self._store.processed(call_ids, token, self._window - waited)
+            except Exception as exc:
+                logger.debug("the de-duplication store %r still fails to record a batch: %s", self._store, exc)
+            else:
+                logger.warning("the de-duplication store %r has recorded a batch processed at last", self._store)
+                return
+
+    async def _record_unrecorded_once_more(self) -> None:
+        """At close: stop retrying, and tell the store once more what it has not heard."""
+        pending = list(self._unrecorded.items())
+        for task, _ in pending:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
+        for _, (call_ids, token) in pending:
+            try:
+                await self._store.processed(call_ids, token, self._window)
+            except Exception:
+                logger.exception("the de-duplication store %r failed to record a batch processed at close", self._store)
 
     async def aclose(self, *, timeout: float = 10.0) -> None:
         """Refuse new pushes, drain the queue for at most ``timeout`` seconds, then stop.
@@ -418,6 +478,10 @@ class PushReceiver:
             await self._stop_workers(queue, timeout)
         if self._settling:
             await asyncio.wait(set(self._settling))
+        for keeper in list(self._keepers):
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        await self._record_unrecorded_once_more()
         await self._store.aclose()
 
     async def _stop_workers(self, queue: asyncio.Queue[_Job], timeout: float) -> None:
