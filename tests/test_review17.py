@@ -67,6 +67,15 @@ async def test_a_callback_that_outlasts_a_short_window_keeps_its_claim_against_a
     await second.aclose()
 
 
+def a_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, clock: FakeClock | None = None) -> DedupeStore:
+    """A fresh store of ``kind`` (Redis: the session's real server, emptied)."""
+    if kind == "memory":
+        return MemoryDedupeStore(clock)
+    if kind == "sqlite":
+        return SqliteDedupeStore(tmp_path / "claims.sqlite", clock=clock)
+    return RedisDedupeStore(request.getfixturevalue("redis_url"))
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
 async def test_a_claim_resent_by_its_holder_is_taken_not_held(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -75,13 +84,7 @@ async def test_a_claim_resent_by_its_holder_is_taken_not_held(
     (``Retry(NoBackoff(), 1)``): when the first claim ran but its answer was lost, the
     resent one found the receiver's own claim and said HELD, so the push was answered
     503 and its claim blocked every re-push for the claim's whole TTL."""
-    store: DedupeStore
-    if kind == "memory":
-        store = MemoryDedupeStore()
-    elif kind == "sqlite":
-        store = SqliteDedupeStore(tmp_path / "claims.sqlite")
-    else:
-        store = RedisDedupeStore(request.getfixturevalue("redis_url"))
+    store = a_store(kind, tmp_path, request)
     try:
         assert await store.claim(["a"], "t1", 60) == [Claim.TAKEN]
         assert await store.claim(["a", "b"], "t1", 60) == [Claim.TAKEN, Claim.TAKEN]  # the resent claim
@@ -163,10 +166,11 @@ async def test_claiming_again_renews_the_holders_claim_in_every_store(
 ) -> None:
     """How the receiver keeps a timed-out callback's claims: its holder claims them again."""
     clock = FakeClock()
-    store: DedupeStore
     if kind == "redis":
-        url = request.getfixturevalue("redis_url")
-        store, raw = RedisDedupeStore(url), redis.asyncio.Redis.from_url(url)
+        store, raw = (
+            a_store(kind, tmp_path, request),
+            redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url")),
+        )
         try:
             assert await store.claim(["a"], "t1", 10) == [Claim.TAKEN]
             (key,) = await raw.keys("*")
@@ -178,7 +182,7 @@ async def test_claiming_again_renews_the_holders_claim_in_every_store(
             await raw.aclose()
             await store.aclose()
         return
-    store = MemoryDedupeStore(clock) if kind == "memory" else SqliteDedupeStore(tmp_path / "c.sqlite", clock=clock)
+    store = a_store(kind, tmp_path, request, clock)
     try:
         assert await store.claim(["a"], "t1", 10) == [Claim.TAKEN]
         clock.advance(8)
