@@ -228,59 +228,8 @@ class Admission:
         :class:`SharedLimits`, a hold of the tenant's limit and cool-down for every route."""
         gate = self._routes.get(endpoint)
         if self._shared is not None:
-            return _SharedHold(self, self._shared, gate)
+            return _SharedHold(self._shared, gate, self._clock, self._retry_state)
         return gate
-
-    async def _shared_lease(
-        self, shared: SharedLimits, endpoint: str, gate: RouteGate | None, deadline: float | None
-    ) -> str:
-        """A lease of the tenant's flow limit once its start has come, or ``""`` when none is
-        needed or the backend cannot answer (then this process's own spacing is kept)."""
-        polls = 0
-        while True:
-            now = self._clock.monotonic()
-            admit = await shared.admit(endpoint, gate.limit if gate else None, _left(deadline, now))
-            if admit is None:
-                if gate is not None:
-                    await self._sleep(gate.reserve(endpoint, deadline))
-                return ""
-            if admit.kind is AdmitKind.BUSY:
-                polls += 1
-                await self._sleep(busy_delay(polls, admit.seconds))
-            elif admit.kind is AdmitKind.COOLING:
-                await self._wait_cool_down(endpoint, admit.seconds, deadline)
-            elif admit.kind is AdmitKind.LATE:
-                check_wait(endpoint, f"the tenant's {endpoint} flow limit's spacing", admit.seconds, now, deadline)
-            elif await self._started(shared, endpoint, admit, deadline):
-                return admit.lease
-
-    async def _started(self, shared: SharedLimits, endpoint: str, admit: Admit, deadline: float | None) -> bool:
-        """Wait for the lease's reserved start; ``False`` (the lease given back) when a
-        cool-down began meanwhile, so the attempt is admitted again after it."""
-        try:
-            if admit.seconds == 0:
-                return True
-            await self._sleep(admit.seconds)
-            left = await shared.cool_down_left()
-        except BaseException:
-            shared.release(endpoint, admit.lease)
-            raise
-        if left > 0:
-            shared.release(endpoint, admit.lease)
-            await self._wait_cool_down(endpoint, left, deadline)
-            return False
-        return True
-
-    async def _wait_cool_down(self, endpoint: str, seconds: float, deadline: float | None) -> None:
-        """Wait out the tenant's cool-down, which this process now keeps too."""
-        now = self._clock.monotonic()
-        self._retry_state.cool_down.adopt(now, seconds)
-        check_wait(endpoint, "the tenant's cool-down after a Retry-After", seconds, now, deadline)
-        await self._sleep(seconds)
-
-    async def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await self._clock.sleep(seconds)
 
     def try_acquire(self) -> bool:
         """Take a client-wide slot at once if one is free and no cool-down runs (the common
@@ -321,12 +270,13 @@ class _SharedHold:
     """One attempt's hold of the tenant's flow limit (a lease of the shared backend),
     within this process's own share of it (the route's :class:`RouteGate` limiter)."""
 
-    __slots__ = ("_admission", "_endpoint", "_gate", "_lease", "_shared")
+    __slots__ = ("_clock", "_endpoint", "_gate", "_lease", "_retry_state", "_shared")
 
-    def __init__(self, admission: Admission, shared: SharedLimits, gate: RouteGate | None) -> None:
-        self._admission = admission
+    def __init__(self, shared: SharedLimits, gate: RouteGate | None, clock: Clock, retry_state: RetryState) -> None:
         self._shared = shared
         self._gate = gate
+        self._clock = clock
+        self._retry_state = retry_state
         self._endpoint = ""
         self._lease = ""
 
@@ -335,7 +285,7 @@ class _SharedHold:
         if gate is not None:
             await gate.limiter.acquire()
         try:
-            self._lease = await self._admission._shared_lease(self._shared, endpoint, gate, deadline)
+            self._lease = await self._take_lease(endpoint, deadline)
         except BaseException:
             if gate is not None:
                 gate.limiter.release()
@@ -347,6 +297,56 @@ class _SharedHold:
             self._shared.release(self._endpoint, self._lease)
         if self._gate is not None:
             self._gate.limiter.release()
+
+    async def _take_lease(self, endpoint: str, deadline: float | None) -> str:
+        """A lease of the tenant's flow limit once its start has come, or ``""`` when none is
+        needed or the backend cannot answer (then this process's own spacing is kept)."""
+        gate, shared = self._gate, self._shared
+        polls = 0
+        while True:
+            now = self._clock.monotonic()
+            admit = await shared.admit(endpoint, gate.limit if gate else None, _left(deadline, now))
+            if admit is None:
+                if gate is not None:
+                    await self._sleep(gate.reserve(endpoint, deadline))
+                return ""
+            if admit.kind is AdmitKind.BUSY:
+                polls += 1
+                await self._sleep(busy_delay(polls, admit.seconds))
+            elif admit.kind is AdmitKind.COOLING:
+                await self._wait_cool_down(endpoint, admit.seconds, deadline)
+            elif admit.kind is AdmitKind.LATE:
+                check_wait(endpoint, f"the tenant's {endpoint} flow limit's spacing", admit.seconds, now, deadline)
+            elif await self._started(endpoint, admit, deadline):
+                return admit.lease
+
+    async def _started(self, endpoint: str, admit: Admit, deadline: float | None) -> bool:
+        """Wait for the lease's reserved start; ``False`` (the lease given back) when a
+        cool-down began meanwhile, so the attempt is admitted again after it."""
+        try:
+            if admit.seconds == 0:
+                return True
+            await self._sleep(admit.seconds)
+            left = await self._shared.cool_down_left()
+        except BaseException:
+            self._shared.release(endpoint, admit.lease)
+            raise
+        if left > 0:
+            self._shared.release(endpoint, admit.lease)
+            await self._wait_cool_down(endpoint, left, deadline)
+            return False
+        return True
+
+    async def _wait_cool_down(self, endpoint: str, seconds: float, deadline: float | None) -> None:
+        """Wait out the tenant's cool-down, which this process now keeps too."""
+        now = self._clock.monotonic()
+        self._retry_state.cool_down.adopt(now, seconds)
+        check_wait(endpoint, "the tenant's cool-down after a Retry-After", seconds, now, deadline)
+        await self._sleep(seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._clock.sleep(seconds)
 
 
 class Deadline:

@@ -617,7 +617,9 @@ async def write_back_many(
 
     Args:
         records: a sync or async iterable of :class:`~isales_async.Writeback`, read
-            only as workers free up (at most ``concurrency`` records read ahead).
+            only as workers free up (at most ``concurrency`` records read ahead; with a
+            journal and a plain iterable, two chunks of ``concurrency``, each looked up
+            in the journal at once).
         concurrency: records in flight at once (the client's ``max_concurrency``
             still bounds requests across everything it does), or ``"auto"``: start at
             2, add one per window of successes while latency holds and no 429/503
