@@ -240,15 +240,29 @@ def _drop_beyond(
 
 
 async def _cancel_all(tasks: list[asyncio.Future[Page[T]]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, so that no request outlives the
+    iteration; their errors are moot now.
+
+    The caller may itself be cancelled while it waits: the wait goes on (the tasks are
+    ending already) and that cancellation is raised once they have ended. ``asyncio.wait``
+    never raises the tasks' own cancellations, so a ``CancelledError`` here is always the
+    caller's, and swallowing it would let a cancelled consumer go on iterating.
+    """
     for task in tasks:
         task.cancel()
-    if tasks:
-        # Awaited so that no request outlives the iteration; their errors are moot now.
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait(tasks)
-        for task in tasks:
-            if not task.cancelled():
-                task.exception()
+    remaining = set(tasks)
+    cancelled: asyncio.CancelledError | None = None
+    while remaining:
+        try:
+            await asyncio.wait(remaining)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        remaining = {task for task in remaining if not task.done()}
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
+    if cancelled is not None:
+        raise cancelled
 
 
 async def iterate_items(pages: AsyncGenerator[Page[T], None], max_items: int | None = None) -> AsyncGenerator[T, None]:

@@ -538,6 +538,39 @@ async def test_cancelling_the_consumer_cancels_fetches() -> None:
     assert source.in_flight == 0
 
 
+async def test_a_consumer_cancelled_while_the_pager_drops_prefetches_stays_cancelled() -> None:
+    """The total shrinks under the prefetch, and while the pager waits for the pages it
+    cancels to end, the consumer is cancelled: the iteration ends there, cancelled, instead
+    of going on as if the cancellation had been one of the dropped pages'."""
+    source = Source(100, changes={2: 30})  # page 2 tells 30 items: pages 4 and 5 are not wanted
+    source.gate, source.gate_from = asyncio.Event(), 4  # pages 4 and later never answer
+    consumer: asyncio.Future[None] | None = None
+    real_fetch = source._fetch
+
+    async def fetch(page_num: int, page_size: int) -> Page[int]:
+        try:
+            return await real_fetch(page_num, page_size)
+        except asyncio.CancelledError:
+            assert consumer is not None
+            consumer.cancel()  # the pager is awaiting this dropped page now
+            raise
+
+    source._fetch = fetch  # type: ignore[method-assign]
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for item in items_of(source.fetch, page_size=10, prefetch=4):
+            seen.append(item)
+
+    consumer = asyncio.ensure_future(consume())
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert consumer.cancelled()
+    assert seen == list(range(10))  # page 2 came back, but the consumer was gone before it was yielded
+    assert source.in_flight == 0
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
 def requests_for(total: int, page_size: int) -> int:
     """The requests a consistent total takes: one per page, and one more after a full single page."""
     return max(1, -(-total // page_size)) + (total == page_size)

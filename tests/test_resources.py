@@ -10,8 +10,10 @@ import pytest
 
 from isales_async import (
     BusinessError,
+    CallFinished,
     CallStatus,
     DefLevel,
+    Event,
     InvalidParameterError,
     ISalesClient,
     NotFoundError,
@@ -63,6 +65,48 @@ async def test_early_close_with_prefetch_leaves_no_request_running(client: ISale
                 break
     assert client._session.in_flight == 0  # no request of ours is in flight
     assert 2 <= len(server.requests) <= 5  # pages 1-2 consumed, then pages 2-5 held: never all 12
+
+
+async def test_a_consumer_cancelled_while_the_pager_cancels_its_prefetch_stays_cancelled(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """The consumer leaves early, and while the pager waits for its cancelled prefetches to
+    end, the consumer itself is cancelled: that cancellation must reach it, once no request
+    is left running, instead of being taken for one of the prefetches' own."""
+    consumer: asyncio.Future[None] | None = None
+    prefetched = asyncio.Event()
+    finished_normally = False
+
+    def hang_after_the_first_page(request: RecordedRequest) -> None:
+        if len(server.requests) == 2:
+            server.inject(Fault.hang(endpoint="queryOBSResultCode", times=3))
+        if len(server.requests) == 4:
+            prefetched.set()  # pages 2-4 asked for, and never answered
+
+    def cancel_the_consumer(event: Event) -> None:
+        # A prefetch ends cancelled while the pager awaits it: the moment of the defect.
+        if isinstance(event, CallFinished) and event.error == "CancelledError" and consumer is not None:
+            consumer.cancel()
+
+    async def consume() -> None:
+        nonlocal finished_normally
+        codes = client.obs_result_codes.iter(page_size=10, prefetch=4)
+        async with contextlib.aclosing(codes):
+            async for _ in codes:
+                await prefetched.wait()
+                break
+        finished_normally = True
+
+    server.on_request.append(hang_after_the_first_page)
+    client = make_client(hooks=[cancel_the_consumer])
+    async with client:
+        consumer = asyncio.ensure_future(consume())
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        assert consumer.cancelled() and not finished_normally
+        assert client._session.in_flight == 0
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert len(server.requests) == 4
 
 
 async def test_page_returns_items_and_total(client: ISalesClient) -> None:
