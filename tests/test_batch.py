@@ -494,11 +494,13 @@ async def test_stop_lets_the_requests_on_the_wire_finish_and_sends_nothing_new(
         report = await batch
     assert report.stopped_early and report.stop_reason is not None and "stop" in report.stop_reason
     assert sorted(o.data_id for o in report.succeeded) == [1, 2, 3]  # the three on the wire finished
-    assert len(report.not_sent) == 2 and report.total == 5  # taken, never sent
+    # 4 and 5 were taken and waited for a slot; 6 was admitted with their wave (its intent
+    # recorded, not yet taken): all three never sent, and reported so.
+    assert sorted(o.data_id for o in report.not_sent) == [4, 5, 6] and report.total == 6
     assert server.applied_counts() == {"1": 1, "2": 1, "3": 1}
     with Journal(path, readonly=True) as journal:
         counts = journal.counts()
-    assert (counts[Status.SUCCEEDED], counts[Status.QUEUED], sum(counts.values())) == (3, 2, 5)
+    assert (counts[Status.SUCCEEDED], counts[Status.QUEUED], sum(counts.values())) == (3, 3, 6)
 
     async with make_client() as client:
         rest = await client.business_results.write_back_many(good(100), journal=path)
@@ -523,10 +525,11 @@ async def test_abandon_stops_waiting_and_records_what_was_on_the_wire_as_in_doub
         assert client._session.in_flight == 0
     assert sorted(o.data_id for o in report.unknown) == [1, 2, 3]
     assert all(isinstance(o.error, OutcomeUnknownError) for o in report.unknown)
-    assert (len(report.not_sent), len(report.succeeded), report.total) == (2, 0, 5)
+    # 4 and 5 waited for a slot, 6 was admitted with their wave: never sent, put back as queued.
+    assert (len(report.not_sent), len(report.succeeded), report.total) == (3, 0, 6)
     with Journal(path, readonly=True) as journal:
         assert {e.key: e.status for e in journal.entries(Status.UNKNOWN)} == dict.fromkeys("123", Status.UNKNOWN)
-        assert journal.count(Status.QUEUED) == 2
+        assert journal.count(Status.QUEUED) == 3
 
     server.release()
     async with make_client() as client:

@@ -230,7 +230,9 @@ def test_kill_9_then_rerun_applies_every_record_once(tmp_path: Path) -> None:
             {orjson.loads(line)["dataId"] for line in followup.read_text().splitlines()} if followup.exists() else set()
         )
         assert missing <= listed, "a record neither applied nor listed for follow-up"
-        assert len(listed) <= 8  # only what was in flight at the kill is in doubt
+        # In doubt: what was in flight at the kill (8), and fewer than 8 more whose intents were
+        # committed with their wave, ahead of the workers.
+        assert len(listed) < 2 * 8
         assert rerun.returncode == (1 if listed else 0)
 
 

@@ -185,7 +185,8 @@ async def test_cancelling_a_batch_leaves_nothing_running(
             await client.business_results.write_back_many(good(5000), concurrency=20, journal=tmp_path / "j")
         assert client._session.in_flight == 0
     with Journal(tmp_path / "j") as journal:
-        assert journal.count(Status.QUEUED) + journal.count(Status.SENDING) <= 20
+        # In doubt: only what was in flight; put back as queued: what its waves held, unsent.
+        assert journal.count(Status.SENDING) <= 20 and journal.count(Status.QUEUED) < 20
 
 
 @pytest.mark.sockets

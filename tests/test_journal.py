@@ -5,6 +5,7 @@ previous version migrated; every fault a typed JournalError that stops the batch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -307,6 +308,28 @@ def test_a_kill_while_intents_are_queued_and_not_yet_committed_sent_none_of_them
         report = asyncio.run(rerun())
         assert len(report.succeeded) == 100 and report.skipped == {}
         assert server.applied_counts() == {str(i): 1 for i in range(1, 101)}
+
+
+async def test_what_a_kill_would_leave_in_doubt_stays_under_twice_the_concurrency(
+    client: ISalesClient, server: FakeISales, tmp_path: Path
+) -> None:
+    """Intents are committed a wave at a time, ahead of the workers: at any moment the rows
+    a kill would leave in doubt are the records in flight and fewer than ``concurrency``
+    more, admitted with their waves."""
+    path = tmp_path / "waves.journal"
+    in_doubt: list[int] = []
+
+    def count_in_doubt(_: object) -> None:  # as each request arrives: what is committed so far
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            sql = "SELECT COUNT(*) FROM records WHERE status = ?"
+            in_doubt.append(db.execute(sql, (Status.SENDING.value,)).fetchone()[0])
+
+    server.on_request.append(count_in_doubt)
+    server.latency = 0.001  # so that the workers' requests overlap
+    report = await client.business_results.write_back_many(good(300), concurrency=6, journal=path)
+    assert len(report.succeeded) == 300 and len(in_doubt) == 300
+    assert min(in_doubt) >= 1  # each request's own intent was durable before it left
+    assert max(in_doubt) < 2 * 6
 
 
 LOCKED_OUT = """

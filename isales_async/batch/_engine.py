@@ -1,11 +1,18 @@
 """Batch writeback: many business results written back concurrently, each accounted for once.
 
 Input is streamed: ``concurrency`` workers each take the next record only when they are
-free, so at most ``concurrency`` records are read ahead, whatever the input's size (with
-a journal, a plain iterable is read in chunks of ``concurrency``, each looked up in one
-query while the chunk before it is taken, so up to twice that; a record read ahead and
-not yet taken when the batch stops is in no count, as if never read). Each worker loops
-over take, decide and claim, send: no task per record.
+free, so at most ``concurrency`` records are read ahead, whatever the input's size. Each
+worker loops over take, decide and claim, send: no task per record.
+
+With a journal, records are admitted in waves, so the journal commits a group of intents
+at a time rather than one a record: a plain iterable is read in chunks of half
+``concurrency``, each looked up in one query while the one before it is taken; a chunk is
+decided and claimed at once, and the intents to send its records are committed together,
+before any of them leaves, while the wave before it is still being sent. So besides the
+records in flight, fewer than ``concurrency`` more hold a durable intent: after a kill at
+most twice ``concurrency`` records are in doubt. What is left of a wave when the batch
+stops is reported not sent, its journal rows put back; a chunk read ahead and not yet
+admitted is in no count, as if never read.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -204,7 +211,8 @@ class _Batch:
         self.iterator: Iterator[Any] | None = None  # a plain iterable's records, read without awaiting
         self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
         self.chunk = 1  # records read (and looked up in the journal) at once
-        self.read_ahead: deque[_Taken] = deque()  # read and looked up, not yet taken
+        self.wave: deque[_Ready] = deque()  # admitted with their chunk, intents queued, not yet taken
+        self.input_done = False
         self.upcoming: _Chunk | None = None  # the chunk after it, being looked up
 
     # -- stopping ----------------------------------------------------------------------------
@@ -238,15 +246,15 @@ class _Batch:
     async def run(self, records: Iterable[Any] | AsyncIterable[Any], concurrency: int) -> BatchReport:
         """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
 
-        A store that looks records up is given the records in chunks of ``concurrency``
-        (read from a plain iterable at once, the next chunk looked up while one is taken; an
-        async one is awaited record by record), so one read of the journal serves a chunk;
-        without a journal, a worker reads the next record of a plain iterable directly,
-        with no lock and no await.
+        A store that looks records up is given the records in chunks of half
+        ``concurrency``, admitted as waves (read from a plain iterable at once, the next
+        chunk looked up while one is taken; an async one is awaited record by record), so
+        one read and one commit of the journal serve a chunk; without a journal, a worker
+        reads the next record of a plain iterable directly, with no lock and no await.
         """
         self.workers = concurrency  # with an adaptive limit: its maximum
         if self.store.looks_up and not isinstance(records, AsyncIterable):
-            self.chunk = concurrency
+            self.chunk = (concurrency + 1) // 2  # two waves ahead of the workers hold fewer than `concurrency`
         self.store.start(self.journal_failed)
         try:
             if isinstance(records, AsyncIterable):
@@ -259,8 +267,10 @@ class _Batch:
                 async with anyio.create_task_group() as group:
                     for _ in range(concurrency):
                         group.start_soon(self.worker)
+            self.release_wave()
             await self.store.flush()
         finally:
+            self.release_wave()
             self.forget_upcoming()
             self.store.close()
         return self.report()
@@ -277,29 +287,37 @@ class _Batch:
 
     async def take_and_send(self) -> bool:
         """Take the next record and settle or send it; False once there is none to take."""
-        taken = await self.take()
-        if taken is None:
-            return False
-        sending = self.admit(*taken)  # no await between taking and claiming: the read is still true
-        if sending is None:
-            await anyio.lowlevel.checkpoint()  # a record settled at once must not starve the others
-        else:
-            await self.send(*sending)
-        return True
-
-    async def take(self) -> _Taken | None:
-        """The next record (and, if it was prepared with its chunk, its preparation); ``None``: no more."""
         if not self.taking:
-            return None
-        if self.read_ahead:
-            return self.read_ahead.popleft()
+            return False
         if self.iterator is not None and not self.store.looks_up:  # nothing to look up: no lock, no await
             record = self.next_record(self.iterator)
-            return None if record is _END else (record, None)
+            if record is _END:
+                return False
+            sending = self.admit(record, None)
+            if sending is None:
+                await anyio.lowlevel.checkpoint()  # a record settled at once must not starve the others
+                return True
+            await self.send(*self.ready(*sending))
+            return True
+        ready = self.wave.popleft() if self.wave else await self.next_of_wave()
+        if ready is None:
+            return False
+        self.admit_upcoming()
+        await self.send(*ready)
+        return True
+
+    def ready(self, record: Writeback, prepared: PreparedWriteback, decision: Decision) -> _Ready:
+        """The record to send, its intent to send queued."""
+        return record, prepared, decision, self.store.intend(prepared, record, decision)
+
+    async def next_of_wave(self) -> _Ready | None:
+        """The next record of the wave, admitting the next chunk as a wave if this one is spent."""
         async with self.take_lock:
-            if not self.read_ahead and self.taking:
+            while not self.wave and self.taking and not self.input_done:
                 await self.read_chunk()
-            return self.read_ahead.popleft() if self.read_ahead and self.taking else None
+                if not self.wave:
+                    await anyio.lowlevel.checkpoint()  # a chunk settled at once must not starve the others
+            return self.wave.popleft() if self.wave and self.taking else None
 
     def next_record(self, iterator: Iterator[Any]) -> Any:
         try:
@@ -322,7 +340,8 @@ class _Batch:
         self.abort(exc, f"reading the records failed: {type(exc).__name__}: {exc}")
 
     async def read_chunk(self) -> None:
-        """Make the next chunk of records the one taken: read, prepared, its keys looked up at once.
+        """Admit the next chunk of records as one wave: read, prepared, looked up at once,
+        decided and claimed, the intents of those to send queued together (one commit).
 
         From a plain iterable, the chunk after it is read and looked up at once too, while
         this one is taken, so a worker rarely waits for the journal to answer.
@@ -332,12 +351,35 @@ class _Batch:
         else:
             (taken, rows), self.upcoming = self.upcoming or self.next_chunk(), None
         if rows is not None:
+            with contextlib.suppress(JournalError):
+                await rows
+        self.admit_chunk(taken, rows)
+
+    def admit_upcoming(self) -> None:
+        """Admit the chunk read ahead as the next wave once the wave runs low, if its rows are in:
+        its intents are committed while what is left of this wave is sent."""
+        if not self.taking or len(self.wave) >= self.chunk or self.upcoming is None:
+            return
+        taken, rows = self.upcoming
+        if rows is not None and rows.done() and not rows.cancelled():
+            self.upcoming = None
+            self.admit_chunk(taken, rows)
+
+    def admit_chunk(self, taken: list[_Taken], rows: asyncio.Future[dict[str, JournalRow]] | None) -> None:
+        """Decide and claim a chunk's records at once (``rows``: what the journal knew of
+        them), queueing the intents of those to send: the next wave."""
+        if not taken:
+            self.input_done = True
+        if rows is not None:
             try:
-                self.store.begin_chunk(await rows)
+                self.store.begin_chunk(rows.result())
             except JournalError as exc:  # nothing of the chunk was taken: it is in no count
                 self.abort(exc)
                 return
-        self.read_ahead.extend(taken)
+        for record, prepared in taken:
+            sending = self.admit(record, prepared)
+            if sending is not None:
+                self.wave.append(self.ready(*sending))
         if taken and self.iterator is not None and self.store.looks_up:
             self.upcoming = self.next_chunk()
 
@@ -360,6 +402,14 @@ class _Batch:
         if isinstance(prepared, PreparedWriteback) and self.store.looks_up:
             return [(record, prepared)], self.store.look_up([prepared.key])
         return [(record, prepared)], None
+
+    def release_wave(self) -> None:
+        """The batch stopped before sending what is left of the wave: not sent, its rows put back."""
+        while self.wave:
+            record, prepared, decision, intent = self.wave.popleft()
+            if intent is not None and not _failed(intent):
+                self.store.unsent(prepared, record, decision)
+            self.settle(Outcome(record.data_id, record, OutcomeKind.NOT_SENT, key=prepared.key), None)
 
     def forget_upcoming(self) -> None:
         """The batch is over: a chunk read ahead is never taken, and its rows never wanted."""
@@ -421,9 +471,10 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(self, record: Writeback, prepared: PreparedWriteback, decision: Decision) -> None:
-        """Record the intent to send, wait until it is durable, then send; settle what came of it."""
-        intent = self.store.intend(prepared, record, decision)
+    async def send(
+        self, record: Writeback, prepared: PreparedWriteback, decision: Decision, intent: Awaitable[None] | None
+    ) -> None:
+        """Wait until the record's intent to send is durable, then send; settle what came of it."""
         state = _InFlight(self)
         result: tuple[OutcomeKind, ISalesError | None] | None = None
         self.in_progress.add(state)
@@ -534,6 +585,15 @@ _Taken = tuple[Any, PreparedWriteback | Exception | None]
 _Chunk = tuple[list[_Taken], "asyncio.Future[dict[str, JournalRow]] | None"]
 #: A record to send, prepared, and what its store decided.
 _Sending = tuple[Writeback, PreparedWriteback, Decision]
+#: ... and its intent to send, queued with its wave (``None``: a store that records none).
+_Ready = tuple[Writeback, PreparedWriteback, Decision, "Awaitable[None] | None"]
+
+
+def _failed(intent: Awaitable[None]) -> bool:
+    """Whether the intent is known not to have been recorded (its error is retrieved)."""
+    if not isinstance(intent, asyncio.Future) or not intent.done():
+        return False
+    return intent.cancelled() or intent.exception() is not None
 
 
 def _prepared(record: object) -> PreparedWriteback | Exception:
