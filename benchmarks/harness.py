@@ -9,8 +9,9 @@ one step leaves behind (threads, the heap, the GC's generations, SQLite files, s
 cannot colour the next. The result travels through a file, not stdout, because a step and
 the fake server it starts may print.
 
-The pure parts (:func:`spread`, :func:`alternated`, :func:`rounds`, :func:`busy_jiffies`)
-are tested synchronously in ``tests/test_benchmarks_harness.py``.
+The pure parts (:func:`spread`, :func:`alternated`, :func:`rounds`, :func:`busy_jiffies`,
+:func:`pid_stat`, :func:`tree_ticks`) are tested synchronously in
+``tests/test_benchmarks_harness.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import datetime as dt
 import importlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,15 +32,18 @@ from typing import Any, TypeVar
 __all__ = [
     "CHILD_FLAG",
     "Load",
+    "Meter",
     "StepFailed",
     "alternated",
     "busy_jiffies",
     "child_main",
+    "pid_stat",
     "resolve",
     "rounds",
     "run_isolated",
     "run_steps",
     "spread",
+    "tree_ticks",
     "write_results",
 ]
 
@@ -111,42 +114,82 @@ def busy_jiffies(proc_stat: str) -> tuple[int, int]:
     return user + nice + system + irq + softirq, steal
 
 
-# -- the load while a step runs -------------------------------------------------------------
+def pid_stat(text: str) -> tuple[int, int]:
+    """(parent pid, CPU ticks) from the text of ``/proc/PID/stat``: the user and system time of
+    the process (all its threads) and of the children it has reaped."""
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
 
 
-class Load:
-    """What else the machine did while a step ran: the load averages before and after, and
-    the cores other processes kept busy (all CPU time the kernel counted, less the step's
-    own process tree's) and the share of time stolen by the hypervisor. The load average
-    counts the benchmark itself (its client and server: about 2 on this machine), the
-    others' cores do not."""
+def tree_ticks(processes: Mapping[int, tuple[int, int]], root: int) -> int:
+    """The CPU ticks of ``root`` and every live descendant, from ``{pid: (ppid, ticks)}``."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in processes.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += processes.get(pid, (0, 0))[1]
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+# -- the load while a step (or a round) runs ------------------------------------------------
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every process's parent and CPU ticks, from ``/proc``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = pid_stat((entry / "stat").read_text())
+            except (OSError, ValueError):  # it exited while we looked
+                continue
+    return found
+
+
+class Meter:
+    """The cores processes outside this one's tree (this process, its fake server, a step's
+    interpreter) kept busy since the meter started, and the share of time the hypervisor
+    stole: what a reader needs to tell a quiet round from a disturbed one. The load average
+    cannot tell: it counts the benchmark itself (about 2 on this machine)."""
 
     def __init__(self) -> None:
-        self.loadavg_before = os.getloadavg()
+        self.root = os.getpid()
         self.started = time.perf_counter()
         self.jiffies = busy_jiffies(Path("/proc/stat").read_text())
-        self.children_cpu = _children_cpu_seconds()
+        self.ours = tree_ticks(_processes(), self.root)
 
-    def finish(self) -> dict[str, Any]:
-        """The load figures from construction until now."""
+    def read(self) -> dict[str, float]:
+        """``cores_busy_by_others`` and ``steal_fraction`` from the start until now."""
         wall = time.perf_counter() - self.started
         busy, steal = busy_jiffies(Path("/proc/stat").read_text())
-        tick = os.sysconf("SC_CLK_TCK")
-        cores = len(os.sched_getaffinity(0))
-        ours = _children_cpu_seconds() - self.children_cpu
-        others = (busy - self.jiffies[0]) / tick - ours
+        ours = tree_ticks(_processes(), self.root)
+        tick, cores = os.sysconf("SC_CLK_TCK"), len(os.sched_getaffinity(0))
+        if wall <= 0:
+            return {"cores_busy_by_others": 0.0, "steal_fraction": 0.0}
+        others = (busy - self.jiffies[0] - (ours - self.ours)) / tick
         return {
-            "loadavg_before": [round(x, 2) for x in self.loadavg_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "cores_busy_by_others": round(max(others, 0.0) / wall, 2) if wall > 0 else 0.0,
-            "steal_fraction": round((steal - self.jiffies[1]) / tick / wall / cores, 3) if wall > 0 else 0.0,
+            "cores_busy_by_others": round(max(others, 0.0) / wall, 2),
+            "steal_fraction": round((steal - self.jiffies[1]) / tick / wall / cores, 3),
         }
 
 
-def _children_cpu_seconds() -> float:
-    """CPU seconds of every finished child process (the steps, and the servers they reaped)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class Load:
+    """The load while a step ran: the load averages before and after, and its :class:`Meter`."""
+
+    def __init__(self) -> None:
+        self.loadavg_before = os.getloadavg()
+        self.meter = Meter()
+
+    def finish(self) -> dict[str, Any]:
+        """The load figures from construction until now."""
+        return {
+            "loadavg_before": [round(x, 2) for x in self.loadavg_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            **self.meter.read(),
+        }
 
 
 # -- the subprocess protocol ------------------------------------------------------------------
@@ -218,7 +261,7 @@ def run_steps(
             print(f"{name} failed: {error}", file=sys.stderr, flush=True)
             failed.append(name)
             continue
-        seconds = round(time.perf_counter() - load.started, 1)
+        seconds = round(time.perf_counter() - load.meter.started, 1)
         results[name] = {"date": date, "wall_seconds": seconds, "load": load.finish(), **result}
         print(json.dumps(results[name], indent=1), file=sys.stderr, flush=True)
         write_results(target, results)

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.harness import alternated, spread
+from benchmarks.harness import Meter, alternated, spread
 from isales_async import BusinessResult, Definitions, ISalesClient, ObsResultCode, Writeback, sign
 from isales_async._endpoints import ENDPOINTS
 from isales_async._envelope import decipher
@@ -153,9 +153,10 @@ def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[s
     sides = {"raw_aiohttp": raw_aiohttp, "isales_async": ours}
     times: dict[str, list[float]] = {"isales_async": [], "raw_aiohttp": [], "requests_threads": []}
     cpu: dict[str, list[float]] = {"isales_async": [], "raw_aiohttp": []}
-    first = []
+    first, others = [], []
     with server_process(latency=latency) as base_url:
         for repetition in range(repetitions):
+            meter = Meter()
             order = alternated(repetition, tuple(sides))
             first.append(order[0])
             for name in order:
@@ -165,6 +166,7 @@ def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[s
                 cpu[name].append((time.process_time() - started) / (count + warmup))
             gc.collect()
             times["requests_threads"].append(thread_pool(base_url, count))
+            others.append(meter.read()["cores_busy_by_others"])
     rates = {name: [count / seconds for seconds in values] for name, values in times.items()}
     vs_raw = [a / b for a, b in zip(rates["isales_async"], rates["raw_aiohttp"], strict=True)]
     vs_threads = [a / b for a, b in zip(rates["isales_async"], rates["requests_threads"], strict=True)]
@@ -174,6 +176,7 @@ def throughput(count: int, latency: float = 0.0, repetitions: int = 5) -> dict[s
         "repetitions": repetitions,
         "server_latency_s": latency,
         "first_by_round": first,
+        "cores_busy_by_others_by_round": others,
         "requests_per_second": {k: round(statistics.median(v)) for k, v in rates.items()},
         "ratio_vs_raw_aiohttp": spread(vs_raw),
         "ratio_vs_requests_threads": spread(vs_threads, 2),
@@ -258,13 +261,15 @@ def pagination(pages: int, latency: float, repetitions: int = 3) -> dict[str, An
                 assert n == pages * 50
                 return time.perf_counter() - started
 
-        first = []
+        first, others = [], []
         for repetition in range(repetitions):
+            meter = Meter()
             order = alternated(repetition, prefetches)
             first.append(order[0])
             for prefetch in order:
                 gc.collect()
                 seconds[prefetch].append(asyncio.run(run(prefetch)))
+            others.append(meter.read()["cores_busy_by_others"])
     results = {}
     for prefetch, values in seconds.items():
         ideal = latency * (1 + (pages - 1) / prefetch)
@@ -278,6 +283,7 @@ def pagination(pages: int, latency: float, repetitions: int = 3) -> dict[str, An
         "latency_s": latency,
         "repetitions": repetitions,
         "first_prefetch_by_round": first,
+        "cores_busy_by_others_by_round": others,
         "by_prefetch": results,
     }
 
@@ -299,17 +305,26 @@ def batch(records: int, latency: float, concurrencies: Sequence[int], repetition
                 assert len(report.succeeded) == records
                 return report.elapsed
 
+        others = []
         for repetition in range(repetitions):
+            meter = Meter()
             for concurrency in alternated(repetition, tuple(concurrencies)):
                 gc.collect()
                 elapsed = asyncio.run(run(concurrency))
                 seconds[concurrency].append(elapsed)
                 fractions[concurrency].append(records * latency / concurrency / elapsed)
+            others.append(meter.read()["cores_busy_by_others"])
     out = {
         concurrency: {"seconds": round(statistics.median(seconds[concurrency]), 2), "fraction_of_ideal": spread(values)}
         for concurrency, values in fractions.items()
     }
-    return {"records": records, "latency_s": latency, "repetitions": repetitions, "by_concurrency": out}
+    return {
+        "records": records,
+        "latency_s": latency,
+        "repetitions": repetitions,
+        "cores_busy_by_others_by_round": others,
+        "by_concurrency": out,
+    }
 
 
 WRITE_PATH = "/rest/isales/v1/openapi/campaigns/1/callBusiResult/{}"
@@ -371,16 +386,19 @@ def write_back_vs_raw(records: int, concurrencies: Sequence[int], repetitions: i
         with server_process(data_id_count=needed) as base_url:
             run = {"raw_signed_post": raw_write_back, "isales_async": ours_write_back}
             seconds: dict[str, list[float]] = {side: [] for side in sides}
-            first = []
+            first, others = [], []
             for repetition in range(repetitions):
+                meter = Meter()
                 order = alternated(repetition, sides)
                 first.append(order[0])
                 for side in order:
                     gc.collect()
                     seconds[side].append(asyncio.run(run[side](base_url, records, concurrency)))
+                others.append(meter.read()["cores_busy_by_others"])
         ratios = [raw / our for raw, our in zip(seconds["raw_signed_post"], seconds["isales_async"], strict=True)]
         out[str(concurrency)] = {
             "first_by_round": first,
+            "cores_busy_by_others_by_round": others,
             "records_per_second": {
                 side: round(statistics.median(records / v for v in seconds[side])) for side in sides
             },
@@ -404,20 +422,23 @@ def journal_cost(records: int, concurrency: int, repetitions: int) -> dict[str, 
 
         rates: dict[bool, list[float]] = {True: [], False: []}
         cpu: dict[bool, list[float]] = {True: [], False: []}
-        first = []
+        first, others = [], []
         for repetition in range(repetitions):
+            meter = Meter()
             order = alternated(repetition, (True, False))
             first.append("journaled" if order[0] else "unjournaled")
             for journaled in order:
                 rate, cpu_per_record = run(journaled, repetition)
                 rates[journaled].append(rate)
                 cpu[journaled].append(cpu_per_record)
+            others.append(meter.read()["cores_busy_by_others"])
     ratios = [a / b for a, b in zip(rates[True], rates[False], strict=True)]
     return {
         "records": records,
         "concurrency": concurrency,
         "repetitions": repetitions,
         "first_by_round": first,
+        "cores_busy_by_others_by_round": others,
         "records_per_second": {
             "journaled": round(statistics.median(rates[True])),
             "unjournaled": round(statistics.median(rates[False])),
@@ -481,19 +502,22 @@ def memory_per_write(in_flight: int = 500, latency: float = 2.0, repetitions: in
 
         sides = {"isales_async": ours, "raw_signed_post": raw}
         kib: dict[str, list[float]] = {side: [] for side in sides}
-        first = []
+        first, others = [], []
         for repetition in range(repetitions):
+            meter = Meter()
             order = alternated(repetition, tuple(sides))
             first.append(order[0])
             for side in order:
                 gc.collect()
                 kib[side].append(asyncio.run(sides[side]()) / 1024)
+            others.append(meter.read()["cores_busy_by_others"])
     ratios = [a / b for a, b in zip(kib["isales_async"], kib["raw_signed_post"], strict=True)]
     return {
         "in_flight": in_flight,
         "server_latency_s": latency,
         "repetitions": repetitions,
         "first_by_round": first,
+        "cores_busy_by_others_by_round": others,
         "kib_per_write_in_flight": {side: spread(values, 1) for side, values in kib.items()},
         "ratio_ours_over_raw": spread(ratios),
     }
@@ -532,8 +556,9 @@ def definitions_check(records: int, repetitions: int, latency: float = 0.0) -> d
 
         rates: dict[bool, list[float]] = {True: [], False: []}
         cpu: dict[bool, list[float]] = {True: [], False: []}
-        first = []
+        first, others = [], []
         for repetition in range(repetitions):
+            meter = Meter()
             order = alternated(repetition, (True, False))
             first.append("checked" if order[0] else "unchecked")
             for check in order:
@@ -541,6 +566,7 @@ def definitions_check(records: int, repetitions: int, latency: float = 0.0) -> d
                 rate, cpu_per_record = asyncio.run(run(check))
                 rates[check].append(rate)
                 cpu[check].append(cpu_per_record)
+            others.append(meter.read()["cores_busy_by_others"])
         attributed = [asyncio.run(share_of_the_check(base_url, records)) for _ in range(3)]
     throughput_ratios = [a / b for a, b in zip(rates[True], rates[False], strict=True)]
     cpu_ratios = [b / a for a, b in zip(cpu[True], cpu[False], strict=True)]  # as throughput: higher is faster
@@ -557,6 +583,7 @@ def definitions_check(records: int, repetitions: int, latency: float = 0.0) -> d
         "server_latency_s": latency,
         "repetitions": repetitions,
         "first_by_round": first,
+        "cores_busy_by_others_by_round": others,
         "records_per_second": {
             "checked": [round(r) for r in rates[True]],
             "unchecked": [round(r) for r in rates[False]],

@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 from benchmarks.__main__ import parse_args, plan
-from benchmarks.harness import StepFailed, alternated, busy_jiffies, rounds, run_isolated, run_steps, spread
+from benchmarks.harness import (
+    StepFailed,
+    alternated,
+    busy_jiffies,
+    pid_stat,
+    rounds,
+    run_isolated,
+    run_steps,
+    spread,
+    tree_ticks,
+)
 
 #: State the parent changes before starting a child: the child must not see the change.
 LEFT_BEHIND: list[str] = []
@@ -116,6 +126,19 @@ def test_busy_jiffies_sums_the_busy_fields_of_all_cpus_and_reads_the_steal() -> 
         ]
     )
     assert busy_jiffies(proc_stat) == (100 + 20 + 30 + 1 + 2, 9)
+
+
+def test_pid_stat_reads_the_parent_and_the_ticks_past_a_command_name_with_spaces_and_parentheses() -> None:
+    # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime ...
+    text = "4242 (python (x) y) S 17 4242 4242 0 -1 4194304 100 0 0 0 30 12 5 3 20 0 1 0 256275"
+    assert pid_stat(text) == (17, 30 + 12 + 5 + 3)
+
+
+def test_tree_ticks_counts_the_root_and_its_descendants_only() -> None:
+    processes = {1: (0, 1000), 10: (1, 7), 11: (10, 5), 12: (11, 3), 20: (1, 900), 21: (20, 50)}
+    assert tree_ticks(processes, 10) == 7 + 5 + 3
+    assert tree_ticks(processes, 12) == 3
+    assert tree_ticks(processes, 99) == 0  # gone
 
 
 # -- the arguments each step gets ----------------------------------------------------------------
