@@ -33,6 +33,7 @@ __all__ = [
     "CHILD_FLAG",
     "Load",
     "Meter",
+    "Step",
     "StepFailed",
     "alternated",
     "busy_jiffies",
@@ -65,7 +66,7 @@ class StepFailed(RuntimeError):
         self.returncode = returncode
 
 
-# -- pure: rounds, order, spread ----------------------------------------------------------
+# -- pure: rounds, order, spread, the text of /proc -----------------------------------------
 
 
 def rounds(base: int, repeat: int) -> int:
