@@ -45,7 +45,7 @@ from ._hooks import (
     log_event,
     logger,
 )
-from ._limits import Admission, Deadline, RouteLimit, SharedLimits
+from ._limits import Admission, Deadlines, RouteLimit, SharedLimits
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
 from ._signing import authorization, canonical_host_request, enc, format_timestamp, signing_key, signing_prefix
@@ -172,6 +172,7 @@ class Session:
         self.in_flight = 0
         self._retry_state = RetryState(retry_budget if retry_budget is not None else RetryBudget())
         self._admission = Admission(max_concurrency, route_limits, self.clock, self._retry_state, limits)
+        self._deadlines = Deadlines(self.clock)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -185,6 +186,8 @@ class Session:
             if self._loop is not loop and self.in_flight == 0:
                 # Reopened in a new loop (an asyncio.run per batch): the limit bound to the old one is replaced.
                 self._admission.renew_limiter()
+            if self._loop is not loop:
+                self._deadlines = Deadlines(self.clock)  # an alarm set in the old loop never rings in this one
             self._loop = loop
         await self._transport.open()
         self._open = True
@@ -270,6 +273,8 @@ class Session:
         admission = self._admission
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
+        task = asyncio.current_task() if deadline is not None else None
+        deadlines = self._deadlines
         self._retry_state.first_attempt()
         attempt = sends = 0
         previous: ISalesError | None = None
@@ -280,7 +285,7 @@ class Session:
             while True:
                 attempt += 1
                 sent = False
-                guard = Deadline(self.clock, deadline) if deadline is not None else None
+                guard = deadlines.watch(deadline, task) if deadline is not None else None
                 gate = admission.route_gate(endpoint.name)
                 try:
                     try:
