@@ -8,12 +8,16 @@ from collections.abc import Callable
 
 import pytest
 
-from isales_async import OutcomeUnknownError, RetryPolicy
+from isales_async import BatchControl, CallStarted, OutcomeUnknownError, Progress, RequestSent, RetryPolicy, Writeback
 from isales_async.testing import FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
 
 WB = "callBusiResult"
+
+
+def good(n: int) -> list[Writeback]:
+    return [Writeback(i, "B01") for i in range(1, n + 1)]
 
 
 class CountingClock(FakeClock):
@@ -92,3 +96,120 @@ async def test_the_deadlines_of_finished_calls_are_let_go_while_one_call_runs_lo
         finally:
             server.release()
             await held
+
+
+# -- stopping a batch: each record's wait is ended by cancelling its worker's task ---------------------
+
+
+def hang_writes(server: FakeISales, count: int) -> asyncio.Event:
+    """Hold the first ``count`` writebacks at the server; the event is set once all have arrived."""
+    arrived = asyncio.Event()
+    server.inject(Fault.hang(endpoint=WB, times=count))
+    server.on_request.append(lambda _: len(server.requests_to(WB)) >= count and arrived.set())
+    return arrived
+
+
+async def test_a_hook_that_abandons_the_batch_ends_the_wait_of_its_own_record(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """The hook runs in the record's own task, which cannot be cancelled while it runs: its
+    wait for the answer is ended as soon as it begins, and the record is in doubt."""
+    control = BatchControl()
+    server.inject(Fault.hang(endpoint=WB))
+
+    def abandon_once_sent(event: object) -> None:
+        if isinstance(event, RequestSent):
+            control.abandon()
+
+    async with make_client(hooks=[abandon_once_sent]) as client:
+        try:
+            report = await client.business_results.write_back_many(
+                [Writeback(1, "B01"), Writeback(2, "B01")], concurrency=1, control=control
+            )
+        finally:
+            server.release()
+        assert client._session.in_flight == 0
+    assert [o.data_id for o in report.unknown] == [1]
+    assert isinstance(report.unknown[0].error, OutcomeUnknownError)
+    assert report.total == 1 and report.stop_reason == "abandoned by BatchControl.abandon()"
+
+
+async def test_a_stopped_record_leaves_no_cancellation_pending_in_its_worker(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """The worker that settles a stopped record goes on as if never cancelled: on Python
+    3.11+ its task counts no cancellation (the next wait of its would be cancelled)."""
+    arrived = hang_writes(server, 1)
+    control = BatchControl()
+    pending: list[int] = []
+
+    def count_cancellations(progress: Progress) -> None:
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)
+        pending.append(cancelling() if cancelling is not None else 0)
+
+    async with make_client(max_concurrency=1) as client:  # the second record waits unsent for the slot
+        batch = asyncio.ensure_future(
+            client.business_results.write_back_many(
+                good(2), concurrency=2, control=control, on_progress=count_cancellations
+            )
+        )
+        await arrived.wait()
+        control.stop()
+        server.release()
+        report = await batch
+    assert [o.data_id for o in report.succeeded] == [1] and [o.data_id for o in report.not_sent] == [2]
+    assert pending == [0, 0]
+
+
+async def test_cancelling_a_stopped_batch_from_outside_still_cancels_its_caller(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """A batch abandoned and cancelled at once: the records' cancellation is the batch's
+    own, the caller's passes through, whichever comes first."""
+    arrived = hang_writes(server, 2)
+    control = BatchControl()
+    async with make_client() as client:
+        batch = asyncio.ensure_future(client.business_results.write_back_many(good(2), concurrency=2, control=control))
+        try:
+            await arrived.wait()
+            control.abandon()
+            batch.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await batch
+        finally:
+            server.release()
+        assert client._session.in_flight == 0
+
+
+async def test_cancelling_a_batch_from_outside_is_not_taken_for_a_stop(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    arrived = hang_writes(server, 3)
+    async with make_client() as client:
+        batch = asyncio.ensure_future(client.business_results.write_back_many(good(3), concurrency=3))
+        try:
+            await arrived.wait()
+            batch.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await batch
+        finally:
+            server.release()
+        assert client._session.in_flight == 0
+
+
+async def test_a_hook_that_stops_the_batch_before_its_record_is_sent_keeps_the_record_unsent(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """Stopped from its own task with no wait left before the attempt would go out: the
+    record is not sent, and its worker ends as any other, uncancelled."""
+    control = BatchControl()
+
+    def abandon_as_it_starts(event: object) -> None:
+        if isinstance(event, CallStarted):
+            control.abandon()
+
+    async with make_client(hooks=[abandon_as_it_starts]) as client:
+        report = await client.business_results.write_back_many(good(3), concurrency=1, control=control)
+    assert [o.data_id for o in report.not_sent] == [1] and report.total == 1
+    assert server.requests_to(WB) == []
