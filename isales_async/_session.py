@@ -11,6 +11,7 @@ translates its own failures into our hierarchy; cancellation passes through unto
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -105,6 +106,13 @@ def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
     raise ValidationError(bad_key, f"the {endpoint} body cannot carry it: {problem}")
 
 
+def _path_segment(name: str, value: str | int) -> str:
+    """``value`` checked and percent-encoded for one path segment."""
+    text = check_path_param(name, value)
+    # Letters and digits need no encoding (a dataId is digits): enc()'s cache would only churn.
+    return text if text.isascii() and text.isalnum() else enc(text)
+
+
 def _encodes(value: Any) -> bool:
     try:
         orjson.dumps(value)
@@ -114,6 +122,8 @@ def _encodes(value: Any) -> bool:
 
 
 _JSON = "application/json; charset=UTF-8"
+#: What :func:`decipher` is given as the time of a 2xx response, which it never reads.
+_NEVER_READ = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
 
 
 @attrs.define
@@ -230,7 +240,7 @@ class Session:
     ) -> _Call:
         """Build the exact path, URL and body bytes that are both signed and sent, and the
         canonical request (which holds no timestamp) that every attempt signs."""
-        encoded = {name: enc(check_path_param(name, value)) for name, value in path_params.items()}
+        encoded = {name: _path_segment(name, value) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
         raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
         url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
@@ -287,16 +297,20 @@ class Session:
                 sent = False
                 guard = deadlines.watch(deadline, task) if deadline is not None else None
                 gate = admission.route_gate(endpoint.name)
+                waited = attempt > 1  # a retry slept first
                 try:
                     try:
                         if gate is not None:
                             await gate.enter(endpoint.name, deadline)
+                            waited = True
                         try:
                             if not admission.try_acquire():
                                 await admission.acquire(endpoint.name, deadline)
+                                waited = True
                             self.in_flight += 1
                             try:
-                                self._check_open(endpoint.name)  # the client may have closed while we waited
+                                if waited:
+                                    self._check_open(endpoint.name)  # the client may have closed while we waited
                                 request = self._signed(call, attempt_timeouts)
                                 sent = True
                                 sends += 1
@@ -318,7 +332,10 @@ class Session:
                     if observed:
                         elapsed = self.clock.monotonic() - sent_at
                         self._emit(ResponseReceived(endpoint.name, call.path, response.status, attempt, elapsed))
-                    data = decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
+                    status = response.status
+                    # The wall time dates a failure's Retry-After only: a success does not read the clock.
+                    now = _NEVER_READ if 200 <= status < 300 else self.clock.wall()
+                    data = decipher(endpoint, status, response.headers, response.body, now)
                     if traced:
                         self._emit(CallFinished(endpoint.name, call.path, sends, SUCCESS, False, None))
                     return data

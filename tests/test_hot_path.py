@@ -8,7 +8,18 @@ from collections.abc import Callable
 
 import pytest
 
-from isales_async import BatchControl, CallStarted, OutcomeUnknownError, Progress, RequestSent, RetryPolicy, Writeback
+from isales_async import (
+    BatchControl,
+    CallStarted,
+    ClientClosedError,
+    OutcomeUnknownError,
+    Progress,
+    RequestSent,
+    RetryPolicy,
+    ValidationError,
+    Writeback,
+)
+from isales_async.batch._writeback import PreparedWriteback, fingerprint, prepare, writeback_body
 from isales_async.testing import FakeClock, FakeISales, Fault
 
 from .conftest import MakeClient
@@ -213,3 +224,81 @@ async def test_a_hook_that_stops_the_batch_before_its_record_is_sent_keeps_the_r
         report = await client.business_results.write_back_many(good(3), concurrency=1, control=control)
     assert [o.data_id for o in report.not_sent] == [1] and report.total == 1
     assert server.requests_to(WB) == []
+
+
+# -- what a call checks again after it waited ----------------------------------------------------------
+
+
+async def test_a_call_waiting_for_the_limiter_when_the_client_closes_is_not_sent(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    arrived = hang_writes(server, 1)
+    client = make_client(max_concurrency=1)
+    async with client:
+        holder = asyncio.ensure_future(client.business_results.write_back(1, "B01"))
+        await arrived.wait()  # the only slot is held by a write the server keeps
+        queued = asyncio.ensure_future(client.business_results.write_back(2, "B01"))
+        await asyncio.sleep(0)  # it reaches the limiter and waits there
+        closing = asyncio.ensure_future(client.aclose())
+        await asyncio.sleep(0)
+        server.release()
+        with pytest.raises(ClientClosedError):
+            await queued
+        await asyncio.gather(holder, closing, return_exceptions=True)
+    assert [r.path.rsplit("/", 1)[-1] for r in server.requests_to(WB)] == ["1"]
+
+
+async def test_a_retry_after_the_client_closed_is_not_sent(make_client: MakeClient, server: FakeISales) -> None:
+    clock = FakeClock(autojump=False)
+    server.inject(Fault.status_code(503, retry_after="5", endpoint=WB))
+    client = make_client(clock=clock)
+    async with client:
+        call = asyncio.ensure_future(client.business_results.write_back(1, "B01"))
+        await clock.wait_for_sleepers(1)  # the 503 came back: the retry waits 5 s
+        await client.aclose()
+        clock.advance(5.0)
+        with pytest.raises(ClientClosedError):
+            await call
+    assert len(server.requests_to(WB)) == 1
+
+
+# -- what a record costs before it is sent ---------------------------------------------------------------
+
+
+def test_a_prepared_record_computes_its_fingerprint_only_when_asked() -> None:
+    prepared = prepare(Writeback(7, "B01", sub_status="B01-1"))
+    assert prepared._fingerprint is None  # a batch without a journal never asks
+    assert prepared.fingerprint == fingerprint("7", {"busiResult": "B01", "subStatus": "B01-1"})
+    assert prepared == PreparedWriteback("7", {"busiResult": "B01", "subStatus": "B01-1"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "body"),
+    [
+        ((None, None, None), {"busiResult": "B01"}),
+        (("", "", ""), {"busiResult": "B01"}),
+        (
+            ("B01-1", "desc", "2033"),
+            {"busiResult": "B01", "subStatus": "B01-1", "busiResultDesc": "desc", "workNo": "2033"},
+        ),
+        ((None, "desc", None), {"busiResult": "B01", "busiResultDesc": "desc"}),
+    ],
+)
+def test_a_body_holds_the_given_fields_in_the_api_order(fields: tuple[str | None, ...], body: dict[str, str]) -> None:
+    built = writeback_body("B01", *fields)
+    assert built == body and list(built) == list(body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        (("x" * 51, None, None), "sub_status"),
+        ((None, "\ud800", None), "busi_result_desc"),
+        ((None, None, 7), "work_no"),
+        (("x" * 51, None, 7), "sub_status"),  # the first bad field in the API's order is named
+    ],
+)
+def test_a_bad_optional_field_is_named(fields: tuple[object, ...], bad: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        writeback_body("B01", *fields)  # type: ignore[arg-type]
+    assert info.value.field == bad
