@@ -128,14 +128,20 @@ _NEVER_READ = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
 
 @attrs.define
 class _Call:
-    """One call's request, built once and kept across its attempts: the exact path, URL and
-    body that are sent, and the canonical request each attempt is signed over afresh."""
+    """One call's request, built once and kept across its attempts: the exact URL and body
+    that are sent, and the canonical request each attempt is signed over afresh."""
 
     endpoint: Endpoint
-    path: str
     url: str
     body: bytes | None
     canonical: bytes
+    path_start: int  # where the path begins in ``url``
+
+    @property
+    def path(self) -> str:
+        """The exact path sent (percent-encoded, so a ``?`` in it is the query's); read only
+        for events and errors, so a write in flight does not keep a copy of it."""
+        return self.url[self.path_start :].partition("?")[0]
 
 
 class Session:
@@ -248,7 +254,7 @@ class Session:
         # Encoded again: orjson's bytes keep a 4 KiB buffer, which every write in flight held.
         body_bytes = body_text.encode() if body is not None else None
         canonical = canonical_host_request(endpoint.method, path, query, self._host, body_text)
-        return _Call(endpoint, path, url, body_bytes, canonical.encode())
+        return _Call(endpoint, url, body_bytes, canonical.encode(), len(self._origin))
 
     async def request(
         self,

@@ -14,11 +14,14 @@ from isales_async import (
     ClientClosedError,
     OutcomeUnknownError,
     Progress,
+    ReadTimeoutError,
     RequestSent,
     RetryPolicy,
+    Timeouts,
     ValidationError,
     Writeback,
 )
+from isales_async._clock import SystemClock
 from isales_async.batch._writeback import PreparedWriteback, fingerprint, prepare, writeback_body
 from isales_async.testing import FakeClock, FakeISales, Fault
 
@@ -34,8 +37,8 @@ def good(n: int) -> list[Writeback]:
 class CountingClock(FakeClock):
     """A fake clock that counts the alarms set on it."""
 
-    def __init__(self, **options: bool) -> None:
-        super().__init__(**options)
+    def __init__(self) -> None:
+        super().__init__()
         self.alarms_set = 0
 
     def call_at(self, when: float, callback: Callable[[], object]) -> object:  # type: ignore[override]
@@ -116,7 +119,12 @@ def hang_writes(server: FakeISales, count: int) -> asyncio.Event:
     """Hold the first ``count`` writebacks at the server; the event is set once all have arrived."""
     arrived = asyncio.Event()
     server.inject(Fault.hang(endpoint=WB, times=count))
-    server.on_request.append(lambda _: len(server.requests_to(WB)) >= count and arrived.set())
+
+    def arrive(_: object) -> None:
+        if len(server.requests_to(WB)) >= count:
+            arrived.set()
+
+    server.on_request.append(arrive)
     return arrived
 
 
@@ -302,3 +310,67 @@ def test_a_bad_optional_field_is_named(fields: tuple[object, ...], bad: str) -> 
     with pytest.raises(ValidationError) as info:
         writeback_body("B01", *fields)  # type: ignore[arg-type]
     assert info.value.field == bad
+
+
+# -- the aiohttp transport watches each request's total timeout itself --------------------------------
+
+
+@pytest.mark.sockets
+async def test_a_request_past_its_total_timeout_over_aiohttp_is_a_read_timeout(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    server.inject(Fault.hang(endpoint="queryOBSResultCode"), Fault.hang(endpoint=WB))
+    timeouts = Timeouts(connect=1.0, read=None, total=0.05)
+    async with make_client(timeouts=timeouts, retry=RetryPolicy(attempts=1), clock=SystemClock()) as client:
+        try:
+            with pytest.raises(ReadTimeoutError, match="no response in time"):
+                await client.obs_result_codes.page()
+            with pytest.raises(OutcomeUnknownError) as info:
+                await client.business_results.write_back(9, "B01")
+        finally:
+            server.release()
+        assert isinstance(info.value.__cause__, ReadTimeoutError)
+        assert client._session.in_flight == 0
+        await client.obs_result_codes.page(page_size=1)  # the connection pool serves the next request
+    assert len(server.requests_to(WB)) == 1
+
+
+@pytest.mark.sockets
+async def test_a_deadline_before_the_total_timeout_over_aiohttp_is_the_deadline(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """Both cancel the request's task: the session tells its deadline's from the transport's."""
+    clock = FakeClock(autojump=False)
+    arrived = asyncio.Event()
+    server.on_request.append(lambda _: arrived.set())
+    server.inject(Fault.hang(endpoint=WB))
+    async with make_client(clock=clock, retry=RetryPolicy(deadline=5.0, attempts=3)) as client:
+        call = asyncio.ensure_future(client.business_results.write_back(9, "B01"))
+        try:
+            await arrived.wait()
+            clock.advance(6.0)  # the deadline passes; the 60 s total timeout (real time) does not
+            with pytest.raises(OutcomeUnknownError, match="5s deadline passed"):
+                await call
+        finally:
+            server.release()
+    assert len(server.requests_to(WB)) == 1
+
+
+@pytest.mark.sockets
+async def test_cancelling_a_request_over_aiohttp_is_not_taken_for_its_timeout(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    arrived = asyncio.Event()
+    server.on_request.append(lambda _: arrived.set())
+    server.inject(Fault.hang(endpoint="queryOBSResultCode"))
+    async with make_client(timeouts=Timeouts(total=30.0), clock=SystemClock()) as client:
+        call = asyncio.ensure_future(client.obs_result_codes.page())
+        try:
+            await arrived.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        finally:
+            server.release()
+        assert client._session.in_flight == 0
+        assert client._session._transport._totals._armed == 0  # type: ignore[attr-defined]

@@ -128,8 +128,9 @@ class _InFlight:
         self.cancelled = False
         self.active = True  # until its outcome is known
 
-    def on_send(self) -> None:
-        """Called as each attempt goes on the wire (its intent is durable by then)."""
+    def __call__(self) -> None:
+        """The write's ``on_send``, called as each attempt goes on the wire (its intent is
+        durable by then); the record itself, not a bound method, so it costs nothing more."""
         if not self.batch.sending_allowed:
             raise _NotSent
         self.sent = True
@@ -312,8 +313,12 @@ class _Batch:
                     return
 
     async def take_and_send(self, task: asyncio.Task[Any]) -> bool:
-        """Take the next record and settle or send it (in ``task``, the worker's); False once
-        there is none to take."""
+        """Take the next record and settle it, or record the intent to send it, wait until
+        that is durable, send it (in ``task``, the worker's) and settle what came of it;
+        False once there is none to take.
+
+        Taking and sending are one coroutine, not two: a frame less a write in flight.
+        """
         # Without a journal, a plain iterable's next record needs no await: no coroutine either.
         taken = self.take_plain() if self.iterator is not None and not self.store.looks_up else await self.take()
         if taken is None:
@@ -321,8 +326,34 @@ class _Batch:
         sending = self.admit(*taken)  # no await between taking and claiming: the read is still true
         if sending is None:
             await anyio.lowlevel.checkpoint()  # a record settled at once must not starve the others
+            return True
+        record, prepared, decision = sending
+        intent = self.store.intend(prepared, record, decision)
+        state = _InFlight(self, task)
+        result: tuple[OutcomeKind, ISalesError | None] | None = None
+        self.in_progress.add(state)
+        try:
+            if intent is not None:
+                await intent
+            await self.write(prepared.key, prepared.body, on_send=state)
+        except _NotSent:
+            # A write is retried only when provably not applied, so a refused attempt means not applied.
+            result = (OutcomeKind.NOT_SENT, None)
+        except JournalError as exc:  # its intent could not be recorded, so it was not sent
+            result, intent = (OutcomeKind.NOT_SENT, exc), None
+        except ISalesError as exc:
+            result = self.classify(exc)
+        except asyncio.CancelledError:
+            if not state.caught():
+                raise
+        except Exception as exc:  # a bug in one record's processing: that record alone pays
+            result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
         else:
-            await self.send(*sending, task)
+            result = (OutcomeKind.SUCCEEDED, None)
+        finally:
+            state.active = False
+            self.in_progress.discard(state)
+        self.settle_sent(state, result, intent is not None, record, prepared, decision)
         return True
 
     async def take(self) -> _Taken | None:
@@ -465,41 +496,24 @@ class _Batch:
             return None
         return self.definitions.refusal(prepared.body["busiResult"], prepared.body.get("subStatus"))
 
-    async def send(
-        self, record: Writeback, prepared: PreparedWriteback, decision: Decision, task: asyncio.Task[Any]
+    def settle_sent(
+        self,
+        state: _InFlight,
+        result: tuple[OutcomeKind, ISalesError | None] | None,
+        intended: bool,
+        record: Writeback,
+        prepared: PreparedWriteback,
+        decision: Decision,
     ) -> None:
-        """Record the intent to send, wait until it is durable, then send (in ``task``, the
-        worker's); settle what came of it."""
-        intent = self.store.intend(prepared, record, decision)
-        state = _InFlight(self, task)
-        result: tuple[OutcomeKind, ISalesError | None] | None = None
-        self.in_progress.add(state)
-        try:
-            if intent is not None:
-                await intent
-            await self.write(prepared.key, prepared.body, on_send=state.on_send)
-        except _NotSent:
-            # A write is retried only when provably not applied, so a refused attempt means not applied.
-            result = (OutcomeKind.NOT_SENT, None)
-        except JournalError as exc:  # its intent could not be recorded, so it was not sent
-            result, intent = (OutcomeKind.NOT_SENT, exc), None
-        except ISalesError as exc:
-            result = self.classify(exc)
-        except asyncio.CancelledError:
-            if not state.caught():
-                raise
-        except Exception as exc:  # a bug in one record's processing: that record alone pays
-            result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
-        else:
-            result = (OutcomeKind.SUCCEEDED, None)
-        finally:
-            state.active = False
-            self.in_progress.discard(state)
+        """Settle a record that was to be sent, from ``result`` (``None``: halted or abandoned).
+
+        ``intended``: its intent to send was recorded (and must be taken back if it never left).
+        """
         if result is None:  # cancelled by halt() (not yet sent) or abandon()
             result = (OutcomeKind.UNKNOWN, _abandoned()) if state.sent else (OutcomeKind.NOT_SENT, None)
         elif state.cancelled:  # its cancellation was swallowed on the way: not left pending (3.11+)
             state.caught()
-        if intent is not None and not state.sent:
+        if intended and not state.sent:
             self.store.unsent(prepared, record, decision)
         kind, error = result
         self.settle(
