@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -183,6 +184,7 @@ class Session:
         self._custom_hooks = self._hooks != (log_event,)
         self._key: tuple[str, tuple[Any, Any]] = ("", (None, None))
         self._key_second = -1
+        self._key_until = -math.inf  # the monotonic time until which the key's second lasts
         self.clock: Clock = clock or SystemClock()
         self._max_response_bytes = max_response_bytes
         self.in_flight = 0
@@ -248,7 +250,7 @@ class Session:
         canonical request (which holds no timestamp) that every attempt signs."""
         encoded = {name: _path_segment(name, value) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
-        raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
+        raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query) if query else ""
         url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
         body_text = _encode_body(endpoint.name, body).decode() if body is not None else ""
         # Encoded again: orjson's bytes keep a 4 KiB buffer, which every write in flight held.
@@ -419,12 +421,20 @@ class Session:
         )
 
     def _signing_key(self) -> tuple[str, tuple[Any, Any]]:
-        """The ``Authorization`` prefix of this second and its derived key, made once per second."""
+        """The ``Authorization`` prefix of this second and its derived key, made once per second.
+
+        The wall clock is read only once the monotonic clock says the second the key was
+        made in may have ended: a wall clock stepped meanwhile is seen within a second.
+        """
+        if self.clock.monotonic() < self._key_until:
+            return self._key
         now = self.clock.wall()
-        second = int(now.timestamp())
+        stamp = now.timestamp()
+        second = int(stamp)
         if second != self._key_second:
             prefix = signing_prefix(self._ak, format_timestamp(now))
             self._key, self._key_second = (prefix, signing_key(self._sk, prefix)), second
+        self._key_until = self.clock.monotonic() + (second + 1 - stamp)
         return self._key
 
     def _signed(self, call: _Call, timeouts: Timeouts) -> TransportRequest:

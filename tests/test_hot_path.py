@@ -4,6 +4,7 @@ every call's deadline, and a batch stops its unsent records without a cancel sco
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
@@ -374,3 +375,23 @@ async def test_cancelling_a_request_over_aiohttp_is_not_taken_for_its_timeout(
             server.release()
         assert client._session.in_flight == 0
         assert client._session._transport._totals._armed == 0  # type: ignore[attr-defined]
+
+
+# -- the signing key is made once a second, and a new second is never missed ------------------------------
+
+
+async def test_a_request_in_a_new_second_is_signed_with_that_second(
+    make_client: MakeClient, server: FakeISales
+) -> None:
+    """The key is kept until its second ends by the clock, not for a second from when it
+    was made: 0.5 s after a request at hh:mm:ss.6, the next one is signed at hh:mm:ss+1."""
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=600_000)  # the fake checks the skew
+    clock = FakeClock(wall_start=start)
+    async with make_client(clock=clock) as client:
+        await client.business_results.write_back(1, "B01")
+        await client.business_results.write_back(2, "B01")  # the same second: the same key
+        clock.advance(0.5)
+        await client.business_results.write_back(3, "B01")
+    stamps = [request.authorization.split("/")[2] for request in server.requests_to(WB)]
+    first, second = (f"{when:%Y-%m-%dT%H:%M:%S}Z" for when in (start, start + dt.timedelta(seconds=1)))
+    assert stamps == [first, first, second]

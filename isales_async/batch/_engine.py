@@ -536,7 +536,8 @@ class _Batch:
 
     def settle(self, outcome: Outcome, status: Status | None) -> None:
         """Count, file and journal one outcome; ``status`` is what the journal records (``None``: nothing)."""
-        _drop_tracebacks(outcome.error)
+        if outcome.error is not None:
+            _drop_tracebacks(outcome.error)
         self.counts[outcome.kind] += 1
         if status is not None:
             self.store.finish(outcome, status)
@@ -549,7 +550,8 @@ class _Batch:
         if self.fail_fast and outcome.kind in (OutcomeKind.FAILED, OutcomeKind.UNKNOWN) and self.taking:
             self.taking = False
             self.stop_reason = self.stop_reason or "fail_fast: a record failed"
-        self.report_progress()
+        if self.on_progress is not None:
+            self.report_progress()
 
     def report_progress(self) -> None:
         if self.on_progress is None:
