@@ -405,7 +405,7 @@ class Deadlines:
     """The deadlines of one session's attempts, watched with one alarm at a time.
 
     An alarm per attempt (a timer the event loop keeps in its heap, armed and cancelled for
-    every request) measured about 4% of a writeback batch's CPU. Here the attempts wait in
+    every request) measured about 2% of a writeback batch's CPU. Here the attempts wait in
     a heap of ``(deadline, order, guard)`` (compared in C), and one alarm rings for the
     earliest; each call's deadline is its start plus the policy's, so a new attempt's
     deadline is rarely the earliest and rarely moves the alarm. A disarmed attempt leaves
