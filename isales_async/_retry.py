@@ -218,7 +218,8 @@ class RetryBudget:
 
     def deposit(self) -> None:
         """Credit one first attempt."""
-        self.tokens = min(self.capacity, self.tokens + self.ratio)
+        if self.tokens < self.capacity:  # full, as it mostly is: no write (each runs the validators)
+            self.tokens = min(self.capacity, self.tokens + self.ratio)
 
     def withdraw(self) -> bool:
         """Take a token for one retry; ``False`` when the budget is spent."""

@@ -11,7 +11,9 @@ translates its own failures into our hierarchy; cancellation passes through unto
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,7 +47,7 @@ from ._hooks import (
     log_event,
     logger,
 )
-from ._limits import Admission, Deadline, RouteLimit, SharedLimits
+from ._limits import Admission, Deadlines, RouteLimit, SharedLimits
 from ._retry import RetryBudget, RetryPolicy, RetryState
 from ._secret import Secret
 from ._signing import authorization, canonical_host_request, enc, format_timestamp, signing_key, signing_prefix
@@ -105,6 +107,13 @@ def _encode_body(endpoint: str, body: Mapping[str, Any]) -> bytes:
     raise ValidationError(bad_key, f"the {endpoint} body cannot carry it: {problem}")
 
 
+def _path_segment(name: str, value: str | int) -> str:
+    """``value`` checked and percent-encoded for one path segment."""
+    text = check_path_param(name, value)
+    # Letters and digits need no encoding (a dataId is digits): enc()'s cache would only churn.
+    return text if text.isascii() and text.isalnum() else enc(text)
+
+
 def _encodes(value: Any) -> bool:
     try:
         orjson.dumps(value)
@@ -114,18 +123,26 @@ def _encodes(value: Any) -> bool:
 
 
 _JSON = "application/json; charset=UTF-8"
+#: What :func:`decipher` is given as the time of a 2xx response, which it never reads.
+_NEVER_READ = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
 
 
 @attrs.define
 class _Call:
-    """One call's request, built once and kept across its attempts: the exact path, URL and
-    body that are sent, and the canonical request each attempt is signed over afresh."""
+    """One call's request, built once and kept across its attempts: the exact URL and body
+    that are sent, and the canonical request each attempt is signed over afresh."""
 
     endpoint: Endpoint
-    path: str
     url: str
     body: bytes | None
     canonical: bytes
+    path_start: int  # where the path begins in ``url``
+
+    @property
+    def path(self) -> str:
+        """The exact path sent (percent-encoded, so a ``?`` in it is the query's); read only
+        for events and errors, so a write in flight does not keep a copy of it."""
+        return self.url[self.path_start :].partition("?")[0]
 
 
 class Session:
@@ -167,11 +184,13 @@ class Session:
         self._custom_hooks = self._hooks != (log_event,)
         self._key: tuple[str, tuple[Any, Any]] = ("", (None, None))
         self._key_second = -1
+        self._key_until = -math.inf  # the monotonic time until which the key's second lasts
         self.clock: Clock = clock or SystemClock()
         self._max_response_bytes = max_response_bytes
         self.in_flight = 0
         self._retry_state = RetryState(retry_budget if retry_budget is not None else RetryBudget())
         self._admission = Admission(max_concurrency, route_limits, self.clock, self._retry_state, limits)
+        self._deadlines = Deadlines(self.clock)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -185,6 +204,8 @@ class Session:
             if self._loop is not loop and self.in_flight == 0:
                 # Reopened in a new loop (an asyncio.run per batch): the limit bound to the old one is replaced.
                 self._admission.renew_limiter()
+            if self._loop is not loop:
+                self._deadlines = Deadlines(self.clock)  # an alarm set in the old loop never rings in this one
             self._loop = loop
         await self._transport.open()
         self._open = True
@@ -227,15 +248,15 @@ class Session:
     ) -> _Call:
         """Build the exact path, URL and body bytes that are both signed and sent, and the
         canonical request (which holds no timestamp) that every attempt signs."""
-        encoded = {name: enc(check_path_param(name, value)) for name, value in path_params.items()}
+        encoded = {name: _path_segment(name, value) for name, value in path_params.items()}
         path = self._prefix + endpoint.path.format(**encoded)
-        raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query)
+        raw_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in query) if query else ""
         url = f"{self._origin}{path}?{raw_query}" if raw_query else self._origin + path
         body_text = _encode_body(endpoint.name, body).decode() if body is not None else ""
         # Encoded again: orjson's bytes keep a 4 KiB buffer, which every write in flight held.
         body_bytes = body_text.encode() if body is not None else None
         canonical = canonical_host_request(endpoint.method, path, query, self._host, body_text)
-        return _Call(endpoint, path, url, body_bytes, canonical.encode())
+        return _Call(endpoint, url, body_bytes, canonical.encode(), len(self._origin))
 
     async def request(
         self,
@@ -270,6 +291,8 @@ class Session:
         admission = self._admission
         started = self.clock.monotonic()
         deadline = started + policy.deadline if policy.deadline is not None else None
+        task = asyncio.current_task() if deadline is not None else None
+        deadlines = self._deadlines
         self._retry_state.first_attempt()
         attempt = sends = 0
         previous: ISalesError | None = None
@@ -280,18 +303,22 @@ class Session:
             while True:
                 attempt += 1
                 sent = False
-                guard = Deadline(self.clock, deadline) if deadline is not None else None
+                guard = deadlines.watch(deadline, task) if deadline is not None else None
                 gate = admission.route_gate(endpoint.name)
+                waited = attempt > 1  # a retry slept first
                 try:
                     try:
                         if gate is not None:
                             await gate.enter(endpoint.name, deadline)
+                            waited = True
                         try:
                             if not admission.try_acquire():
                                 await admission.acquire(endpoint.name, deadline)
+                                waited = True
                             self.in_flight += 1
                             try:
-                                self._check_open(endpoint.name)  # the client may have closed while we waited
+                                if waited:
+                                    self._check_open(endpoint.name)  # the client may have closed while we waited
                                 request = self._signed(call, attempt_timeouts)
                                 sent = True
                                 sends += 1
@@ -313,7 +340,10 @@ class Session:
                     if observed:
                         elapsed = self.clock.monotonic() - sent_at
                         self._emit(ResponseReceived(endpoint.name, call.path, response.status, attempt, elapsed))
-                    data = decipher(endpoint, response.status, response.headers, response.body, self.clock.wall())
+                    status = response.status
+                    # The wall time dates a failure's Retry-After only: a success does not read the clock.
+                    now = _NEVER_READ if 200 <= status < 300 else self.clock.wall()
+                    data = decipher(endpoint, status, response.headers, response.body, now)
                     if traced:
                         self._emit(CallFinished(endpoint.name, call.path, sends, SUCCESS, False, None))
                     return data
@@ -391,12 +421,20 @@ class Session:
         )
 
     def _signing_key(self) -> tuple[str, tuple[Any, Any]]:
-        """The ``Authorization`` prefix of this second and its derived key, made once per second."""
+        """The ``Authorization`` prefix of this second and its derived key, made once per second.
+
+        The wall clock is read only once the monotonic clock says the second the key was
+        made in may have ended: a wall clock stepped meanwhile is seen within a second.
+        """
+        if self.clock.monotonic() < self._key_until:
+            return self._key
         now = self.clock.wall()
-        second = int(now.timestamp())
+        stamp = now.timestamp()
+        second = int(stamp)
         if second != self._key_second:
             prefix = signing_prefix(self._ak, format_timestamp(now))
             self._key, self._key_second = (prefix, signing_key(self._sk, prefix)), second
+        self._key_until = self.clock.monotonic() + (second + 1 - stamp)
         return self._key
 
     def _signed(self, call: _Call, timeouts: Timeouts) -> TransportRequest:

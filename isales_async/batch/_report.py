@@ -44,6 +44,10 @@ class OutcomeKind(enum.Enum):
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"  # taken, then the batch stopped before sending it: a re-run sends it
 
+    # A member is its only instance and equals itself alone, so identity hashes it: in C,
+    # where Enum's own hash (of the name) runs in Python, twice a record as a batch counts.
+    __hash__ = object.__hash__
+
 
 @attrs.frozen
 class Outcome:

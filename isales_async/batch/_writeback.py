@@ -71,12 +71,13 @@ def writeback_body(
 ) -> dict[str, Any]:
     """Validate a writeback and build its JSON body (optional fields that are ``None`` or ``""`` are left out)."""
     body: dict[str, Any] = {"busiResult": check_text("busi_result", busi_result, max_len=MAX_CODE_LEN, required=True)}
-    optional = {
-        "subStatus": check_text("sub_status", sub_status, max_len=MAX_CODE_LEN),
-        "busiResultDesc": check_text("busi_result_desc", busi_result_desc),
-        "workNo": check_text("work_no", work_no),
-    }
-    body.update((key, value) for key, value in optional.items() if value)
+    # Each field checked in the API's order, and only when given: most records give few.
+    if sub_status is not None and check_text("sub_status", sub_status, max_len=MAX_CODE_LEN):
+        body["subStatus"] = sub_status
+    if busi_result_desc is not None and check_text("busi_result_desc", busi_result_desc):
+        body["busiResultDesc"] = busi_result_desc
+    if work_no is not None and check_text("work_no", work_no):
+        body["workNo"] = work_no
     return body
 
 
@@ -94,11 +95,24 @@ def fingerprint(key: str, body: Mapping[str, Any]) -> str:
 
 @attrs.frozen
 class PreparedWriteback:
-    """A record checked and ready to send: ``key`` is its canonical dataId."""
+    """A record checked and ready to send: ``key`` is its canonical dataId.
+
+    Its :attr:`fingerprint` is computed when first asked for: only a journal compares
+    and records it, and a batch without one never pays for the digest.
+    """
 
     key: str
     body: dict[str, Any]
-    fingerprint: str
+    _fingerprint: str | None = attrs.field(default=None, alias="fingerprint", eq=False, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """The payload's digest (:func:`fingerprint`)."""
+        digest = self._fingerprint
+        if digest is None:
+            digest = fingerprint(self.key, self.body)
+            object.__setattr__(self, "_fingerprint", digest)  # frozen: a cache, set once
+        return digest
 
 
 def prepare(record: object) -> PreparedWriteback:
@@ -106,5 +120,6 @@ def prepare(record: object) -> PreparedWriteback:
     if not isinstance(record, Writeback):
         raise ValidationError("record", f"expected a Writeback, got {type(record).__name__}")
     key = check_data_id(record.data_id)
-    body = writeback_body(record.busi_result, record.sub_status, record.busi_result_desc, record.work_no)
-    return PreparedWriteback(key, body, fingerprint(key, body))
+    return PreparedWriteback(
+        key, writeback_body(record.busi_result, record.sub_status, record.busi_result_desc, record.work_no)
+    )

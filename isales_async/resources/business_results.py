@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
 from os import PathLike
 from typing import Any, Literal
 
@@ -22,6 +22,8 @@ from ..batch._writeback import MAX_CODE_LEN, Writeback, writeback_body
 from ._base import PagedResource, Requester
 
 __all__ = ["DEFINITIONS_TTL", "MAX_CODE_LEN", "BusinessResults", "SharedDefinitions", "writeback_body"]
+
+_WRITE_BACK = ENDPOINTS["callBusiResult"]
 
 #: Seconds fetched definitions are used before a check fetches them again (the client's clock).
 DEFINITIONS_TTL = 300.0
@@ -198,15 +200,16 @@ class BusinessResults(PagedResource[BusinessResult]):
         """The request body of ``record``, or the :class:`ValidationError` naming its bad field."""
         return writeback_body(record.busi_result, record.sub_status, record.busi_result_desc, record.work_no)
 
-    async def _send_write_back(
+    def _send_write_back(
         self,
         data_id: str,
         body: dict[str, Any],
         on_send: Callable[[], None] | None = None,
         on_retry: Callable[[RetryScheduled], None] | None = None,
-    ) -> None:
-        await self._requester.request(
-            ENDPOINTS["callBusiResult"], path_params={"dataId": data_id}, body=body, on_send=on_send, on_retry=on_retry
+    ) -> Coroutine[Any, Any, Any]:
+        # The request's coroutine itself, not one awaiting it: a coroutine less a record.
+        return self._requester.request(
+            _WRITE_BACK, path_params={"dataId": data_id}, body=body, on_send=on_send, on_retry=on_retry
         )
 
 
