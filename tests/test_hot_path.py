@@ -129,6 +129,25 @@ def hang_writes(server: FakeISales, count: int) -> asyncio.Event:
     return arrived
 
 
+async def cancel_once_in_flight(
+    batch: asyncio.Future[object],
+    arrived: asyncio.Event,
+    server: FakeISales,
+    before: Callable[[], None] | None = None,
+) -> None:
+    """Once the held writes have arrived, (``before()`` then) cancel ``batch``: the caller's
+    cancellation must come out of it; the server lets the writes go in any case."""
+    try:
+        await arrived.wait()
+        if before is not None:
+            before()
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+    finally:
+        server.release()
+
+
 async def test_a_hook_that_abandons_the_batch_ends_the_wait_of_its_own_record(
     make_client: MakeClient, server: FakeISales
 ) -> None:
@@ -191,14 +210,7 @@ async def test_cancelling_a_stopped_batch_from_outside_still_cancels_its_caller(
     control = BatchControl()
     async with make_client() as client:
         batch = asyncio.ensure_future(client.business_results.write_back_many(good(2), concurrency=2, control=control))
-        try:
-            await arrived.wait()
-            control.abandon()
-            batch.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await batch
-        finally:
-            server.release()
+        await cancel_once_in_flight(batch, arrived, server, before=control.abandon)
         assert client._session.in_flight == 0
 
 
@@ -208,13 +220,7 @@ async def test_cancelling_a_batch_from_outside_is_not_taken_for_a_stop(
     arrived = hang_writes(server, 3)
     async with make_client() as client:
         batch = asyncio.ensure_future(client.business_results.write_back_many(good(3), concurrency=3))
-        try:
-            await arrived.wait()
-            batch.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await batch
-        finally:
-            server.release()
+        await cancel_once_in_flight(batch, arrived, server)
         assert client._session.in_flight == 0
 
 
