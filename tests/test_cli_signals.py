@@ -228,7 +228,9 @@ def test_an_unreachable_server_exits_2_as_the_help_promises(tmp_path: Path) -> N
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "stopped: the server is unreachable" in result.stderr
-    assert 1 <= len(followup_of(source)) <= 10
+    # Not sent: what was in flight (up to the default concurrency, 10) and what was left of
+    # the waves admitted ahead of it, fewer than 10 more.
+    assert 1 <= len(followup_of(source)) < 2 * 10
 
 
 # -- point 8: encodings -----------------------------------------------------------------------------------------
