@@ -426,9 +426,12 @@ class _Batch:
     def admit_upcoming(self) -> None:
         """Admit the chunk read ahead as the next wave once the wave runs low, if its rows are in:
         its intents are committed while what is left of this wave is sent."""
-        if not self.taking or len(self.wave) >= self.chunk or self.upcoming is None:
+        if not self.taking or self.upcoming is None:
             return
         taken, rows = self.upcoming
+        # With ``workers`` in flight, a wave under ``workers`` keeps those in doubt under twice that.
+        if len(self.wave) + len(taken) >= self.workers:
+            return
         if rows is not None and rows.done() and not rows.cancelled():
             self.upcoming = None
             self.admit_chunk(taken, rows)
