@@ -12,7 +12,8 @@ before any of them leaves, while the wave before it is still being sent. So besi
 records in flight, fewer than ``concurrency`` more hold a durable intent: after a kill at
 most twice ``concurrency`` records are in doubt. What is left of a wave when the batch
 stops is reported not sent, its journal rows put back; a chunk read ahead and not yet
-admitted is in no count, as if never read.
+admitted is in no count, as if never read. A batch cancelled from outside reports nothing,
+but puts back the rows of what never left too, so a re-run sends them.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -363,6 +364,8 @@ class _Batch:
             result = self.classify(exc)
         except asyncio.CancelledError:
             if not state.caught():
+                if intent is not None and not state.sent:  # cancelled from outside before it left: put back
+                    self.store.unsent(prepared, record, decision)
                 raise
         except Exception as exc:  # a bug in one record's processing: that record alone pays
             result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
