@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from isales_async import CallStarted, ISalesClient, Journal, Status
+from isales_async import BatchControl, CallStarted, ISalesClient, Journal, Status
 from isales_async.batch._rerun import SKIP_UNKNOWN
 from isales_async.testing import FakeISales, Fault
 
@@ -41,6 +41,43 @@ async def test_what_a_kill_would_leave_in_doubt_stays_under_twice_an_odd_concurr
     report = await client.business_results.write_back_many(good(300), concurrency=concurrency, journal=path)
     assert len(report.succeeded) == 300 and len(in_doubt) == 300
     assert max(in_doubt) < 2 * concurrency
+
+
+def sending_rows(path: Path) -> int:
+    """How many rows of the journal at ``path`` say "sending" (in doubt after a kill), as committed now."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM records WHERE status = ?", (Status.SENDING.value,)).fetchone()[0])
+
+
+async def test_an_adaptive_batch_admits_waves_of_the_limit_in_force_not_of_its_maximum(
+    make_client: MakeClient, server: FakeISales, tmp_path: Path
+) -> None:
+    """``concurrency="auto"`` starts at 2 in flight, but its waves were half its maximum (25
+    of 50): a kill as the first two requests were on the wire left 25 in doubt (2 before
+    issue 15), and a stop reported 23 not sent that a plain batch of 2 would never have taken."""
+    path = tmp_path / "auto.journal"
+    in_doubt: list[int] = []
+    both_arrived = asyncio.Event()
+
+    def arrive(_: object) -> None:
+        in_doubt.append(sending_rows(path))
+        if len(in_doubt) == 2:
+            both_arrived.set()
+
+    server.on_request.append(arrive)
+    server.inject(Fault.hang(endpoint=WB, times=2))
+    control = BatchControl()
+    async with make_client() as client:
+        batch = asyncio.ensure_future(
+            client.business_results.write_back_many(good(200), concurrency="auto", journal=path, control=control)
+        )
+        await both_arrived.wait()
+        control.stop()
+        server.release()
+        report = await batch
+    assert report.concurrency.history[0].limit == 2 and len(report.succeeded) == 2
+    assert max(in_doubt) < 2 * 2
+    assert len(report.not_sent) < 2
 
 
 async def test_a_batch_cancelled_from_outside_puts_back_what_never_left(
