@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from isales_async import BatchControl, CallStarted, ISalesClient, Journal, Status
+from isales_async import BatchControl, CallStarted, ISalesClient, Journal, RetryPolicy, Status
 from isales_async.batch._rerun import SKIP_UNKNOWN
 from isales_async.testing import FakeISales, Fault
 
@@ -113,3 +115,30 @@ async def test_a_batch_cancelled_from_outside_puts_back_what_never_left(
         rerun = await client.business_results.write_back_many(good(3), journal=path)
     assert sorted(o.key for o in rerun.succeeded) == sorted({"1", "2", "3"} - {on_the_wire})
     assert rerun.skipped == {SKIP_UNKNOWN: 1}
+
+
+# -- one deadline alarm per session ------------------------------------------------------------------------
+
+
+class PlainClock:
+    """A :class:`~isales_async.Clock` without ``call_at``: a deadline's alarm is a task sleeping on it."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_a_closed_client_leaves_no_alarm_task_behind_on_a_clock_without_call_at(make_client: MakeClient) -> None:
+    """The session's one alarm is left set when its calls are done (it costs less than a new
+    one a call); on a clock without ``call_at`` that is a task sleeping until the 60 s deadline,
+    which outlived the closed client (a per-call alarm used to be cancelled with its call)."""
+    before = asyncio.all_tasks()
+    async with make_client(clock=PlainClock(), retry=RetryPolicy(deadline=60.0)) as client:
+        await client.business_results.write_back(1, "B01")
+    await asyncio.sleep(0)  # a cancelled task ends at its next turn
+    assert asyncio.all_tasks() == before
