@@ -23,6 +23,12 @@ from .test_batch import WB, good, sent_keys
 # -- the journal's waves -----------------------------------------------------------------------------------
 
 
+def sending_rows(path: Path) -> int:
+    """How many rows of the journal at ``path`` say "sending" (in doubt after a kill), as committed now."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM records WHERE status = ?", (Status.SENDING.value,)).fetchone()[0])
+
+
 @pytest.mark.parametrize("concurrency", [1, 2, 3, 5])
 async def test_what_a_kill_would_leave_in_doubt_stays_under_twice_an_odd_concurrency_too(
     client: ISalesClient, server: FakeISales, tmp_path: Path, concurrency: int
@@ -33,22 +39,11 @@ async def test_what_a_kill_would_leave_in_doubt_stays_under_twice_an_odd_concurr
     path = tmp_path / "odd.journal"
     in_doubt: list[int] = []
 
-    def count_in_doubt(_: object) -> None:  # as each request arrives: what is committed so far
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            sql = "SELECT COUNT(*) FROM records WHERE status = ?"
-            in_doubt.append(db.execute(sql, (Status.SENDING.value,)).fetchone()[0])
-
-    server.on_request.append(count_in_doubt)
+    server.on_request.append(lambda _: in_doubt.append(sending_rows(path)))  # as each request arrives
     server.latency = 0.001  # so that the workers' requests overlap
     report = await client.business_results.write_back_many(good(300), concurrency=concurrency, journal=path)
     assert len(report.succeeded) == 300 and len(in_doubt) == 300
     assert max(in_doubt) < 2 * concurrency
-
-
-def sending_rows(path: Path) -> int:
-    """How many rows of the journal at ``path`` say "sending" (in doubt after a kill), as committed now."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM records WHERE status = ?", (Status.SENDING.value,)).fetchone()[0])
 
 
 async def test_an_adaptive_batch_admits_waves_of_the_limit_in_force_not_of_its_maximum(
