@@ -436,6 +436,12 @@ class Deadlines:
             self._set_alarm(deadline)  # may ring (and expire the guard) at once, on a fake clock
         return guard
 
+    def close(self) -> None:
+        """The session closes: the alarm left set for nothing is cancelled (with a clock that
+        has no ``call_at``, it is a task sleeping until a deadline that would outlive the session)."""
+        if self._armed == 0:
+            self._cancel_alarm()
+
     def forget(self, guard: Deadline) -> None:
         """``guard`` was disarmed: drop it, and the disarmed above it, from the heap's top."""
         self._armed -= 1

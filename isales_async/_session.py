@@ -219,6 +219,8 @@ class Session:
         was_open, self._open = self._open, False
         if not was_open:
             return
+        if self._loop is asyncio.get_running_loop():  # an alarm of another loop is let go with it
+            self._deadlines.close()
         await self._admission.aclose()
         try:
             await self._transport.aclose()

@@ -185,8 +185,10 @@ async def test_cancelling_a_batch_leaves_nothing_running(
             await client.business_results.write_back_many(good(5000), concurrency=20, journal=tmp_path / "j")
         assert client._session.in_flight == 0
     with Journal(tmp_path / "j") as journal:
-        # In doubt: only what was in flight; put back as queued: what its waves held, unsent.
-        assert journal.count(Status.SENDING) <= 20 and journal.count(Status.QUEUED) < 20
+        sending, queued = journal.count(Status.SENDING), journal.count(Status.QUEUED)
+    # In doubt: only what was in flight; put back as queued: what its waves held and what
+    # its workers held unsent (waiting for one of the client's 10 slots), fewer than 2 x 20.
+    assert sending <= 20 and sending + queued < 2 * 20
 
 
 @pytest.mark.sockets

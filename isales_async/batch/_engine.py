@@ -6,13 +6,14 @@ worker loops over take, decide and claim, send: no task per record.
 
 With a journal, records are admitted in waves, so the journal commits a group of intents
 at a time rather than one a record: a plain iterable is read in chunks of half
-``concurrency``, each looked up in one query while the one before it is taken; a chunk is
-decided and claimed at once, and the intents to send its records are committed together,
-before any of them leaves, while the wave before it is still being sent. So besides the
-records in flight, fewer than ``concurrency`` more hold a durable intent: after a kill at
-most twice ``concurrency`` records are in doubt. What is left of a wave when the batch
+``concurrency`` (with ``"auto"``, of the limit in force), each looked up in one query while
+the one before it is taken; a chunk is decided and claimed at once, and the intents to send
+its records are committed together, before any of them leaves, while the wave before it is
+still being sent. So besides the records in flight, fewer than ``concurrency`` (or that
+limit) more hold a durable intent: after a kill fewer than twice that are in doubt. What is left of a wave when the batch
 stops is reported not sent, its journal rows put back; a chunk read ahead and not yet
-admitted is in no count, as if never read.
+admitted is in no count, as if never read. A batch cancelled from outside reports nothing,
+but puts back the rows of what never left too, so a re-run sends them.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -245,7 +246,6 @@ class _Batch:
         self.workers = 0
         self.iterator: Iterator[Any] | None = None  # a plain iterable's records, read without awaiting
         self.source: AsyncGenerator[Any, None] | None = None  # an async iterable's
-        self.chunk = 1  # records read (and looked up in the journal) at once
         self.wave: deque[_Ready] = deque()  # admitted with their chunk, intents queued, not yet taken
         self.input_done = False
         self.upcoming: _Chunk | None = None  # the chunk after it, being looked up
@@ -282,14 +282,12 @@ class _Batch:
         """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
 
         A store that looks records up is given the records in chunks of half
-        ``concurrency``, admitted as waves (read from a plain iterable at once, the next
+        ``concurrency`` (or of the adaptive limit in force), admitted as waves (read from a plain iterable at once, the next
         chunk looked up while one is taken; an async one is awaited record by record), so
         one read and one commit of the journal serve a chunk; without a journal, a worker
         reads the next record of a plain iterable directly, with no lock and no await.
         """
         self.workers = concurrency  # with an adaptive limit: its maximum
-        if self.store.looks_up and not isinstance(records, AsyncIterable):
-            self.chunk = (concurrency + 1) // 2  # two waves ahead of the workers hold fewer than `concurrency`
         self.store.start(self.journal_failed)
         try:
             if isinstance(records, AsyncIterable):
@@ -363,6 +361,8 @@ class _Batch:
             result = self.classify(exc)
         except asyncio.CancelledError:
             if not state.caught():
+                if intent is not None and not state.sent:  # cancelled from outside before it left: put back
+                    self.store.unsent(prepared, record, decision)
                 raise
         except Exception as exc:  # a bug in one record's processing: that record alone pays
             result = (OutcomeKind.UNKNOWN, _unknown_after(exc)) if state.sent else (OutcomeKind.FAILED, _typed(exc))
@@ -426,9 +426,12 @@ class _Batch:
     def admit_upcoming(self) -> None:
         """Admit the chunk read ahead as the next wave once the wave runs low, if its rows are in:
         its intents are committed while what is left of this wave is sent."""
-        if not self.taking or len(self.wave) >= self.chunk or self.upcoming is None:
+        if not self.taking or self.upcoming is None:
             return
         taken, rows = self.upcoming
+        # With as many in flight, a wave under the bound keeps those in doubt under twice it.
+        if len(self.wave) + len(taken) >= self.in_flight_bound():
+            return
         if rows is not None and rows.done() and not rows.cancelled():
             self.upcoming = None
             self.admit_chunk(taken, rows)
@@ -451,11 +454,16 @@ class _Batch:
         if taken and self.iterator is not None and self.store.looks_up:
             self.upcoming = self.next_chunk()
 
+    def in_flight_bound(self) -> int:
+        """How many records may be in flight now: the adaptive limit in force, else ``workers``."""
+        return self.adaptive.limit if self.adaptive is not None else self.workers
+
     def next_chunk(self) -> _Chunk:
         """Records read and prepared, and (for a store that looks up) the future rows of their keys."""
         records: list[Any] = []
+        size = (self.in_flight_bound() + 1) // 2  # two waves ahead of the workers hold fewer than the bound
         if self.iterator is not None:
-            while len(records) < self.chunk and (record := self.next_record(self.iterator)) is not _END:
+            while len(records) < size and (record := self.next_record(self.iterator)) is not _END:
                 records.append(record)
         taken: list[_Taken] = [(record, _prepared(record)) for record in records]
         keys = [prepared.key for _, prepared in taken if isinstance(prepared, PreparedWriteback)]
@@ -735,8 +743,8 @@ async def write_back_many(
     Args:
         records: a sync or async iterable of :class:`~isales_async.Writeback`, read
             only as workers free up (at most ``concurrency`` records read ahead; with a
-            journal and a plain iterable, two chunks of ``concurrency``, each looked up
-            in the journal at once).
+            journal and a plain iterable, two chunks of half ``concurrency``, or of the
+            ``"auto"`` limit in force, each looked up in the journal at once).
         concurrency: records in flight at once (the client's ``max_concurrency``
             still bounds requests across everything it does), or ``"auto"``: start at
             2, add one per window of successes while latency holds and no 429/503
