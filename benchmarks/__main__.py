@@ -43,6 +43,10 @@ def plan(quick: bool, repeat: int, streamed: int | None) -> dict[str, Step]:
         "micro": (f"{STEPS}:micro", {}),
         "profile": (f"{STEPS}:profile", {"count": size(300, 2000)}),
         "pagination": (f"{STEPS}:pagination", {"pages": size(20, 100), "latency": 0.02, "repetitions": reps(3, 3)}),
+        "pagination_ms_timers": (
+            f"{STEPS}:pagination",
+            {"pages": size(20, 100), "latency": 0.02, "repetitions": reps(3, 3), "precise_timers": False},
+        ),
         "batch": (
             f"{STEPS}:batch",
             {"records": size(1000, 10_000), "latency": 0.01, "concurrencies": [10, 50], "repetitions": reps(1, 1)},

@@ -4,6 +4,7 @@ refusals of what the real server cannot convert (raw signed requests, and the cl
 from __future__ import annotations
 
 import datetime as dt
+import selectors
 from urllib.parse import quote
 
 import aiohttp
@@ -13,7 +14,8 @@ import pytest
 from isales_async import ISalesClient, NotFoundError, ValidationError, sign
 from isales_async._endpoints import ENDPOINTS
 from isales_async._signing import format_timestamp
-from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales
+from isales_async.testing import DEFAULT_AK, DEFAULT_SK, FakeISales, fake_server_process
+from isales_async.testing._process import server_loop
 
 from .conftest import MakeClient
 
@@ -292,3 +294,21 @@ async def test_everything_the_client_sends_is_accepted(client: ISalesClient, ser
     [r async for r in client.external_results.iter()]
     assert {r.endpoint for r in server.requests} == set(ENDPOINTS)
     assert server.rejected_auth == 0
+
+
+# -- issue 15: a latency that is what it says, for the benchmarks -------------------------------------
+
+
+def test_precise_timers_serve_on_select_whose_timeouts_are_not_whole_milliseconds() -> None:
+    loop = server_loop(precise_timers=True)
+    try:
+        assert type(getattr(loop, "_selector", None)) is selectors.SelectSelector
+    finally:
+        loop.close()
+
+
+async def test_a_server_process_on_precise_timers_pages_as_the_default_one_does() -> None:
+    with fake_server_process(precise_timers=True, latency=0.001, obs_code_count=120) as base_url:
+        async with ISalesClient(base_url, ak=DEFAULT_AK, sk=DEFAULT_SK, vdn_id=1) as client:
+            codes = [code async for code in client.obs_result_codes.iter(page_size=50, prefetch=4)]
+    assert len(codes) == 120 and len({code.obs_code for code in codes}) == 120
