@@ -10,10 +10,11 @@ at a time rather than one a record: a plain iterable is read in chunks of half
 the one before it is taken; a chunk is decided and claimed at once, and the intents to send
 its records are committed together, before any of them leaves, while the wave before it is
 still being sent. So besides the records in flight, fewer than ``concurrency`` (or that
-limit) more hold a durable intent: after a kill fewer than twice that are in doubt. What is left of a wave when the batch
-stops is reported not sent, its journal rows put back; a chunk read ahead and not yet
-admitted is in no count, as if never read. A batch cancelled from outside reports nothing,
-but puts back the rows of what never left too, so a re-run sends them.
+limit) more hold a durable intent: after a kill fewer than twice that are in doubt. What
+is left of a wave when the batch stops is reported not sent, its journal rows put back; a
+chunk read ahead and not yet admitted is in no count, as if never read. A batch cancelled
+from outside reports nothing, but puts back the rows of what never left too, so a re-run
+sends them.
 Every record taken is reported exactly once: succeeded, failed (with the typed error),
 unknown (sent, fate unknown, never resent), not sent (taken, then the batch stopped
 before sending it), or counted as skipped by reason (a journal settled it earlier).
@@ -282,8 +283,9 @@ class _Batch:
         """Each worker loops: take a record, decide and claim it, send it; until the input ends or the batch stops.
 
         A store that looks records up is given the records in chunks of half
-        ``concurrency`` (or of the adaptive limit in force), admitted as waves (read from a plain iterable at once, the next
-        chunk looked up while one is taken; an async one is awaited record by record), so
+        ``concurrency`` (or of the adaptive limit in force), admitted as waves (read from a
+        plain iterable at once, the next chunk looked up while one is taken; an async one is
+        awaited record by record), so
         one read and one commit of the journal serve a chunk; without a journal, a worker
         reads the next record of a plain iterable directly, with no lock and no await.
         """
