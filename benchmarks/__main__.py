@@ -59,6 +59,10 @@ def plan(quick: bool, repeat: int, streamed: int | None) -> dict[str, Step]:
             f"{STEPS}:journal_cost",
             {"records": size(500, 5000), "concurrency": 10, "repetitions": reps(3, 6)},
         ),
+        "journal_5ms": (
+            f"{STEPS}:journal_cost",
+            {"records": size(200, 2000), "concurrency": 10, "repetitions": reps(3, 4), "latency": 0.005},
+        ),
         "memory": (f"{STEPS}:memory_per_write", {"in_flight": size(100, 500), "repetitions": reps(2, 2)}),
         "definitions_check": (
             f"{STEPS}:definitions_check",

@@ -431,10 +431,10 @@ def write_back_vs_raw(records: int, concurrencies: Sequence[int], repetitions: i
 JOURNAL_SIDES = ("unjournaled", "journaled", "unstored")
 
 
-def journal_cost(records: int, concurrency: int, repetitions: int) -> dict[str, Any]:
+def journal_cost(records: int, concurrency: int, repetitions: int, latency: float = 0.0) -> dict[str, Any]:
     """The same batch with a journal, without one, and with the journal's writes unstored
-    (the order rotating from round to round), zero latency; the client process's CPU a
-    record in each, and the journal thread's, so what each part adds is visible."""
+    (the order rotating from round to round), at ``latency`` a request; the client
+    process's CPU a record in each, and the journal thread's, so what each part adds is visible."""
     needed = (records + max(concurrency, records // 10)) * repetitions * len(JOURNAL_SIDES)
     thread_cpu: list[float] = []
     serve = JournalWriter._serve
@@ -448,7 +448,7 @@ def journal_cost(records: int, concurrency: int, repetitions: int) -> dict[str, 
 
     JournalWriter._serve = timed_serve  # type: ignore[method-assign,assignment]
     apply = Journal.apply
-    with server_process(data_id_count=needed) as base_url, tempfile.TemporaryDirectory() as tmp:
+    with server_process(data_id_count=needed, latency=latency) as base_url, tempfile.TemporaryDirectory() as tmp:
 
         def run(side: str, n: int) -> tuple[float, float, float]:
             Journal.apply = _unstored if side == "unstored" else apply  # type: ignore[method-assign,assignment]
@@ -478,6 +478,7 @@ def journal_cost(records: int, concurrency: int, repetitions: int) -> dict[str, 
     return {
         "records": records,
         "concurrency": concurrency,
+        "server_latency_s": latency,
         "repetitions": repetitions,
         "first_by_round": first,
         "cores_busy_by_others_by_round": others,
