@@ -285,9 +285,9 @@ class _Batch:
         A store that looks records up is given the records in chunks of half
         ``concurrency`` (or of the adaptive limit in force), admitted as waves (read from a
         plain iterable at once, the next chunk looked up while one is taken; an async one is
-        awaited record by record), so
-        one read and one commit of the journal serve a chunk; without a journal, a worker
-        reads the next record of a plain iterable directly, with no lock and no await.
+        awaited record by record), so one read and one commit of the journal serve a chunk;
+        without a journal, a worker reads the next record of a plain iterable directly, with
+        no lock and no await.
         """
         self.workers = concurrency  # with an adaptive limit: its maximum
         self.store.start(self.journal_failed)
